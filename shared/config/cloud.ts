@@ -1,0 +1,112 @@
+/**
+ * The one place that maps a profile's `cloud` to Microsoft hosts. Nothing else in the
+ * code may name a Microsoft host: everything reads a profile's resolved Endpoints.
+ *
+ * Sources: national cloud deployments
+ * https://learn.microsoft.com/graph/deployments and Exchange Online endpoints
+ * https://learn.microsoft.com/exchange/client-developer/legacy-protocols/how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth
+ */
+export type CloudName = 'public' | 'usgov' | 'china';
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface Endpoints {
+  /** Authority host, e.g. https://login.microsoftonline.com (the tenant is appended per profile). */
+  authority: string;
+  /** Graph service root without the version, e.g. https://graph.microsoft.com */
+  graph: string;
+  /** Resource in the Graph scope; stays the cloud's even when `graph` points at a proxy. */
+  graphResource: string;
+  /** Resource of the Exchange protocols' scope, e.g. https://outlook.office365.com */
+  exchangeResource: string;
+  smtp: HostPort;
+  imap: HostPort;
+  pop3: HostPort;
+}
+
+export interface EndpointOverrides {
+  authority?: string;
+  graph?: string;
+  smtp?: string;
+  imap?: string;
+  pop3?: string;
+}
+
+const CLOUDS: Record<CloudName, Omit<Endpoints, 'graphResource'>> = {
+  public: {
+    authority: 'https://login.microsoftonline.com',
+    graph: 'https://graph.microsoft.com',
+    exchangeResource: 'https://outlook.office365.com',
+    smtp: { host: 'smtp.office365.com', port: 587 },
+    imap: { host: 'outlook.office365.com', port: 993 },
+    pop3: { host: 'outlook.office365.com', port: 995 },
+  },
+  usgov: {
+    authority: 'https://login.microsoftonline.us',
+    graph: 'https://graph.microsoft.us',
+    exchangeResource: 'https://outlook.office365.us',
+    smtp: { host: 'smtp.office365.us', port: 587 },
+    imap: { host: 'outlook.office365.us', port: 993 },
+    pop3: { host: 'outlook.office365.us', port: 995 },
+  },
+  china: {
+    authority: 'https://login.chinacloudapi.cn',
+    graph: 'https://microsoftgraph.chinacloudapi.cn',
+    exchangeResource: 'https://partner.outlook.cn',
+    smtp: { host: 'smtp.partner.outlook.cn', port: 587 },
+    imap: { host: 'partner.outlook.cn', port: 993 },
+    pop3: { host: 'partner.outlook.cn', port: 995 },
+  },
+};
+
+export const CLOUD_NAMES = Object.keys(CLOUDS) as CloudName[];
+
+/** Authority hosts MSAL knows; any other authority needs instance discovery switched off. */
+export function isKnownAuthority(authority: string): boolean {
+  const host = safeHost(authority);
+  return Object.values(CLOUDS).some((c) => safeHost(c.authority) === host);
+}
+
+function safeHost(url: string): string | undefined {
+  try {
+    return new URL(url).host.toLowerCase();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Parses "host:port" (or "[v6]:port"); the port is required. Returns undefined if malformed. */
+export function parseHostPort(value: string): HostPort | undefined {
+  const match = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(value.trim());
+  if (!match) return undefined;
+  const port = Number(match[2]);
+  if (port < 1 || port > 65535) return undefined;
+  return { host: match[1]!.replace(/^\[|\]$/g, ''), port };
+}
+
+export function resolveEndpoints(cloud: CloudName, overrides: EndpointOverrides = {}): Endpoints {
+  const base = CLOUDS[cloud];
+  const hostPort = (value: string | undefined, fallback: HostPort): HostPort =>
+    value === undefined ? fallback : (parseHostPort(value) ?? fallback);
+  return {
+    authority: (overrides.authority ?? base.authority).replace(/\/+$/, ''),
+    graph: (overrides.graph ?? base.graph).replace(/\/+$/, ''),
+    graphResource: base.graph,
+    exchangeResource: base.exchangeResource,
+    smtp: hostPort(overrides.smtp, base.smtp),
+    imap: hostPort(overrides.imap, base.imap),
+    pop3: hostPort(overrides.pop3, base.pop3),
+  };
+}
+
+/** OAuth scopes per API, derived from the endpoints (sovereign clouds have their own resources). */
+export function graphScope(endpoints: Endpoints): string {
+  return `${endpoints.graphResource}/.default`;
+}
+
+export function exchangeScope(endpoints: Endpoints): string {
+  return `${endpoints.exchangeResource}/.default`;
+}

@@ -1,0 +1,123 @@
+import { readFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import type { z } from 'zod';
+import { MailError } from '../errors.js';
+import { resolveEndpoints, type CloudName, type Endpoints } from './cloud.js';
+import { profileSchema, profilesDocumentSchema, type ParsedProfile } from './schema.js';
+
+export interface Profile extends Omit<ParsedProfile, 'cloud' | 'endpoints'> {
+  name: string;
+  cloud: CloudName;
+  endpoints: Endpoints;
+  /** Addresses and `*@domain` patterns this profile may send as. */
+  allowedFrom: string[];
+}
+
+export interface ProfileSet {
+  /** Where the profiles came from: 'MAIL_PROFILES', a file path, or 'built-in'. */
+  source: string;
+  profiles: ReadonlyMap<string, Profile>;
+}
+
+/** The project root: dist/shared/config -> root, and shared/config -> root when run from source. */
+export const APP_ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../../..' : '../..');
+
+export const LOCAL_PROFILE_NAME = 'local';
+
+function mailDir(env: NodeJS.ProcessEnv): string {
+  return path.resolve(APP_ROOT, env.MAIL_DIR ?? '.mail');
+}
+
+/** The built-in profile that serves when nothing is configured: file transport both ways. */
+function builtInDocument(env: NodeJS.ProcessEnv): unknown {
+  const dir = mailDir(env);
+  return {
+    profiles: {
+      [LOCAL_PROFILE_NAME]: {
+        mailbox: 'local@localhost.localdomain',
+        auth: { type: 'none' },
+        send: { via: 'file', folder: path.join(dir, 'outbox'), allowedFrom: ['*@localhost.localdomain'] },
+        receive: {
+          via: 'file',
+          folder: path.join(dir, 'inbox'),
+          afterFetch: 'move',
+          moveTo: path.join(dir, 'processed'),
+          deliver: { queue: { name: 'mail-incoming' } },
+        },
+      },
+    },
+  };
+}
+
+function readDocument(env: NodeJS.ProcessEnv): { source: string; document: unknown } {
+  const parse = (text: string, source: string): unknown => {
+    try {
+      return JSON.parse(text);
+    } catch (error) {
+      throw new MailError('ECONFIG', `${source} is not valid JSON: ${(error as Error).message}`, {
+        field: source,
+        hint: 'Fix the JSON syntax of the profiles document.',
+      });
+    }
+  };
+  if (env.MAIL_PROFILES?.trim()) return { source: 'MAIL_PROFILES', document: parse(env.MAIL_PROFILES, 'MAIL_PROFILES') };
+  if (env.MAIL_PROFILES_FILE?.trim()) {
+    const file = path.resolve(APP_ROOT, env.MAIL_PROFILES_FILE);
+    if (!existsSync(file)) {
+      throw new MailError('ECONFIG', `MAIL_PROFILES_FILE names ${file}, which does not exist`, {
+        field: 'MAIL_PROFILES_FILE',
+        hint: 'Point MAIL_PROFILES_FILE at the profiles JSON file, relative to the app root or absolute.',
+      });
+    }
+    return { source: file, document: parse(readFileSync(file, 'utf8'), file) };
+  }
+  const rootFile = path.join(APP_ROOT, 'profiles.json');
+  if (existsSync(rootFile)) return { source: rootFile, document: parse(readFileSync(rootFile, 'utf8'), rootFile) };
+  return { source: 'built-in', document: builtInDocument(env) };
+}
+
+function describeIssues(profile: string, issues: z.core.$ZodIssue[]): MailError {
+  const first = issues[0]!;
+  const field = first.path.map(String).join('.');
+  const all = issues.map((i) => `${i.path.map(String).join('.') || '(profile)'} ${i.message}`).join('; ');
+  return new MailError('ECONFIG', `profile "${profile}": ${all}`, {
+    profile,
+    field: field || undefined,
+    hint: `Correct profiles.${profile}.${field || '<field>'} in the profiles document.`,
+  });
+}
+
+/** Parses and validates a profiles document. Throws ECONFIG naming the profile and field. */
+export function parseProfiles(document: unknown, source: string): ProfileSet {
+  const top = profilesDocumentSchema.safeParse(document);
+  if (!top.success) {
+    const issue = top.error.issues[0]!;
+    throw new MailError('ECONFIG', `${source}: ${issue.path.map(String).join('.') || '(document)'} ${issue.message}; expected { "profiles": { "<name>": { ... } } }`, {
+      field: issue.path.map(String).join('.') || 'profiles',
+      hint: 'Profile names are 1-64 letters, digits, dashes or underscores.',
+    });
+  }
+  const profiles = new Map<string, Profile>();
+  for (const [name, raw] of Object.entries(top.data.profiles)) {
+    const parsed = profileSchema.safeParse(raw);
+    if (!parsed.success) throw describeIssues(name, parsed.error.issues);
+    const p = parsed.data;
+    profiles.set(name, {
+      ...p,
+      name,
+      cloud: p.cloud as CloudName,
+      endpoints: resolveEndpoints(p.cloud as CloudName, p.endpoints),
+      allowedFrom: (p.send?.allowedFrom ?? [p.mailbox]).map((a) => a.toLowerCase()),
+    });
+  }
+  if (profiles.size === 0) {
+    throw new MailError('ECONFIG', `${source}: no profiles defined`, { field: 'profiles', hint: 'Define at least one profile, or remove the setting to use the built-in local profile.' });
+  }
+  return { source, profiles };
+}
+
+/** Reads the profiles from MAIL_PROFILES, MAIL_PROFILES_FILE, profiles.json, or the built-in default. */
+export function loadProfiles(env: NodeJS.ProcessEnv = process.env): ProfileSet {
+  const { source, document } = readDocument(env);
+  return parseProfiles(document, source);
+}

@@ -1,0 +1,105 @@
+import { z } from 'zod';
+import { CLOUD_NAMES, parseHostPort } from './cloud.js';
+
+/** Key Vault secret names: 1-127 letters, digits and dashes. The environment store maps them to settings. */
+const secretName = z
+  .string()
+  .regex(/^[0-9a-zA-Z-]{1,127}$/, 'must be a secret name (letters, digits and dashes, at most 127)');
+
+const email = z.email('must be an e-mail address');
+
+const hostPort = z.string().refine((v) => parseHostPort(v) !== undefined, 'must be host:port');
+
+const httpsUrl = z.url().refine((v) => /^https:\/\//i.test(v), 'must be an https URL');
+
+const auth = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('clientSecret'), secret: secretName }).strict(),
+  z.object({ type: z.literal('certificate'), certificate: secretName }).strict(),
+  z.object({ type: z.literal('managedIdentity'), clientId: z.string().min(1).optional() }).strict(),
+  /** For the local file transport only: there is nobody to authenticate to. */
+  z.object({ type: z.literal('none') }).strict(),
+]);
+
+const send = z
+  .object({
+    via: z.enum(['graph', 'smtp', 'file']),
+    /** Addresses the API may put in `from`; `*@domain` allows a whole domain. Default: the mailbox. */
+    allowedFrom: z.array(z.union([email, z.string().regex(/^\*@[^@\s]+$/, 'must be an address or *@domain')])).optional(),
+    saveToSentItems: z.boolean().default(true),
+    /** file transport: the folder .eml files are written to (default <MAIL_DIR>/outbox). */
+    folder: z.string().min(1).optional(),
+    /** Upper bound on the composed message size in bytes (default: app setting SEND_MAX_BYTES). */
+    maxBytes: z.number().int().positive().optional(),
+    /** Upper bound on to+cc+bcc (default: app setting SEND_MAX_RECIPIENTS). */
+    maxRecipients: z.number().int().positive().optional(),
+  })
+  .strict();
+
+const filters = z
+  .object({
+    mode: z.enum(['allow', 'ignore']).default('ignore'),
+    emails: z.array(z.string().min(1)).default([]),
+    domains: z.array(z.string().min(1)).default([]),
+    keywords: z.array(z.string().min(1)).default([]),
+    unreadOnly: z.boolean().default(false),
+    hasAttachments: z.boolean().optional(),
+    minImportance: z.enum(['low', 'normal', 'high']).optional(),
+    maxSizeBytes: z.number().int().positive().optional(),
+  })
+  .strict();
+
+const deliver = z.union([
+  z.object({ webhook: z.object({ url: z.url(), signingSecret: secretName }).strict() }).strict(),
+  z.object({ queue: z.object({ name: z.string().regex(/^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$/, 'must be a storage queue name') }).strict() }).strict(),
+]);
+
+const receive = z
+  .object({
+    via: z.enum(['graph', 'imap', 'pop3', 'file']),
+    folder: z.string().min(1).default('Inbox'),
+    afterFetch: z.enum(['markRead', 'move', 'delete', 'none']).default('none'),
+    moveTo: z.string().min(1).optional(),
+    filters: filters.optional(),
+    deliver,
+    tags: z.record(z.string(), z.string()).default({}),
+    /** Messages fetched per poll at most; the rest wait for the next poll. */
+    batchSize: z.number().int().positive().max(1000).default(100),
+  })
+  .strict()
+  .refine((r) => r.afterFetch !== 'move' || r.moveTo !== undefined, {
+    message: 'is required when afterFetch is "move"',
+    path: ['moveTo'],
+  });
+
+export const profileSchema = z
+  .object({
+    mailbox: email,
+    tenantId: z.string().min(1).optional(),
+    clientId: z.string().min(1).optional(),
+    auth,
+    send: send.optional(),
+    receive: receive.optional(),
+    cloud: z.enum(CLOUD_NAMES as [string, ...string[]]).default('public'),
+    endpoints: z
+      .object({ authority: httpsUrl.optional(), graph: httpsUrl.optional(), smtp: hostPort.optional(), imap: hostPort.optional(), pop3: hostPort.optional() })
+      .strict()
+      .default({}),
+  })
+  .strict()
+  .superRefine((p, ctx) => {
+    const needsIdentity = p.auth.type === 'clientSecret' || p.auth.type === 'certificate';
+    if (needsIdentity && !p.tenantId) ctx.addIssue({ code: 'custom', path: ['tenantId'], message: `is required for auth type ${p.auth.type}` });
+    if (needsIdentity && !p.clientId) ctx.addIssue({ code: 'custom', path: ['clientId'], message: `is required for auth type ${p.auth.type}` });
+    const remote = [p.send?.via, p.receive?.via].some((via) => via !== undefined && via !== 'file');
+    if (p.auth.type === 'none' && remote) ctx.addIssue({ code: 'custom', path: ['auth', 'type'], message: '"none" is only for the file transport' });
+    if (!p.send && !p.receive) ctx.addIssue({ code: 'custom', path: ['send'], message: 'a profile needs a send or a receive section' });
+  });
+
+export const profilesDocumentSchema = z.object({ profiles: z.record(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/), z.unknown()) }).strict();
+
+export type ProfileInput = z.input<typeof profileSchema>;
+export type ParsedProfile = z.output<typeof profileSchema>;
+export type AuthConfig = ParsedProfile['auth'];
+export type SendConfig = NonNullable<ParsedProfile['send']>;
+export type ReceiveConfig = NonNullable<ParsedProfile['receive']>;
+export type FilterConfig = z.output<typeof filters>;

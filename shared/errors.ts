@@ -1,0 +1,80 @@
+/**
+ * The one error-code table. Every error this project raises is a MailError with a
+ * stable `code` (callers branch on it, never on message text), the HTTP status the
+ * API answers with, and a `hint` a person can act on. Provider errors are translated
+ * into these once, at the transport edge.
+ */
+export const ERROR_CODES = {
+  // Bad input: never reaches a transport.
+  EINPUT: { status: 400, title: 'Invalid request' },
+  EPROFILE_UNKNOWN: { status: 400, title: 'Unknown profile' },
+  ENO_RECIPIENTS: { status: 422, title: 'No recipients' },
+  EFROM_NOT_ALLOWED: { status: 403, title: 'Sender not allowed for this profile' },
+  ETOO_LARGE: { status: 413, title: 'Message too large' },
+  ENOTHING_TO_SEND: { status: 422, title: 'Nothing to send' },
+  ETOO_MANY_RECIPIENTS: { status: 422, title: 'Too many recipients' },
+  // Configuration: raised at start-up, names the profile and field.
+  ECONFIG: { status: 500, title: 'Invalid configuration' },
+  // Secrets and identity.
+  ESECRET_NOT_FOUND: { status: 500, title: 'Secret not found' },
+  ESECRET_ACCESS: { status: 502, title: 'Secret store refused access' },
+  ETOKEN: { status: 502, title: 'Could not obtain an access token' },
+  // Provider answers.
+  EAUTH: { status: 502, title: 'The mail provider refused authentication' },
+  ESEND_DENIED: { status: 502, title: 'The mail provider refused to send as this sender' },
+  EMAILBOX: { status: 502, title: 'Mailbox not available' },
+  ETHROTTLED: { status: 429, title: 'Throttled by the mail provider' },
+  EUNAVAILABLE: { status: 503, title: 'Mail provider unavailable' },
+  EREJECTED: { status: 502, title: 'The mail provider rejected the message' },
+  ECONNECTION: { status: 502, title: 'Could not connect to the mail provider' },
+  ETLS: { status: 502, title: 'TLS negotiation with the mail provider failed' },
+  EPROVIDER: { status: 502, title: 'Unexpected answer from the mail provider' },
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface MailErrorOptions {
+  hint?: string;
+  field?: string;
+  profile?: string;
+  /** Seconds to wait before retrying, from a provider's Retry-After. */
+  retryAfter?: number;
+  /** The provider's own code (SMTP enhanced status, Graph error code), for diagnosis. */
+  providerCode?: string;
+  cause?: unknown;
+}
+
+export class MailError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly hint?: string;
+  readonly field?: string;
+  readonly profile?: string;
+  readonly retryAfter?: number;
+  readonly providerCode?: string;
+
+  constructor(code: ErrorCode, message: string, options: MailErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'MailError';
+    this.code = code;
+    this.status = ERROR_CODES[code].status;
+    this.hint = options.hint;
+    this.field = options.field;
+    this.profile = options.profile;
+    this.retryAfter = options.retryAfter;
+    this.providerCode = options.providerCode;
+  }
+
+  get title(): string {
+    return ERROR_CODES[this.code].title;
+  }
+}
+
+export function isMailError(error: unknown): error is MailError {
+  return error instanceof MailError;
+}
+
+/** True for errors after which re-reading the secret and retrying once may help. */
+export function isAuthFailure(error: unknown): boolean {
+  return isMailError(error) && (error.code === 'EAUTH' || error.code === 'ETOKEN');
+}

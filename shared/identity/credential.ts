@@ -1,0 +1,79 @@
+import type { TokenCredential } from '@azure/core-auth';
+import { isKnownAuthority } from '../config/cloud.js';
+import type { Profile } from '../config/profiles.js';
+import { MailError } from '../errors.js';
+import type { SecretStore } from '../secrets/store.js';
+
+type Identity = typeof import('@azure/identity');
+
+/** @azure/identity is loaded when a profile first needs a token, not at start-up. */
+export function identitySdk(): Identity {
+  return require('@azure/identity') as Identity;
+}
+
+/** MSAL's instance discovery calls the public cloud; an authority it does not know (a test stand-in, a private cloud) must skip it. */
+export function authorityOptions(authorityHost: string): { authorityHost: string; disableInstanceDiscovery: boolean } {
+  return { authorityHost, disableInstanceDiscovery: !isKnownAuthority(authorityHost) };
+}
+
+/** Builds the credential for a profile's auth mode, reading its secret from the store. */
+export async function createProfileCredential(profile: Profile, secrets: SecretStore, signal?: AbortSignal): Promise<TokenCredential> {
+  const auth = profile.auth;
+  const sdk = identitySdk();
+  const options = authorityOptions(profile.endpoints.authority);
+  switch (auth.type) {
+    case 'clientSecret': {
+      const secret = await secrets.getSecret(auth.secret, { abortSignal: signal });
+      return new sdk.ClientSecretCredential(profile.tenantId!, profile.clientId!, secret, options);
+    }
+    case 'certificate': {
+      const pem = await secrets.getSecret(auth.certificate, { abortSignal: signal });
+      return new sdk.ClientCertificateCredential(profile.tenantId!, profile.clientId!, { certificate: pem }, options);
+    }
+    case 'managedIdentity':
+      return auth.clientId ? new sdk.ManagedIdentityCredential({ clientId: auth.clientId }) : new sdk.ManagedIdentityCredential();
+    case 'none':
+      throw new MailError('ECONFIG', `profile "${profile.name}" has auth type "none" and cannot obtain tokens`, {
+        profile: profile.name,
+        field: 'auth.type',
+        hint: 'Use clientSecret, certificate or managedIdentity for Graph, SMTP, IMAP and POP3.',
+      });
+  }
+}
+
+/** The secret a profile's credential was built from, if any: re-read after an auth failure. */
+export function profileSecretName(profile: Profile): string | undefined {
+  const auth = profile.auth;
+  if (auth.type === 'clientSecret') return auth.secret;
+  if (auth.type === 'certificate') return auth.certificate;
+  return undefined;
+}
+
+/** Entra error codes worth a specific hint. https://learn.microsoft.com/entra/identity-platform/reference-error-codes */
+const AADSTS_HINTS: Array<[RegExp, string]> = [
+  [/AADSTS7000215|AADSTS7000222/, 'The client secret is wrong or expired: create a new one under Certificates & secrets and update the secret store.'],
+  [/AADSTS700027|AADSTS700023/, 'The certificate is not registered on the app or has expired: upload its public key under Certificates & secrets.'],
+  [/AADSTS700016/, 'No application with this clientId exists in the tenant: check clientId and tenantId, or admin-consent a multi-tenant app in this tenant.'],
+  [/AADSTS90002|AADSTS900023/, 'The tenant was not found: check tenantId (a GUID or a verified domain).'],
+  [/AADSTS65001|AADSTS650057/, 'The app lacks consent for the requested permission: grant admin consent under API permissions.'],
+  [/AADSTS500011/, 'The resource principal is missing in the tenant (e.g. Office 365 Exchange Online): check the cloud setting and that Exchange Online is licensed.'],
+  [/AADSTS7000112|AADSTS700024/, 'The app is disabled or the assertion is not valid yet: check the app and the machine clock.'],
+];
+
+export function translateTokenError(profile: Profile, error: unknown): MailError {
+  if (error instanceof MailError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  const name = error instanceof Error ? error.name : '';
+  const hint =
+    AADSTS_HINTS.find(([pattern]) => pattern.test(message))?.[1] ??
+    (name === 'CredentialUnavailableError'
+      ? 'This credential is not available here (no managed identity endpoint?): check the auth type for this host.'
+      : 'Check tenantId, clientId and the secret or certificate of this profile, and the authority endpoint.');
+  const firstLine = message.split('\n')[0] ?? message;
+  return new MailError('ETOKEN', `profile "${profile.name}": token request failed: ${firstLine}`, {
+    profile: profile.name,
+    hint,
+    providerCode: /AADSTS\d+/.exec(message)?.[0],
+    cause: error,
+  });
+}

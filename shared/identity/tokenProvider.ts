@@ -1,0 +1,101 @@
+import type { TokenCredential } from '@azure/core-auth';
+import type { Profile } from '../config/profiles.js';
+import { isAuthFailure } from '../errors.js';
+import { registerSensitive } from '../redact.js';
+import type { SecretStore } from '../secrets/store.js';
+import { createProfileCredential, profileSecretName, translateTokenError } from './credential.js';
+
+export interface TokenRequestOptions {
+  abortSignal?: AbortSignal;
+}
+
+/** Access tokens for one profile, any scope. */
+export interface TokenProvider {
+  getToken(scope: string, options?: TokenRequestOptions): Promise<string>;
+  /** Drops cached tokens and credential and re-reads the secret: the answer to an auth failure. */
+  renew(): void;
+}
+
+export interface ProfileTokenProviderOptions {
+  /** A token is renewed this long before it expires. @default 300_000 */
+  refreshMarginMs?: number;
+  now?: () => number;
+  /** Replaces credential construction (tests of caching only). */
+  credentialFactory?: (profile: Profile, secrets: SecretStore, signal?: AbortSignal) => Promise<TokenCredential>;
+}
+
+/**
+ * Tokens are kept until shortly before expiry, and concurrent callers share one
+ * request (single-flight): a cold @azure/identity credential hit by 20 parallel
+ * getToken calls makes 20 token requests, as measured for issue 3.
+ */
+export class ProfileTokenProvider implements TokenProvider {
+  private credential?: Promise<TokenCredential>;
+  private readonly tokens = new Map<string, { token: string; expiresAt: number }>();
+  private readonly inflight = new Map<string, Promise<string>>();
+  private generation = 0;
+  private readonly refreshMarginMs: number;
+  private readonly now: () => number;
+  private readonly credentialFactory: NonNullable<ProfileTokenProviderOptions['credentialFactory']>;
+
+  constructor(
+    private readonly profile: Profile,
+    private readonly secrets: SecretStore,
+    options: ProfileTokenProviderOptions = {},
+  ) {
+    this.refreshMarginMs = options.refreshMarginMs ?? 300_000;
+    this.now = options.now ?? Date.now;
+    this.credentialFactory = options.credentialFactory ?? createProfileCredential;
+  }
+
+  getToken(scope: string, options: TokenRequestOptions = {}): Promise<string> {
+    const cached = this.tokens.get(scope);
+    if (cached && cached.expiresAt - this.refreshMarginMs > this.now()) return Promise.resolve(cached.token);
+    let pending = this.inflight.get(scope);
+    if (!pending) {
+      pending = this.requestToken(scope, options).finally(() => this.inflight.delete(scope));
+      this.inflight.set(scope, pending);
+    }
+    return pending;
+  }
+
+  private async requestToken(scope: string, options: TokenRequestOptions): Promise<string> {
+    const generation = this.generation;
+    try {
+      this.credential ??= this.credentialFactory(this.profile, this.secrets, options.abortSignal);
+      const credential = await this.credential;
+      const result = await credential.getToken(scope, { abortSignal: options.abortSignal });
+      if (!result) throw new Error('the credential returned no token');
+      registerSensitive(result.token);
+      if (generation === this.generation) this.tokens.set(scope, { token: result.token, expiresAt: result.expiresOnTimestamp });
+      return result.token;
+    } catch (error) {
+      if (generation === this.generation) this.credential = undefined;
+      throw translateTokenError(this.profile, error);
+    }
+  }
+
+  renew(): void {
+    this.generation++;
+    this.tokens.clear();
+    this.inflight.clear();
+    this.credential = undefined;
+    const secret = profileSecretName(this.profile);
+    if (secret) this.secrets.invalidate?.(secret);
+  }
+}
+
+/**
+ * Runs an operation that uses the profile's token; after an authentication failure the
+ * secret is re-read and the operation tried once more, so a rotated secret is picked up
+ * without a restart.
+ */
+export async function withAuthRetry<T>(tokens: TokenProvider, operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation();
+  } catch (error) {
+    if (!isAuthFailure(error)) throw error;
+    tokens.renew();
+    return operation();
+  }
+}

@@ -1,0 +1,90 @@
+import { z } from 'zod';
+import { parseAddress, type Address } from './address.js';
+
+/** The normalized message every MailSender takes. */
+export interface OutgoingMessage {
+  from: Address;
+  to: Address[];
+  cc: Address[];
+  bcc: Address[];
+  replyTo: Address[];
+  subject: string;
+  text?: string;
+  html?: string;
+  importance: 'low' | 'normal' | 'high';
+  /** Custom X- headers only. */
+  headers: Record<string, string>;
+  attachments: OutgoingAttachment[];
+  /** RFC 5322 Message-ID we assign, `<...>`, so every transport reports the same id. */
+  messageId: string;
+}
+
+export interface OutgoingAttachment {
+  filename: string;
+  contentType: string;
+  content: Buffer;
+  /** Set for inline images referenced from the html as `cid:<contentId>`. */
+  contentId?: string;
+}
+
+const noLineBreaks = (what: string) => z.string().refine((v) => !/[\r\n]/.test(v), `${what} must not contain CR or LF`);
+
+const addressInput = z.union([z.string(), z.object({ name: z.string().optional(), address: z.string() }).strict()]);
+
+/** An address or a list; each element is checked with the address parser. */
+const addressList = z
+  .union([addressInput, z.array(addressInput)])
+  .transform((value, ctx): Address[] => {
+    const items = Array.isArray(value) ? value : [value];
+    const out: Address[] = [];
+    items.forEach((item, index) => {
+      const parsed = parseAddress(item);
+      if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed, path: Array.isArray(value) ? [index] : [] });
+      else out.push(parsed);
+    });
+    return out;
+  });
+
+/** Canonical base64 only: Buffer.from silently skips junk, so check the alphabet and padding first. */
+const base64 = z
+  .string()
+  .transform((v) => v.replace(/\s+/g, ''))
+  .refine((v) => /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(v), 'must be base64');
+
+const attachmentInput = z
+  .object({
+    filename: noLineBreaks('filename').pipe(z.string().min(1).max(255)),
+    contentType: z
+      .string()
+      .regex(/^[\w.+-]+\/[\w.+-]+$/, 'must be a MIME type such as application/pdf')
+      .default('application/octet-stream'),
+    content: base64,
+    contentId: noLineBreaks('contentId').pipe(z.string().regex(/^[^<>\s]{1,200}$/, 'must be an id without <, > or spaces')).optional(),
+  })
+  .strict();
+
+/** The body of POST /api/send (and the CLI's --json). */
+export const sendRequestSchema = z
+  .object({
+    profile: z.string().min(1).optional(),
+    from: addressInput.optional(),
+    to: addressList.optional(),
+    cc: addressList.optional(),
+    bcc: addressList.optional(),
+    replyTo: addressList.optional(),
+    subject: noLineBreaks('subject').pipe(z.string().max(998)).default(''),
+    text: z.string().optional(),
+    html: z.string().optional(),
+    importance: z.enum(['low', 'normal', 'high']).default('normal'),
+    headers: z
+      .record(
+        z.string().regex(/^X-[A-Za-z0-9-]+$/i, 'only custom X- headers may be set'),
+        noLineBreaks('header value').pipe(z.string().max(998)),
+      )
+      .default({}),
+    attachments: z.array(attachmentInput).default([]),
+  })
+  .strict();
+
+export type SendRequest = z.output<typeof sendRequestSchema>;
+export type SendRequestInput = z.input<typeof sendRequestSchema>;

@@ -1,0 +1,101 @@
+import { loadProfiles, type Profile, type ProfileSet } from './config/profiles.js';
+import { MailError } from './errors.js';
+import { ProfileTokenProvider, type TokenProvider } from './identity/tokenProvider.js';
+import { createLogger, type Logger } from './log.js';
+import { createSecretStore } from './secrets/index.js';
+import type { SecretStore } from './secrets/store.js';
+import { createSender } from './transports/index.js';
+import type { MailSender } from './transports/types.js';
+
+export interface RuntimeOptions {
+  env?: NodeJS.ProcessEnv;
+  logger?: Logger;
+  secrets?: SecretStore;
+}
+
+export interface SendLimits {
+  maxBytes: number;
+  maxRecipients: number;
+}
+
+/**
+ * What one process shares across invocations: validated profiles, the secret store,
+ * one token provider and one sender per profile, each created on first use.
+ */
+export class MailRuntime {
+  readonly profiles: ProfileSet;
+  readonly secrets: SecretStore;
+  readonly logger: Logger;
+  readonly env: NodeJS.ProcessEnv;
+  private readonly tokenProviders = new Map<string, TokenProvider>();
+  private readonly senders = new Map<string, MailSender>();
+
+  constructor(options: RuntimeOptions = {}) {
+    this.env = options.env ?? process.env;
+    this.profiles = loadProfiles(this.env);
+    this.secrets = options.secrets ?? createSecretStore(this.env);
+    this.logger = options.logger ?? createLogger();
+  }
+
+  /** The named profile, or the only one when exactly one is configured (or DEFAULT_PROFILE). */
+  profile(name: string | undefined): Profile {
+    const wanted = name ?? this.env.DEFAULT_PROFILE ?? (this.profiles.profiles.size === 1 ? [...this.profiles.profiles.keys()][0] : undefined);
+    if (wanted === undefined) {
+      throw new MailError('EINPUT', 'profile is required when more than one profile is configured', {
+        field: 'profile',
+        hint: `Name one of: ${[...this.profiles.profiles.keys()].join(', ')}.`,
+      });
+    }
+    const profile = this.profiles.profiles.get(wanted);
+    if (!profile) {
+      throw new MailError('EPROFILE_UNKNOWN', `no profile named "${wanted}"`, {
+        field: 'profile',
+        hint: `Configured profiles: ${[...this.profiles.profiles.keys()].join(', ')}.`,
+      });
+    }
+    return profile;
+  }
+
+  tokens(profile: Profile): TokenProvider {
+    let provider = this.tokenProviders.get(profile.name);
+    if (!provider) {
+      provider = new ProfileTokenProvider(profile, this.secrets);
+      this.tokenProviders.set(profile.name, provider);
+    }
+    return provider;
+  }
+
+  sender(profile: Profile): MailSender {
+    let sender = this.senders.get(profile.name);
+    if (!sender) {
+      sender = createSender(profile, { tokens: this.tokens(profile), logger: this.logger });
+      this.senders.set(profile.name, sender);
+    }
+    return sender;
+  }
+
+  sendLimits(profile: Profile): SendLimits {
+    return {
+      maxBytes: profile.send?.maxBytes ?? Number(this.env.SEND_MAX_BYTES ?? 35 * 1024 * 1024),
+      maxRecipients: profile.send?.maxRecipients ?? Number(this.env.SEND_MAX_RECIPIENTS ?? 500),
+    };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.senders.values()].map((s) => s.close?.()));
+    this.senders.clear();
+  }
+}
+
+let shared: MailRuntime | undefined;
+
+/** The process-wide runtime; profiles are validated the first time it is asked for. */
+export function getRuntime(): MailRuntime {
+  shared ??= new MailRuntime();
+  return shared;
+}
+
+/** Replaces the process-wide runtime (tests, CLI). */
+export function setRuntime(runtime: MailRuntime | undefined): void {
+  shared = runtime;
+}

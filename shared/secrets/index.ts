@@ -1,0 +1,25 @@
+import { authorityOptions, identitySdk } from '../identity/credential.js';
+import { EnvironmentSecretStore } from './environment.js';
+import { KeyVaultSecretStore } from './keyVault.js';
+import { CachedSecretStore, type SecretStore } from './store.js';
+
+/**
+ * Key Vault when KEY_VAULT_URL is set (DefaultAzureCredential: managed identity in Azure,
+ * the AZURE_* variables elsewhere), else the app settings. Cached SECRET_CACHE_TTL_SECONDS (default 300).
+ */
+export function createSecretStore(env: NodeJS.ProcessEnv = process.env): SecretStore {
+  const ttlSeconds = Number(env.SECRET_CACHE_TTL_SECONDS ?? 300);
+  const inner: SecretStore = env.KEY_VAULT_URL
+    ? new KeyVaultSecretStore({
+        vaultUrl: env.KEY_VAULT_URL,
+        disableChallengeResourceVerification: env.KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION === 'true',
+        credential: async () => {
+          const { DefaultAzureCredential } = identitySdk();
+          return env.AZURE_AUTHORITY_HOST
+            ? new DefaultAzureCredential(authorityOptions(env.AZURE_AUTHORITY_HOST))
+            : new DefaultAzureCredential();
+        },
+      })
+    : new EnvironmentSecretStore(env);
+  return new CachedSecretStore(inner, { ttlMs: Number.isFinite(ttlSeconds) ? ttlSeconds * 1000 : 300_000 });
+}

@@ -1,0 +1,68 @@
+import type { SecretClient } from '@azure/keyvault-secrets';
+import type { TokenCredential } from '@azure/core-auth';
+import { MailError } from '../errors.js';
+import type { SecretReadOptions, SecretStore } from './store.js';
+
+export interface KeyVaultSecretStoreOptions {
+  vaultUrl: string;
+  /** Credential for the vault; default DefaultAzureCredential (managed identity in Azure, AZURE_* elsewhere). */
+  credential: () => Promise<TokenCredential>;
+  /** For vaults outside *.vault.azure.net (private clouds, test stand-ins). @default false */
+  disableChallengeResourceVerification?: boolean;
+}
+
+/** Key Vault through @azure/keyvault-secrets; the SDK is loaded when the first secret is read. */
+export class KeyVaultSecretStore implements SecretStore {
+  readonly kind = 'keyVault' as const;
+  private client?: SecretClient;
+
+  constructor(private readonly options: KeyVaultSecretStoreOptions) {}
+
+  private async getClient(): Promise<SecretClient> {
+    if (!this.client) {
+      // Loaded on first use: the SDK costs cold-start time that profiles without Key Vault never pay.
+      const { SecretClient: Client } = require('@azure/keyvault-secrets') as typeof import('@azure/keyvault-secrets');
+      const credential = await this.options.credential();
+      this.client ??= new Client(this.options.vaultUrl, credential, {
+        disableChallengeResourceVerification: this.options.disableChallengeResourceVerification ?? false,
+      });
+    }
+    return this.client;
+  }
+
+  async getSecret(name: string, options: SecretReadOptions = {}): Promise<string> {
+    const client = await this.getClient();
+    try {
+      const secret = await client.getSecret(name, { abortSignal: options.abortSignal });
+      if (secret.value === undefined) throw new MailError('ESECRET_NOT_FOUND', `secret "${name}" has no value`, { field: name });
+      return secret.value;
+    } catch (error) {
+      throw translateKeyVaultError(name, error);
+    }
+  }
+}
+
+/** A 403 is not a missing secret: say which it is (unstorage's Key Vault driver conflates them). */
+function translateKeyVaultError(name: string, error: unknown): MailError {
+  if (error instanceof MailError) return error;
+  const status = (error as { statusCode?: number }).statusCode;
+  const message = error instanceof Error ? error.message : String(error);
+  if (status === 404) {
+    return new MailError('ESECRET_NOT_FOUND', `secret "${name}" does not exist in the vault`, {
+      field: name,
+      hint: `Create the secret "${name}" in the Key Vault named by KEY_VAULT_URL, or fix the name in the profile.`,
+    });
+  }
+  if (status === 401 || status === 403) {
+    return new MailError('ESECRET_ACCESS', `the vault refused to read secret "${name}" (HTTP ${status})`, {
+      field: name,
+      hint: 'Grant the Function App identity "Key Vault Secrets User" (RBAC) or a Get secret access policy on the vault.',
+      cause: error,
+    });
+  }
+  return new MailError('ESECRET_ACCESS', `reading secret "${name}" from the vault failed: ${message}`, {
+    field: name,
+    hint: 'Check KEY_VAULT_URL, the network path to the vault, and the app identity.',
+    cause: error,
+  });
+}

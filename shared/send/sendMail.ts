@@ -1,0 +1,118 @@
+import { randomUUID } from 'node:crypto';
+import { MailError } from '../errors.js';
+import { inputError } from '../http/problem.js';
+import { withAuthRetry } from '../identity/tokenProvider.js';
+import { addressAllowed, parseAddress } from '../mail/address.js';
+import { sendRequestSchema, type OutgoingMessage, type SendRequest } from '../mail/outgoing.js';
+import type { MailRuntime } from '../runtime.js';
+import type { Profile } from '../config/profiles.js';
+
+export interface SendOutcome {
+  id: string;
+  status: 'sent';
+  messageId: string;
+  profile: string;
+  via: string;
+}
+
+export interface SendMailOptions {
+  abortSignal?: AbortSignal;
+  /** Our id for this send; generated when absent. */
+  id?: string;
+}
+
+/**
+ * Validates a send request completely (nothing invalid ever reaches a transport),
+ * authorizes `from`, then sends through the profile's transport, re-reading the
+ * secret once after an authentication failure.
+ */
+export async function sendMail(runtime: MailRuntime, body: unknown, options: SendMailOptions = {}): Promise<SendOutcome> {
+  const id = options.id ?? randomUUID();
+  const { profile, message } = prepareMessage(runtime, body);
+  const started = Date.now();
+  const sender = runtime.sender(profile);
+  try {
+    const result = await withAuthRetry(runtime.tokens(profile), () => sender.send(message, { abortSignal: options.abortSignal }));
+    runtime.logger.info({ operation: 'send', profile: profile.name, id, via: sender.via, outcome: 'ok', durationMs: Date.now() - started, recipients: message.to.length + message.cc.length + message.bcc.length });
+    return { id, status: 'sent', messageId: result.messageId, profile: profile.name, via: sender.via };
+  } catch (error) {
+    const code = error instanceof MailError ? error.code : 'EPROVIDER';
+    runtime.logger.error({ operation: 'send', profile: profile.name, id, via: sender.via, outcome: 'error', code, durationMs: Date.now() - started, error: error instanceof Error ? error.message : String(error) });
+    throw error;
+  }
+}
+
+/** Parses, normalizes and checks a send request against the profile; throws 4xx MailErrors. */
+export function prepareMessage(runtime: MailRuntime, body: unknown): { profile: Profile; message: OutgoingMessage } {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new MailError('EINPUT', 'the body must be a JSON object', { hint: 'Send Content-Type: application/json with a message object.' });
+  }
+  const parsed = sendRequestSchema.safeParse(body);
+  if (!parsed.success) throw inputError(parsed.error);
+  const request = parsed.data;
+  const profile = runtime.profile(request.profile);
+  if (!profile.send) {
+    throw new MailError('EINPUT', `profile "${profile.name}" is not configured to send`, { field: 'profile', profile: profile.name, hint: 'Add a send section to the profile, or use another profile.' });
+  }
+  const message = normalize(profile, request);
+  checkLimits(runtime, profile, message);
+  return { profile, message };
+}
+
+function normalize(profile: Profile, request: SendRequest): OutgoingMessage {
+  const from = request.from === undefined ? { address: profile.mailbox } : parseAddress(request.from);
+  if (typeof from === 'string') throw new MailError('EINPUT', `from: ${from}`, { field: 'from', hint: 'Give one address, "Name <a@b.c>" or {"name","address"}.' });
+  if (!addressAllowed(from.address, profile.allowedFrom)) {
+    throw new MailError('EFROM_NOT_ALLOWED', `profile "${profile.name}" may not send as ${from.address}`, {
+      field: 'from',
+      profile: profile.name,
+      hint: `Use one of ${profile.allowedFrom.join(', ')}, or add the address to send.allowedFrom (the mailbox also needs Send As rights in Exchange).`,
+    });
+  }
+  const to = request.to ?? [];
+  const cc = request.cc ?? [];
+  const bcc = request.bcc ?? [];
+  if (to.length + cc.length + bcc.length === 0) {
+    throw new MailError('ENO_RECIPIENTS', 'the message has no recipients', { field: 'to', hint: 'Give at least one address in to, cc or bcc.' });
+  }
+  if (request.text === undefined && request.html === undefined && request.attachments.length === 0) {
+    throw new MailError('ENOTHING_TO_SEND', 'the message has no text, html or attachments', { field: 'text', hint: 'Give text and/or html (or at least one attachment).' });
+  }
+  const domain = from.address.slice(from.address.lastIndexOf('@') + 1);
+  return {
+    from,
+    to,
+    cc,
+    bcc,
+    replyTo: request.replyTo ?? [],
+    subject: request.subject,
+    text: request.text,
+    html: request.html,
+    importance: request.importance,
+    headers: request.headers,
+    attachments: request.attachments.map((a) => ({ filename: a.filename, contentType: a.contentType, content: Buffer.from(a.content, 'base64'), contentId: a.contentId })),
+    messageId: `<${randomUUID()}@${domain}>`,
+  };
+}
+
+function checkLimits(runtime: MailRuntime, profile: Profile, message: OutgoingMessage): void {
+  const limits = runtime.sendLimits(profile);
+  const recipients = message.to.length + message.cc.length + message.bcc.length;
+  if (recipients > limits.maxRecipients) {
+    throw new MailError('ETOO_MANY_RECIPIENTS', `${recipients} recipients exceed the limit of ${limits.maxRecipients}`, {
+      field: 'to',
+      hint: 'Split the message, or raise send.maxRecipients / SEND_MAX_RECIPIENTS (Exchange Online allows at most 500 per message by default).',
+    });
+  }
+  // Attachments travel base64-encoded: 4 bytes for every 3.
+  const size =
+    Buffer.byteLength(message.text ?? '') +
+    Buffer.byteLength(message.html ?? '') +
+    message.attachments.reduce((sum, a) => sum + Math.ceil(a.content.length / 3) * 4, 0);
+  if (size > limits.maxBytes) {
+    throw new MailError('ETOO_LARGE', `the message is about ${size} bytes, over the limit of ${limits.maxBytes}`, {
+      field: message.attachments.length ? 'attachments' : 'html',
+      hint: 'Send smaller attachments or a link, or raise send.maxBytes / SEND_MAX_BYTES (Exchange Online accepts 35 MB by default, up to 150 MB).',
+    });
+  }
+}

@@ -1,0 +1,35 @@
+import path from 'node:path';
+import type { Profile } from '../config/profiles.js';
+import { APP_ROOT } from '../config/profiles.js';
+import type { TokenProvider } from '../identity/tokenProvider.js';
+import type { Logger } from '../log.js';
+import type { MailSender } from './types.js';
+
+export interface TransportDeps {
+  tokens: TokenProvider;
+  logger: Logger;
+}
+
+/**
+ * The one place that reads `send.via` / `receive.via`. Each transport's module, and
+ * with it its SDK, is loaded only when a profile first needs it (cold start).
+ */
+export function createSender(profile: Profile, deps: TransportDeps): MailSender {
+  const via = profile.send?.via;
+  switch (via) {
+    case 'file': {
+      const { FileSender } = require('./file/fileSender.js') as typeof import('./file/fileSender.js');
+      return new FileSender(path.resolve(APP_ROOT, profile.send?.folder ?? path.join('.mail', 'outbox')));
+    }
+    case 'smtp': {
+      const { SmtpSender } = require('./smtp/smtpSender.js') as typeof import('./smtp/smtpSender.js');
+      return new SmtpSender(profile, deps);
+    }
+    case 'graph': {
+      const { GraphSender } = require('./graph/graphSender.js') as typeof import('./graph/graphSender.js');
+      return new GraphSender(profile, deps);
+    }
+    case undefined:
+      throw new Error(`profile "${profile.name}" has no send section`);
+  }
+}

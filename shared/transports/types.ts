@@ -1,0 +1,67 @@
+import type { OutgoingMessage } from '../mail/outgoing.js';
+
+export interface SendOptions {
+  abortSignal?: AbortSignal;
+}
+
+export interface SendResult {
+  /** RFC 5322 Message-ID of the sent message. */
+  messageId: string;
+  /** The provider's own id where it reports one (Graph message id, SMTP queue id). */
+  providerId?: string;
+}
+
+/** One outgoing transport. Errors are MailErrors, translated at this edge. */
+export interface MailSender {
+  readonly via: 'graph' | 'smtp' | 'file';
+  send(message: OutgoingMessage, options?: SendOptions): Promise<SendResult>;
+  /** Releases pooled connections (process shutdown, tests). */
+  close?(): Promise<void>;
+}
+
+/**
+ * Reader cursors are opaque JSON per transport, stored per mailbox: IMAP
+ * `{ uidValidity, lastUid }`, POP3 `{ seen: string[] }` (UIDLs), Graph `{ deltaLink }`,
+ * file `{ seen: string[] }`.
+ */
+export type ReaderCursor = Record<string, unknown>;
+
+/** One message as a reader yields it: provider ids plus the raw RFC 5322 source, streamed. */
+export interface FetchedMessage {
+  /** Stable provider id within the mailbox: IMAP `<uidValidity>:<uid>`, POP3 UIDL, Graph immutable id, file name. */
+  providerId: string;
+  receivedAt?: Date;
+  size?: number;
+  seen?: boolean;
+  /** Opens the raw source. Large messages are streamed, never held whole. */
+  openSource(options?: { abortSignal?: AbortSignal }): Promise<NodeJS.ReadableStream>;
+  /**
+   * The cursor to store once this message and every one before it has been acknowledged
+   * by the sink; undefined where a transport can only advance per batch (Graph delta).
+   */
+  cursorAfter?: ReaderCursor;
+}
+
+export type AfterFetch = 'markRead' | 'move' | 'delete' | 'none';
+
+/** An open connection to one mailbox folder for one poll. */
+export interface MailboxSession {
+  /**
+   * New messages since the cursor, oldest first, at most `limit`. A cursor the server no
+   * longer honours (changed UIDVALIDITY, expired delta token) restarts from the beginning
+   * and sets `resynced`; the dedupe table then keeps anything from being delivered twice.
+   */
+  messages(cursor: ReaderCursor | undefined, options: { limit: number; abortSignal?: AbortSignal }): AsyncIterable<FetchedMessage>;
+  /** The cursor once the whole iteration was acknowledged (Graph: the new deltaLink). */
+  finalCursor(): ReaderCursor | undefined;
+  /** True when the last `messages` call had to discard the cursor and start over. */
+  readonly resynced: boolean;
+  applyAfterFetch(message: FetchedMessage, action: AfterFetch, options?: { moveTo?: string; abortSignal?: AbortSignal }): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** One incoming transport. Errors are MailErrors, translated at this edge. */
+export interface MailboxReader {
+  readonly via: 'graph' | 'imap' | 'pop3' | 'file';
+  open(options?: { abortSignal?: AbortSignal }): Promise<MailboxSession>;
+}
