@@ -1,0 +1,14 @@
+import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { healthReport } from '../shared/health/report.js';
+import { jsonResponse, problemResponse } from '../shared/http/problem.js';
+import { getRuntime } from '../shared/runtime.js';
+
+export async function health(_request: HttpRequest, _context: InvocationContext): Promise<HttpResponseInit> {
+  try {
+    return jsonResponse(200, healthReport(getRuntime()));
+  } catch (error) {
+    return problemResponse(error);
+  }
+}
+
+app.http('health', { methods: ['GET'], route: 'health', authLevel: 'anonymous', handler: health });

@@ -1,0 +1,57 @@
+import { before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { APP_ROOT } from '../../shared/config/profiles.js';
+import { functionEntryFiles, installFunctionsCore, registeredFunctions, triggerOf, type RegisteredFunction } from '../peers/functionsCore.js';
+
+/**
+ * Every function the app registers, with the trigger settings the host will see. Adding a
+ * function means adding a row; a row without a function, or a function without a row, fails.
+ * Settings are compared as given here: `methods`, `route`, `authLevel` for HTTP, `schedule`
+ * (an app-setting name such as `%POLL_SCHEDULE%`) for timers, `queueName` and `connection`
+ * (`AzureWebJobsStorage`) for queues.
+ */
+const EXPECTED: Record<string, { file: string; trigger: Record<string, unknown> }> = {
+  send: { file: 'send.js', trigger: { type: 'httpTrigger', methods: ['POST'], route: 'send', authLevel: 'function' } },
+  profiles: { file: 'profiles.js', trigger: { type: 'httpTrigger', methods: ['GET'], route: 'profiles', authLevel: 'function' } },
+  health: { file: 'health.js', trigger: { type: 'httpTrigger', methods: ['GET'], route: 'health', authLevel: 'anonymous' } },
+};
+
+describe('the app registers its functions with the Functions host', () => {
+  const byFile = new Map<string, Record<string, unknown>>();
+  let functions: readonly RegisteredFunction[] = [];
+
+  before(() => {
+    installFunctionsCore();
+    for (const file of functionEntryFiles(APP_ROOT)) byFile.set(path.basename(file), require(file) as Record<string, unknown>);
+    functions = registeredFunctions();
+  });
+
+  it('registers exactly the functions in the table, each once', () => {
+    const names = functions.map((f) => f.name).sort();
+    assert.deepEqual(names, Object.keys(EXPECTED).sort());
+  });
+
+  for (const [name, expected] of Object.entries(EXPECTED)) {
+    it(`registers ${name} from ${expected.file} with ${JSON.stringify(expected.trigger)}`, () => {
+      const fn = functions.find((f) => f.name === name);
+      assert.ok(fn, `${name} is not registered`);
+      const trigger = triggerOf(fn);
+      const actual = Object.fromEntries(Object.keys(expected.trigger).map((key) => [key, trigger[key]]));
+      assert.deepEqual(actual, expected.trigger);
+      const exports = byFile.get(expected.file);
+      assert.ok(exports, `${expected.file} was not loaded from package.json main`);
+      assert.equal(fn.handler, exports[name], `the registered handler is not ${expected.file}'s exported ${name}`);
+    });
+  }
+
+  it('binds no timer to run on start-up and names connections by setting, never by value', () => {
+    for (const fn of functions) {
+      const trigger = triggerOf(fn);
+      if (trigger.type === 'timerTrigger') assert.notEqual(trigger.runOnStartup, true, `${fn.name} runs on start-up`);
+      for (const binding of Object.values(fn.bindings)) {
+        if (typeof binding.connection === 'string') assert.doesNotMatch(binding.connection, /[=;]/, `${fn.name} has a connection string inline`);
+      }
+    }
+  });
+});
