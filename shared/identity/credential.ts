@@ -49,8 +49,11 @@ export function profileSecretName(profile: Profile): string | undefined {
   return undefined;
 }
 
-/** Entra error codes worth a specific hint. https://learn.microsoft.com/entra/identity-platform/reference-error-codes */
-const AADSTS_HINTS: Array<[RegExp, string]> = [
+/**
+ * Entra error codes (https://learn.microsoft.com/entra/identity-platform/reference-error-codes)
+ * and managed identity endpoint answers worth a specific hint.
+ */
+const TOKEN_ERROR_HINTS: Array<[RegExp, string]> = [
   [/AADSTS7000215|AADSTS7000222/, 'The client secret is wrong or expired: create a new one under Certificates & secrets and update the secret store.'],
   [/AADSTS700027|AADSTS700023/, 'The certificate is not registered on the app or has expired: upload its public key under Certificates & secrets.'],
   [/AADSTS700016/, 'No application with this clientId exists in the tenant: check clientId and tenantId, or admin-consent a multi-tenant app in this tenant.'],
@@ -58,6 +61,8 @@ const AADSTS_HINTS: Array<[RegExp, string]> = [
   [/AADSTS65001|AADSTS650057/, 'The app lacks consent for the requested permission: grant admin consent under API permissions.'],
   [/AADSTS500011/, 'The resource principal is missing in the tenant (e.g. Office 365 Exchange Online): check the cloud setting and that Exchange Online is licensed.'],
   [/AADSTS7000112|AADSTS700024/, 'The app is disabled or the assertion is not valid yet: check the app and the machine clock.'],
+  // App Service's identity endpoint answers 400 with this text for a user-assigned identity the app does not have.
+  [/Unable to load the proper Managed Identity/, 'The user-assigned managed identity with this clientId is not attached to the Function App: add it under Identity, or correct auth.clientId.'],
 ];
 
 export function translateTokenError(profile: Profile, error: unknown): MailError {
@@ -65,7 +70,7 @@ export function translateTokenError(profile: Profile, error: unknown): MailError
   const message = error instanceof Error ? error.message : String(error);
   const name = error instanceof Error ? error.name : '';
   const hint =
-    AADSTS_HINTS.find(([pattern]) => pattern.test(message))?.[1] ??
+    TOKEN_ERROR_HINTS.find(([pattern]) => pattern.test(message))?.[1] ??
     (name === 'CredentialUnavailableError'
       ? 'This credential is not available here (no managed identity endpoint?): check the auth type for this host.'
       : 'Check tenantId, clientId and the secret or certificate of this profile, and the authority endpoint.');

@@ -1,33 +1,115 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { exchangeScope, graphScope } from '../../shared/config/cloud.js';
 import { parseProfiles, type Profile } from '../../shared/config/profiles.js';
+import { MailError } from '../../shared/errors.js';
 import { ProfileTokenProvider } from '../../shared/identity/tokenProvider.js';
 import { EnvironmentSecretStore } from '../../shared/secrets/environment.js';
 import { CachedSecretStore } from '../../shared/secrets/store.js';
 import { TokenEndpointPeer } from '../peers/tokenEndpoint.js';
+
+const OUTLOOK = 'https://outlook.office365.com/.default';
 
 describe('access tokens from the real @azure/identity against a loopback Entra endpoint', () => {
   const entra = new TokenEndpointPeer();
   before(() => entra.start());
   after(() => entra.stop());
 
-  function profile(): Profile {
-    entra.register({ tenantId: 'contoso-tenant', clientId: 'app-1', secret: 'first-secret-value' });
+  /** A clientSecret profile whose app is registered on the peer with `secret`. */
+  function profile(clientId: string, secret: string): Profile {
+    entra.register({ tenantId: 'contoso-tenant', clientId, secret });
     return parseProfiles({ profiles: { support: {
-      mailbox: 'support@contoso.com', tenantId: 'contoso-tenant', clientId: 'app-1',
+      mailbox: 'support@contoso.com', tenantId: 'contoso-tenant', clientId,
       auth: { type: 'clientSecret', secret: 'support-client-secret' },
       send: { via: 'smtp' },
       endpoints: { authority: entra.url },
     } } }, 'test').profiles.get('support')!;
   }
 
+  function secretsWith(value: string): CachedSecretStore {
+    return new CachedSecretStore(new EnvironmentSecretStore({ SUPPORT_CLIENT_SECRET: value }));
+  }
+
+  function requestsFor(clientId: string) {
+    return entra.tokenRequests().filter((r) => r.clientId === clientId);
+  }
+
   it('twenty concurrent callers on a cold provider cause one token request', async () => {
-    const p = profile();
+    const p = profile('app-1', 'first-secret-value');
     const before = entra.tokenRequests().length;
-    const tokens = new ProfileTokenProvider(p, new CachedSecretStore(new EnvironmentSecretStore({ SUPPORT_CLIENT_SECRET: 'first-secret-value' })));
+    const tokens = new ProfileTokenProvider(p, secretsWith('first-secret-value'));
     const got = await Promise.all(Array.from({ length: 20 }, () => tokens.getToken('https://outlook.office365.com/.default')));
     assert.equal(new Set(got).size, 1);
     assert.ok(entra.validate(got[0]!, 'https://outlook.office365.com'));
     assert.equal(entra.tokenRequests().length - before, 1);
+  });
+
+  it('asks for a token per scope, each valid only for its own resource', async () => {
+    const p = profile('app-scopes', 'scopes-secret-value');
+    const tokens = new ProfileTokenProvider(p, secretsWith('scopes-secret-value'));
+    const [graph, exchange] = await Promise.all([tokens.getToken(graphScope(p.endpoints)), tokens.getToken(exchangeScope(p.endpoints))]);
+    assert.ok(entra.validate(graph, 'https://graph.microsoft.com'));
+    assert.ok(entra.validate(exchange, 'https://outlook.office365.com'));
+    assert.equal(entra.validate(graph, 'https://outlook.office365.com'), undefined);
+    assert.deepEqual(requestsFor('app-scopes').map((r) => r.scope).sort(), ['https://graph.microsoft.com/.default', 'https://outlook.office365.com/.default']);
+  });
+
+  it('reuses a token until shortly before it expires, then fetches a new one', async (t) => {
+    // Lifetimes under MSAL's own five-minute renewal offset, so that MSAL's cache does not
+    // hide the renewal: the provider alone decides when a request is made.
+    t.after(() => (entra.tokenLifetimeSeconds = 3600));
+    entra.tokenLifetimeSeconds = 240;
+    let now = Date.now();
+    const p = profile('app-expiry', 'expiry-secret-value');
+    const tokens = new ProfileTokenProvider(p, secretsWith('expiry-secret-value'), { refreshMarginMs: 60_000, now: () => now });
+
+    const first = await tokens.getToken(OUTLOOK);
+    assert.equal(requestsFor('app-expiry').length, 1);
+
+    now += 170_000;
+    assert.equal(await tokens.getToken(OUTLOOK), first, 'a token with 70 s left was not reused');
+    assert.equal(requestsFor('app-expiry').length, 1);
+
+    now += 20_000;
+    const second = await tokens.getToken(OUTLOOK);
+    assert.notEqual(second, first);
+    assert.ok(entra.validate(second, 'https://outlook.office365.com'));
+    assert.equal(requestsFor('app-expiry').length, 2);
+  });
+
+  it('a thousand sequential calls within the lifetime cost one token request', async () => {
+    const p = profile('app-thousand', 'thousand-secret-value');
+    const tokens = new ProfileTokenProvider(p, secretsWith('thousand-secret-value'));
+    for (let i = 0; i < 1000; i++) await tokens.getToken(OUTLOOK);
+    assert.equal(requestsFor('app-thousand').length, 1);
+  });
+
+  it('a wrong client secret is ETOKEN with the AADSTS7000215 hint, and the secret is not in the error', async () => {
+    const p = profile('app-wrong', 'the-registered-secret');
+    const tokens = new ProfileTokenProvider(p, secretsWith('a-stale-wrong-secret'));
+    const error = await tokens.getToken(OUTLOOK).then(
+      () => assert.fail('expected a token error'),
+      (e: unknown) => e,
+    );
+    assert.ok(error instanceof MailError);
+    assert.equal(error.code, 'ETOKEN');
+    assert.equal(error.status, 502);
+    assert.equal(error.profile, 'support');
+    assert.equal(error.providerCode, 'AADSTS7000215');
+    assert.match(error.hint ?? '', /client secret is wrong or expired/);
+    assert.doesNotMatch(`${error.message} ${error.hint}`, /a-stale-wrong-secret|the-registered-secret/);
+    assert.deepEqual(requestsFor('app-wrong').map((r) => r.outcome), ['refused']);
+  });
+
+  it('does not keep a failed credential: the next call after a refusal asks again', async () => {
+    const p = profile('app-retry', 'retry-secret-value');
+    const secrets = secretsWith('retry-secret-value');
+    const app = entra.apps.get('app-retry')!;
+    app.secret = 'not-yet-the-same';
+    const tokens = new ProfileTokenProvider(p, secrets);
+    await assert.rejects(tokens.getToken(OUTLOOK), (e: unknown) => e instanceof MailError && e.code === 'ETOKEN');
+    app.secret = 'retry-secret-value';
+    assert.ok(entra.validate(await tokens.getToken(OUTLOOK)));
+    assert.deepEqual(requestsFor('app-retry').map((r) => r.outcome), ['refused', 'issued']);
   });
 });

@@ -1,8 +1,6 @@
 import { createHash, createPublicKey, randomBytes, verify, X509Certificate } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
-import { serverTls } from './tls.js';
+import { HttpsPeer, readBody, sendJson as json } from './httpsServer.js';
 
 /**
  * An Entra-compatible token endpoint on https://127.0.0.1:<port>, enough for the real
@@ -37,20 +35,16 @@ export interface TokenRequestRecord {
   outcome: 'issued' | 'refused';
 }
 
-export class TokenEndpointPeer {
+export class TokenEndpointPeer extends HttpsPeer {
   readonly apps = new Map<string, RegisteredApp>();
   readonly issued = new Map<string, IssuedToken>();
   readonly requests: TokenRequestRecord[] = [];
   /** The secret the managed-identity endpoint expects in X-IDENTITY-HEADER. */
   readonly identityHeader = randomBytes(16).toString('hex');
+  /** Client ids of the user-assigned identities attached to the "app"; others are refused as App Service does. */
+  readonly userAssignedIdentities = new Set<string>();
   /** Lifetime of issued tokens, seconds. */
   tokenLifetimeSeconds = 3600;
-  private server?: Server;
-  private port = 0;
-
-  get url(): string {
-    return `https://127.0.0.1:${this.port}`;
-  }
 
   /** For IDENTITY_ENDPOINT (App Service managed identity). */
   get managedIdentityEndpoint(): string {
@@ -83,26 +77,11 @@ export class TokenEndpointPeer {
     this.issued.clear();
   }
 
-  async start(): Promise<this> {
-    const tls = serverTls();
-    this.server = createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
-      this.handle(req, res).catch((error) => {
-        res.writeHead(500, { 'Content-Type': 'application/json' });
-        res.end(JSON.stringify({ error: 'server_error', error_description: String(error) }));
-      });
-    });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.port = (this.server.address() as AddressInfo).port;
-    return this;
+  protected errorBody(error: unknown): unknown {
+    return { error: 'server_error', error_description: String(error) };
   }
 
-  async stop(): Promise<void> {
-    if (!this.server) return;
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server!.close(() => resolve()));
-  }
-
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  protected async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', this.url);
     const body = await readBody(req);
     const discovery = /^\/([^/]+)\/v2\.0\/\.well-known\/openid-configuration$/.exec(url.pathname);
@@ -168,6 +147,10 @@ export class TokenEndpointPeer {
       this.requests.push({ path: url.pathname, clientId, scope: resource, outcome: 'refused' });
       return json(res, 401, { statusCode: 401, message: 'Unauthorized request: missing or wrong X-IDENTITY-HEADER' });
     }
+    if (clientId !== 'system-assigned' && !this.userAssignedIdentities.has(clientId)) {
+      this.requests.push({ path: url.pathname, clientId, scope: resource, outcome: 'refused' });
+      return json(res, 400, { statusCode: 400, message: 'Unable to load the proper Managed Identity.', correlationId: randomBytes(16).toString('hex') });
+    }
     const token = this.issue({ clientId, tenantId: 'managed', scope: `${resource.replace(/\/$/, '')}/.default`, via: 'managedIdentity' });
     this.requests.push({ path: url.pathname, clientId, scope: resource, outcome: 'issued' });
     json(res, 200, { access_token: token.token, expires_on: String(Math.floor(token.expiresAt / 1000)), resource, token_type: 'Bearer', client_id: clientId });
@@ -208,18 +191,4 @@ function verifyAssertion(jwt: string, certificatePem: string, clientId: string):
   if (header.alg === 'RS256') return verify('sha256', data, key, signature);
   if (header.alg === 'PS256') return verify('sha256', data, { key, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: 32 }, signature);
   return false;
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
-
-function json(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8' });
-  res.end(JSON.stringify(body));
 }
