@@ -1,11 +1,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseProfiles, type Profile } from '../../shared/config/profiles.js';
-import { MailError } from '../../shared/errors.js';
 import { ProfileTokenProvider } from '../../shared/identity/tokenProvider.js';
 import { EnvironmentSecretStore } from '../../shared/secrets/environment.js';
 import { CachedSecretStore } from '../../shared/secrets/store.js';
 import { TokenEndpointPeer } from '../peers/tokenEndpoint.js';
+import { mailErrorFrom } from '../support/mailError.js';
+import { setProcessEnv } from '../support/processEnv.js';
 
 const OUTLOOK = 'https://outlook.office365.com/.default';
 const GRAPH = 'https://graph.microsoft.com/.default';
@@ -51,8 +52,7 @@ describe('each auth mode obtains tokens through the real @azure/identity', () =>
       const p = profileWith(entra, { tenantId: 'contoso-tenant', clientId: 'cert-app-2', auth: { type: 'certificate', certificate: 'ops-cert' } });
       const secrets = new CachedSecretStore(new EnvironmentSecretStore({ OPS_CERT: `${other.privateKey}\n${other.cert}` }));
 
-      const error = await new ProfileTokenProvider(p, secrets).getToken(GRAPH).then(() => assert.fail('expected ETOKEN'), (e: unknown) => e);
-      assert.ok(error instanceof MailError);
+      const error = await mailErrorFrom(new ProfileTokenProvider(p, secrets).getToken(GRAPH));
       assert.equal(error.code, 'ETOKEN');
       assert.equal(error.providerCode, 'AADSTS700027');
       assert.match(error.hint ?? '', /certificate is not registered/);
@@ -61,18 +61,12 @@ describe('each auth mode obtains tokens through the real @azure/identity', () =>
   });
 
   describe('managedIdentity (App Service IDENTITY_ENDPOINT + IDENTITY_HEADER)', () => {
-    // ManagedIdentityCredential (MSAL) reads the App Service variables from process.env.
-    const saved = { IDENTITY_ENDPOINT: process.env.IDENTITY_ENDPOINT, IDENTITY_HEADER: process.env.IDENTITY_HEADER };
+    // ManagedIdentityCredential (MSAL) reads the App Service variables from process.env, once per process.
+    let restoreEnv: () => void;
     before(() => {
-      process.env.IDENTITY_ENDPOINT = entra.managedIdentityEndpoint;
-      process.env.IDENTITY_HEADER = entra.identityHeader;
+      restoreEnv = setProcessEnv({ IDENTITY_ENDPOINT: entra.managedIdentityEndpoint, IDENTITY_HEADER: entra.identityHeader });
     });
-    after(() => {
-      for (const [k, v] of Object.entries(saved)) {
-        if (v === undefined) delete process.env[k];
-        else process.env[k] = v;
-      }
-    });
+    after(() => restoreEnv());
 
     const noSecrets = new EnvironmentSecretStore({});
     const miRequests = () => entra.tokenRequests().filter((r) => r.path.startsWith('/msi/'));
@@ -101,8 +95,7 @@ describe('each auth mode obtains tokens through the real @azure/identity', () =>
 
     it('a user-assigned identity not attached to the app is ETOKEN with a hint to attach it', async () => {
       const p = profileWith(entra, { auth: { type: 'managedIdentity', clientId: '99999999-2222-3333-4444-555555555555' } });
-      const error = await new ProfileTokenProvider(p, noSecrets).getToken(OUTLOOK).then(() => assert.fail('expected ETOKEN'), (e: unknown) => e);
-      assert.ok(error instanceof MailError);
+      const error = await mailErrorFrom(new ProfileTokenProvider(p, noSecrets).getToken(OUTLOOK));
       assert.equal(error.code, 'ETOKEN');
       assert.equal(error.profile, 'ops');
       assert.match(error.hint ?? '', /not attached/);

@@ -1,37 +1,13 @@
 import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { MailError } from '../../shared/errors.js';
 import { createSecretStore } from '../../shared/secrets/index.js';
 import { KeyVaultPeer, VAULT_RESOURCE } from '../peers/keyVaultPeer.js';
 import { TokenEndpointPeer } from '../peers/tokenEndpoint.js';
+import { mailErrorFrom } from '../support/mailError.js';
+import { setProcessEnv } from '../support/processEnv.js';
 
 const TENANT = 'vault-tenant';
 const VAULT_APP = { tenantId: TENANT, clientId: 'function-app-identity', secret: 'vault-reader-secret-1' };
-
-/**
- * DefaultAzureCredential's EnvironmentCredential reads AZURE_* from process.env, not from
- * the env object our code is given, so the test sets them for its duration and restores them.
- */
-function useProcessEnv(values: Record<string, string>): () => void {
-  const saved = Object.fromEntries(Object.keys(values).map((k) => [k, process.env[k]]));
-  Object.assign(process.env, values);
-  return () => {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<MailError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof MailError, `expected a MailError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('expected the promise to reject');
-}
 
 describe('secrets from Key Vault (KEY_VAULT_URL) through the real SecretClient and DefaultAzureCredential', () => {
   const entra = new TokenEndpointPeer();
@@ -51,7 +27,8 @@ describe('secrets from Key Vault (KEY_VAULT_URL) through the real SecretClient a
     await entra.start();
     await vault.start();
     entra.register(VAULT_APP);
-    restoreEnv = useProcessEnv({
+    // DefaultAzureCredential's EnvironmentCredential reads AZURE_* from process.env, not from our env object.
+    restoreEnv = setProcessEnv({
       AZURE_TENANT_ID: VAULT_APP.tenantId,
       AZURE_CLIENT_ID: VAULT_APP.clientId,
       AZURE_CLIENT_SECRET: VAULT_APP.secret,
@@ -123,7 +100,7 @@ describe('secrets from Key Vault (KEY_VAULT_URL) through the real SecretClient a
 
   it('reports a missing secret as ESECRET_NOT_FOUND with a hint naming the secret', async () => {
     const store = createSecretStore(vaultEnv());
-    const error = await rejection(store.getSecret('no-such-secret'));
+    const error = await mailErrorFrom(store.getSecret('no-such-secret'));
     assert.equal(error.code, 'ESECRET_NOT_FOUND');
     assert.equal(error.field, 'no-such-secret');
     assert.match(error.hint ?? '', /Create the secret "no-such-secret"/);
@@ -134,7 +111,7 @@ describe('secrets from Key Vault (KEY_VAULT_URL) through the real SecretClient a
     vault.setSecret('guarded-secret', 'guarded-value');
     vault.forbidden = true;
     const store = createSecretStore(vaultEnv());
-    const error = await rejection(store.getSecret('guarded-secret'));
+    const error = await mailErrorFrom(store.getSecret('guarded-secret'));
     assert.equal(error.code, 'ESECRET_ACCESS');
     assert.equal(error.status, 502);
     assert.match(error.message, /HTTP 403/);
@@ -146,7 +123,7 @@ describe('secrets from Key Vault (KEY_VAULT_URL) through the real SecretClient a
     vault.setSecret('granted-later', 'granted-value');
     vault.forbidden = true;
     const store = createSecretStore(vaultEnv());
-    await rejection(store.getSecret('granted-later'));
+    await mailErrorFrom(store.getSecret('granted-later'));
     vault.forbidden = false;
     assert.equal(await store.getSecret('granted-later'), 'granted-value');
   });
