@@ -29,6 +29,11 @@ export const ERROR_CODES = {
   ECONNECTION: { status: 502, title: 'Could not connect to the mail provider' },
   ETLS: { status: 502, title: 'TLS negotiation with the mail provider failed' },
   EPROVIDER: { status: 502, title: 'Unexpected answer from the mail provider' },
+  // Receiving: state storage and delivery to the profile's sink.
+  ESTATE: { status: 503, title: 'State storage unavailable' },
+  ESTATE_CONFLICT: { status: 409, title: 'Mailbox state was changed by another worker' },
+  ESINK_REJECTED: { status: 502, title: 'The delivery target refused the message' },
+  ESINK_UNAVAILABLE: { status: 502, title: 'The delivery target is unavailable' },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

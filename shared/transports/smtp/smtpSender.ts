@@ -1,4 +1,103 @@
-// placeholder, replaced by the SMTP transport work
+import type { SMTPPoolOptions, SMTPPoolSentMessageInfo, Transporter } from 'nodemailer';
+import type { HostPort } from '../../config/cloud.js';
+import { exchangeScope } from '../../config/cloud.js';
 import type { Profile } from '../../config/profiles.js';
+import { toNodemailerOptions } from '../../mail/compose.js';
+import type { OutgoingMessage } from '../../mail/outgoing.js';
 import type { TransportDeps } from '../index.js';
-export class SmtpSender { readonly via = 'smtp' as const; constructor(_p: Profile, _d: TransportDeps) {} async send(): Promise<never> { throw new Error('not yet'); } }
+import type { MailSender, SendOptions, SendResult } from '../types.js';
+import { TokenFailure, translateSmtpError } from './smtpErrors.js';
+
+/**
+ * Pool settings shared by the sender and the benchmark's raw-nodemailer baseline.
+ * Exchange Online refuses a fourth concurrent submission session per mailbox
+ * ("432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded"), hence 3.
+ */
+export function smtpPoolOptions(endpoint: HostPort): SMTPPoolOptions & { pool: true } {
+  return {
+    pool: true,
+    host: endpoint.host,
+    port: endpoint.port,
+    // Port 587 client submission: plain connect, then STARTTLS, which requireTLS makes
+    // mandatory; a server without STARTTLS fails with ETLS instead of getting plain text.
+    secure: false,
+    requireTLS: true,
+    // Authenticate even if the server does not advertise AUTH: never submit anonymously.
+    forceAuth: true,
+    maxConnections: 3,
+    maxMessages: 100,
+  };
+}
+
+/**
+ * Sends through SMTP client submission with XOAUTH2, one nodemailer pool per profile.
+ *
+ * Tokens come from the profile's TokenProvider through nodemailer's provisionCallback,
+ * never from nodemailer's own refresh logic. The callback ignores nodemailer's `renew`
+ * flag: renewal is `withAuthRetry`'s job (it re-reads the secret, then retries the send
+ * once), so a refused token surfaces here as EAUTH with the server's reply instead of
+ * being renewed twice. Exchange answers a refused XOAUTH2 token with a 535 directly.
+ */
+export class SmtpSender implements MailSender {
+  readonly via = 'smtp' as const;
+  private transport?: Transporter<SMTPPoolSentMessageInfo>;
+
+  constructor(
+    private readonly profile: Profile,
+    private readonly deps: TransportDeps,
+  ) {}
+
+  private pool(): Transporter<SMTPPoolSentMessageInfo> {
+    if (!this.transport) {
+      const nodemailer = require('nodemailer') as typeof import('nodemailer');
+      const scope = exchangeScope(this.profile.endpoints);
+      this.transport = nodemailer.createTransport({
+        ...smtpPoolOptions(this.profile.endpoints.smtp),
+        auth: {
+          type: 'OAuth2',
+          user: this.profile.mailbox,
+          provisionCallback: (_user, _renew, callback) => {
+            this.deps.tokens.getToken(scope).then(
+              (token) => callback(null, token),
+              (error: unknown) => callback(new TokenFailure(error)),
+            );
+          },
+        },
+      });
+    }
+    return this.transport;
+  }
+
+  async send(message: OutgoingMessage, options: SendOptions = {}): Promise<SendResult> {
+    options.abortSignal?.throwIfAborted();
+    let info: SMTPPoolSentMessageInfo;
+    try {
+      // nodemailer composes the MIME; Bcc goes into the envelope only, never into a header.
+      info = await this.pool().sendMail({ ...toNodemailerOptions(message), signal: options.abortSignal });
+    } catch (error) {
+      options.abortSignal?.throwIfAborted();
+      throw translateSmtpError(this.profile, message, error);
+    }
+    if (info.rejected.length > 0) {
+      // The server took the message for the other recipients; failing the send now would
+      // invite a retry that delivers it twice.
+      this.deps.logger.warn({ operation: 'send', profile: this.profile.name, via: this.via, outcome: 'ok', code: 'EREJECTED', rejectedRecipients: info.rejected.length });
+    }
+    return { messageId: message.messageId, providerId: queueId(info.response) };
+  }
+
+  async close(): Promise<void> {
+    this.transport?.close();
+    this.transport = undefined;
+  }
+}
+
+/**
+ * The server's id for the accepted message, from its 250 reply: Exchange Online answers
+ * `250 2.0.0 OK <id> [Hostname=...]`, Postfix `250 2.0.0 Ok: queued as 4Fz...`, Exim `250 OK id=1a2b...`.
+ */
+export function queueId(response: string | undefined): string | undefined {
+  if (!response) return undefined;
+  const match = /queued as ([\w.-]+)/i.exec(response) ?? /\bid=([\w.-]+)/i.exec(response) ?? /<([^<>\s]+)>/.exec(response);
+  return match?.[1];
+}

@@ -1,0 +1,116 @@
+import type { TableClient } from '@azure/data-tables';
+import type { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
+import type { QueueClient, QueueServiceClient } from '@azure/storage-queue';
+import { MailError, isMailError } from '../errors.js';
+
+/** Table, container and queue names this app keeps its receive state in. */
+export const STATE_NAMES = {
+  cursors: 'mailcursors',
+  delivered: 'maildelivered',
+  leases: 'mail-leases',
+  deadLetter: 'mail-deadletter',
+  payloads: 'mail-payloads',
+} as const;
+
+/**
+ * One storage account, reached through the `AzureWebJobsStorage` connection string (the
+ * account the Functions host itself uses, and Azurite locally). Each table, container and
+ * queue is created on first use, once per process; the SDK clients are reused.
+ */
+export class StorageAccount {
+  private readonly tables = new Map<string, Promise<TableClient>>();
+  private readonly containers = new Map<string, Promise<ContainerClient>>();
+  private readonly queues = new Map<string, Promise<QueueClient>>();
+  private blobServiceClient?: BlobServiceClient;
+  private queueServiceClient?: QueueServiceClient;
+
+  constructor(private readonly connectionString: string) {}
+
+  table(name: string): Promise<TableClient> {
+    return once(this.tables, name, async () => {
+      const { TableClient } = require('@azure/data-tables') as typeof import('@azure/data-tables');
+      // The Tables client refuses http endpoints unless told; the other Storage clients follow
+      // the connection string. An http endpoint there is the operator's choice (Azurite).
+      const allowInsecureConnection = /(?:^|;)\s*TableEndpoint\s*=\s*http:/i.test(this.connectionString)
+        || /(?:^|;)\s*DefaultEndpointsProtocol\s*=\s*http\s*(?:;|$)/i.test(this.connectionString);
+      const client = TableClient.fromConnectionString(this.connectionString, name, { allowInsecureConnection });
+      // TableClient.createTable treats "already exists" as success.
+      await client.createTable();
+      return client;
+    });
+  }
+
+  container(name: string): Promise<ContainerClient> {
+    return once(this.containers, name, async () => {
+      const client = this.blobService().getContainerClient(name);
+      await client.createIfNotExists();
+      return client;
+    });
+  }
+
+  queue(name: string): Promise<QueueClient> {
+    return once(this.queues, name, async () => {
+      const { QueueServiceClient } = require('@azure/storage-queue') as typeof import('@azure/storage-queue');
+      this.queueServiceClient ??= QueueServiceClient.fromConnectionString(this.connectionString);
+      const client = this.queueServiceClient.getQueueClient(name);
+      await client.createIfNotExists();
+      return client;
+    });
+  }
+
+  private blobService(): BlobServiceClient {
+    if (!this.blobServiceClient) {
+      const { BlobServiceClient } = require('@azure/storage-blob') as typeof import('@azure/storage-blob');
+      this.blobServiceClient = BlobServiceClient.fromConnectionString(this.connectionString);
+    }
+    return this.blobServiceClient;
+  }
+}
+
+/** Runs `create` once per key; a failed creation is forgotten so the next call tries again. */
+function once<T>(cache: Map<string, Promise<T>>, key: string, create: () => Promise<T>): Promise<T> {
+  let pending = cache.get(key);
+  if (!pending) {
+    pending = create().catch((error: unknown) => {
+      cache.delete(key);
+      throw stateError(error, `could not prepare ${key}`);
+    });
+    cache.set(key, pending);
+  }
+  return pending;
+}
+
+const accounts = new Map<string, StorageAccount>();
+
+/** The process-wide account for `env.AzureWebJobsStorage`. */
+export function storageAccount(env: NodeJS.ProcessEnv): StorageAccount {
+  const connectionString = env.AzureWebJobsStorage;
+  if (!connectionString?.trim()) {
+    throw new MailError('ECONFIG', 'AzureWebJobsStorage is not set', {
+      field: 'AzureWebJobsStorage',
+      hint: 'Set AzureWebJobsStorage to the storage account connection string (locally: the Azurite one, which `npm start` sets for you).',
+    });
+  }
+  let account = accounts.get(connectionString);
+  if (!account) {
+    account = new StorageAccount(connectionString);
+    accounts.set(connectionString, account);
+  }
+  return account;
+}
+
+/** The HTTP status of a Storage SDK error (RestError), if it carries one. */
+export function statusOf(error: unknown): number | undefined {
+  const status = (error as { statusCode?: unknown } | null)?.statusCode;
+  return typeof status === 'number' ? status : undefined;
+}
+
+/** Translates a Storage SDK failure into ESTATE once, at this edge; MailErrors pass through. */
+export function stateError(error: unknown, what: string): MailError {
+  if (isMailError(error)) return error;
+  const status = statusOf(error);
+  return new MailError('ESTATE', `${what}${status === undefined ? '' : ` (storage answered ${status})`}`, {
+    hint: 'Check that the storage account in AzureWebJobsStorage is reachable and the connection string is current.',
+    cause: error,
+  });
+}

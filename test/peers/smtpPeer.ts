@@ -1,0 +1,179 @@
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import type { Readable } from 'node:stream';
+import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerAuthenticationResponse, type SMTPServerSession } from 'smtp-server';
+import { serverTls } from './tls.js';
+import type { TokenEndpointPeer } from './tokenEndpoint.js';
+
+/** An SMTP reply the peer sends instead of its normal answer, e.g. `{ code: 535, text: '5.7.139 ...' }`. */
+export interface SmtpReply {
+  code: number;
+  text: string;
+  /** How many times the reply is sent before the peer behaves normally again. @default Infinity */
+  times?: number;
+}
+
+/** Replies to force at each step of a session, as Exchange Online would send them. */
+export interface SmtpFailureModes {
+  connect?: SmtpReply;
+  auth?: SmtpReply;
+  mailFrom?: SmtpReply;
+  /** Per recipient address: a reply to refuse it with, or undefined to accept it. */
+  rcptTo?: (address: string) => SmtpReply | undefined;
+  data?: SmtpReply;
+}
+
+export interface ReceivedMessage {
+  /** The SASL user the session authenticated as. */
+  user: string;
+  envelope: { from: string; to: string[] };
+  raw: Buffer;
+  /** The id the peer put in its 250 reply. */
+  queueId: string;
+}
+
+export interface AuthAttempt {
+  method: string;
+  user: string;
+  accepted: boolean;
+  /** The client id the token was issued to, when the token endpoint issued it. */
+  clientId?: string;
+  reply: string;
+}
+
+export interface SmtpPeerOptions {
+  /** Bearer tokens are valid when this endpoint issued them, for `audience`. */
+  tokens: TokenEndpointPeer;
+  /** SASL users that may authenticate (the mailboxes). */
+  mailboxes: string[];
+  /** @default 'https://outlook.office365.com' */
+  audience?: string;
+  /** Largest message accepted, bytes (SIZE extension). */
+  maxSize?: number;
+  /** false: a server without STARTTLS that would take AUTH in plain text (the client must refuse it). @default true */
+  startTls?: boolean;
+}
+
+const REFUSED = '5.7.3 Authentication unsuccessful';
+
+/**
+ * An Exchange Online-like submission server on 127.0.0.1:<random>: STARTTLS with the test
+ * CA's certificate, AUTH XOAUTH2 only and required, a token accepted only when the token
+ * endpoint issued it for the Exchange audience and the SASL user is an allowed mailbox;
+ * anything else gets `535 5.7.3 Authentication unsuccessful`, directly, as Exchange answers.
+ */
+export class SmtpPeer {
+  readonly messages: ReceivedMessage[] = [];
+  readonly authAttempts: AuthAttempt[] = [];
+  failures: SmtpFailureModes = {};
+  private server?: SMTPServer;
+  private port = 0;
+
+  constructor(private readonly options: SmtpPeerOptions) {}
+
+  /** For a profile's `endpoints.smtp`. */
+  get endpoint(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<this> {
+    const tls = serverTls();
+    this.server = new SMTPServer({
+      secure: false,
+      key: tls.key,
+      cert: tls.cert,
+      authMethods: ['XOAUTH2'],
+      authOptional: false,
+      allowInsecureAuth: this.options.startTls === false,
+      disabledCommands: this.options.startTls === false ? ['STARTTLS'] : [],
+      logger: false,
+      size: this.options.maxSize,
+      closeTimeout: 1000,
+      onConnect: (_session, callback) => callback(this.forced('connect') ?? undefined),
+      onAuth: (auth, session, callback) => this.onAuth(auth, session, callback),
+      onMailFrom: (_address, _session, callback) => callback(this.forced('mailFrom') ?? undefined),
+      onRcptTo: (address, _session, callback) => callback(this.recipientRefusal(address) ?? undefined),
+      onData: (stream, session, callback) => this.onData(stream, session, callback),
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(0, '127.0.0.1', () => resolve());
+    });
+    this.port = (this.server.server.address() as AddressInfo).port;
+    return this;
+  }
+
+  /** Ends every open session, as a server does with idle ones: the client's pool must reconnect and authenticate again. */
+  closeConnections(): void {
+    for (const connection of this.server?.connections ?? []) (connection as { close(): void }).close();
+  }
+
+  async stop(): Promise<void> {
+    if (!this.server) return;
+    this.closeConnections();
+    await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+  }
+
+  /** Auth attempts the peer refused. */
+  refusedAuths(): AuthAttempt[] {
+    return this.authAttempts.filter((a) => !a.accepted);
+  }
+
+  private forced(step: Exclude<keyof SmtpFailureModes, 'rcptTo'>): Error | undefined {
+    const reply = this.failures[step];
+    if (!reply) return undefined;
+    if (reply.times !== undefined) {
+      if (reply.times <= 0) return undefined;
+      reply.times--;
+    }
+    return replyError(reply);
+  }
+
+  private recipientRefusal(address: SMTPServerAddress): Error | undefined {
+    const reply = this.failures.rcptTo?.(address.address);
+    return reply ? replyError(reply) : undefined;
+  }
+
+  private onAuth(auth: SMTPServerAuthentication, _session: SMTPServerSession, callback: (err: Error | null | undefined, response?: SMTPServerAuthenticationResponse) => void): void {
+    const user = auth.username ?? '';
+    const record = (accepted: boolean, reply: string, clientId?: string) => this.authAttempts.push({ method: auth.method, user, accepted, clientId, reply });
+    const forced = this.forced('auth');
+    if (forced) {
+      record(false, forced.message);
+      return callback(forced);
+    }
+    const issued = auth.method === 'XOAUTH2' ? this.options.tokens.validate(auth.accessToken ?? '', this.options.audience ?? 'https://outlook.office365.com') : undefined;
+    const mailboxAllowed = this.options.mailboxes.some((m) => m.toLowerCase() === user.toLowerCase());
+    if (!issued || !mailboxAllowed) {
+      record(false, REFUSED, issued?.clientId);
+      return callback(replyError({ code: 535, text: REFUSED }));
+    }
+    record(true, 'Authentication successful', issued.clientId);
+    callback(null, { user });
+  }
+
+  private onData(stream: Readable, session: SMTPServerSession, callback: (err?: Error | null, message?: string) => void): void {
+    const chunks: Buffer[] = [];
+    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    stream.on('error', (error) => callback(error));
+    stream.on('end', () => {
+      const forced = this.forced('data');
+      if (forced) return callback(forced);
+      const queueId = randomBytes(8).toString('hex').toUpperCase();
+      this.messages.push({
+        user: String(session.user ?? ''),
+        envelope: {
+          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+          to: session.envelope.rcptTo.map((r) => r.address),
+        },
+        raw: Buffer.concat(chunks),
+        queueId,
+      });
+      callback(null, `2.0.0 OK <${queueId}@smtp-peer.test> [Hostname=smtp-peer.test]`);
+    });
+  }
+}
+
+function replyError(reply: SmtpReply): Error {
+  return Object.assign(new Error(reply.text), { responseCode: reply.code });
+}

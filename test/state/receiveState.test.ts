@@ -1,0 +1,105 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
+import { isMailError } from '../../shared/errors.js';
+import { receiveState, type ReceiveState } from '../../shared/state/index.js';
+import { MailboxLeases } from '../../shared/state/mailboxLease.js';
+import { STATE_NAMES, storageAccount } from '../../shared/state/storage.js';
+import { AzuritePeer } from '../peers/azurite.js';
+
+describe('receive state in Azure Storage (Azurite)', () => {
+  const azurite = new AzuritePeer();
+  let state: ReceiveState;
+  let env: NodeJS.ProcessEnv;
+  before(async () => {
+    await azurite.start();
+    env = { AzureWebJobsStorage: azurite.connectionString };
+    state = receiveState(env);
+  });
+  after(() => azurite.stop());
+
+  const owner = { profile: 'support', mailbox: 'support@contoso.com', via: 'imap', folder: 'Inbox/Tickets #1?' };
+
+  it('a cursor is absent until written, then read back as written', async () => {
+    assert.deepEqual(await state.cursors.read(owner), { cursor: undefined, etag: undefined });
+    const etag = await state.cursors.write(owner, { uidValidity: 7, lastUid: 42 }, undefined);
+    const stored = await state.cursors.read(owner);
+    assert.deepEqual(stored.cursor, { uidValidity: 7, lastUid: 42 });
+    assert.equal(stored.etag, etag);
+  });
+
+  it('a cursor write against a stale ETag fails with ESTATE_CONFLICT and leaves the stored cursor alone', async () => {
+    const other = { ...owner, folder: 'Conflicts' };
+    const first = await state.cursors.write(other, { lastUid: 1 }, undefined);
+    await state.cursors.write(other, { lastUid: 2 }, first);
+    await assert.rejects(state.cursors.write(other, { lastUid: 3 }, first), (e) => isMailError(e) && e.code === 'ESTATE_CONFLICT');
+    await assert.rejects(state.cursors.write(other, { lastUid: 4 }, undefined), (e) => isMailError(e) && e.code === 'ESTATE_CONFLICT');
+    assert.deepEqual((await state.cursors.read(other)).cursor, { lastUid: 2 });
+  });
+
+  it('a cursor larger than one table property (a long POP3 UIDL set) round-trips', async () => {
+    const big = { ...owner, via: 'pop3', folder: 'Big' };
+    const seen = Array.from({ length: 8000 }, (_, i) => `UIDL-${String(i).padStart(8, '0')}-${'x'.repeat(4)}`);
+    await state.cursors.write(big, { seen }, undefined);
+    assert.deepEqual((await state.cursors.read(big)).cursor, { seen });
+  });
+
+  it('a cursor stored for another transport or mailbox is not handed to this reader', async () => {
+    const switched = { ...owner, folder: 'Switched' };
+    const etag = await state.cursors.write(switched, { lastUid: 9 }, undefined);
+    const read = await state.cursors.read({ ...switched, via: 'graph' });
+    assert.equal(read.cursor, undefined);
+    assert.equal(read.etag, etag, 'the row is still replaced conditionally');
+  });
+
+  it('the dedupe table remembers delivered ids per profile', async () => {
+    assert.equal(await state.dedupe.has('support', 'abc/def'), false);
+    await state.dedupe.mark('support', 'abc/def', { providerId: '7:1', outcome: 'delivered' });
+    assert.equal(await state.dedupe.has('support', 'abc/def'), true);
+    assert.equal(await state.dedupe.has('other', 'abc/def'), false);
+  });
+
+  it('a mailbox lease is exclusive until released', async () => {
+    const first = await state.leases.acquire('Shared@Contoso.com');
+    assert.ok(first);
+    assert.equal(await state.leases.acquire('shared@contoso.com'), undefined);
+    await first.release();
+    const again = await state.leases.acquire('shared@contoso.com');
+    assert.ok(again);
+    await again.release();
+  });
+
+  it('a held lease is renewed while polling, and a lease taken away aborts the poll holding it', async () => {
+    const leases = new MailboxLeases(storageAccount(env), { durationSeconds: 15, renewEveryMs: 100 });
+    const held = await leases.acquire('renewed@contoso.com');
+    assert.ok(held);
+    await new Promise((r) => setTimeout(r, 350));
+    assert.equal(held.signal.aborted, false, 'renewals succeed while the lease is ours');
+    const container = await storageAccount(env).container(STATE_NAMES.leases);
+    await container.getBlockBlobClient(encodeURIComponent('renewed@contoso.com')).getBlobLeaseClient().breakLease(0);
+    await new Promise((r) => setTimeout(r, 350));
+    assert.equal(held.signal.aborted, true);
+    assert.ok(isMailError(held.signal.reason) && held.signal.reason.code === 'ESTATE');
+    await held.release();
+  });
+
+  it('a dead-lettered source is streamed to blob whole, with the error next to it', async () => {
+    const chunk = Buffer.alloc(1024 * 1024, 'a');
+    let produced = 0;
+    const total = 12;
+    const source = new Readable({
+      read() {
+        produced++;
+        this.push(produced <= total ? chunk : null);
+      },
+    });
+    const ref = await state.deadLetters.put({ profile: 'support', providerId: '7:13', error: { code: 'EPARSE', message: 'broken' }, source });
+    const container = await storageAccount(env).container(STATE_NAMES.deadLetter);
+    const record = JSON.parse((await container.getBlockBlobClient(ref.name).downloadToBuffer()).toString()) as { error: { code: string }; source: { name: string }; providerId: string };
+    assert.equal(record.error.code, 'EPARSE');
+    assert.equal(record.providerId, '7:13');
+    const raw = await container.getBlockBlobClient(record.source.name).getProperties();
+    assert.equal(raw.contentLength, total * chunk.length);
+    assert.equal(raw.contentType, 'message/rfc822');
+  });
+});
