@@ -1,0 +1,273 @@
+import type { ImapFlow, Logger as ImapFlowLogger, SearchObject } from 'imapflow';
+import { z } from 'zod';
+import { exchangeScope } from '../../config/cloud.js';
+import type { Profile } from '../../config/profiles.js';
+import { MailError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import type { TransportDeps } from '../index.js';
+import type { AfterFetch, FetchedMessage, MailboxReader, MailboxSession, ReaderCursor } from '../types.js';
+import { translateImapError } from './imapErrors.js';
+
+/** UIDVALIDITY is a 32-bit number (RFC 3501 2.3.1.1), so it fits a JSON number; imapflow hands it over as a bigint. */
+const imapCursorSchema = z.object({ uidValidity: z.number().int().positive(), lastUid: z.number().int().nonnegative() });
+export type ImapCursor = z.infer<typeof imapCursorSchema>;
+
+/** Exchange, like RFC 3501, names the inbox INBOX; profiles say "Inbox" as Outlook shows it. */
+export function imapFolderName(folder: string): string {
+  return folder.toUpperCase() === 'INBOX' ? 'INBOX' : folder;
+}
+
+/**
+ * Reads one mailbox folder over IMAP with XOAUTH2 (imapflow). Each session is its own
+ * connection with a fresh token: an ImapFlow instance cannot reconnect once closed, a token
+ * may expire between polls, and the next poll may run on another instance anyway.
+ *
+ * `open` does not retry a refused token itself: callers wrap it in `withAuthRetry`, as
+ * `sendMail` does for senders, so that a rotated secret is re-read exactly once.
+ */
+export class ImapReader implements MailboxReader {
+  readonly via = 'imap' as const;
+
+  constructor(
+    private readonly profile: Profile,
+    private readonly deps: TransportDeps,
+  ) {}
+
+  async open(options: { abortSignal?: AbortSignal } = {}): Promise<MailboxSession> {
+    const token = await this.deps.tokens.getToken(exchangeScope(this.profile.endpoints), { abortSignal: options.abortSignal });
+    const { ImapFlow } = require('imapflow') as typeof import('imapflow');
+    const { host, port } = this.profile.endpoints.imap;
+    const log = new ImapLog(this.deps.logger, this.profile.name);
+    const client = new ImapFlow({
+      host,
+      port,
+      secure: true,
+      // Office 365 offers AUTH=XOAUTH2 and never OAUTHBEARER, so with an access token imapflow
+      // authenticates with XOAUTH2 there; no password is ever given, so no LOGIN fallback exists.
+      auth: { user: this.profile.mailbox, accessToken: token },
+      logger: log,
+      disableAutoIdle: true,
+      connectionTimeout: 30_000,
+      greetingTimeout: 15_000,
+    });
+    // imapflow also reports a failing connection as an 'error' event, which would crash the
+    // process without a listener; the pending command rejects with the same error.
+    client.on('error', (error: unknown) => log.warn({ msg: 'connection error', err: error }));
+    const abort = () => client.close();
+    options.abortSignal?.addEventListener('abort', abort, { once: true });
+    let step = 'login';
+    try {
+      await client.connect();
+      step = 'select';
+      await client.mailboxOpen(imapFolderName(this.profile.receive?.folder ?? 'INBOX'));
+    } catch (error) {
+      client.close();
+      options.abortSignal?.removeEventListener('abort', abort);
+      throw translateImapError(this.profile, error, step);
+    }
+    return new ImapSession(this.profile, client, log, () => options.abortSignal?.removeEventListener('abort', abort));
+  }
+}
+
+class ImapSession implements MailboxSession {
+  private wasResynced = false;
+  private last?: ImapCursor;
+  private readonly createdFolders = new Set<string>();
+
+  constructor(
+    private readonly profile: Profile,
+    private readonly client: ImapFlow,
+    private readonly log: ImapLog,
+    private readonly onClose: () => void,
+  ) {}
+
+  get resynced(): boolean {
+    return this.wasResynced;
+  }
+
+  private get uidValidity(): number {
+    const mailbox = this.client.mailbox;
+    if (!mailbox) throw new MailError('EPROVIDER', `profile "${this.profile.name}": the IMAP folder is no longer selected`, { profile: this.profile.name });
+    return Number(mailbox.uidValidity);
+  }
+
+  async *messages(cursor: ReaderCursor | undefined, options: { limit: number; abortSignal?: AbortSignal }): AsyncIterable<FetchedMessage> {
+    const uidValidity = this.uidValidity;
+    const parsed = cursor === undefined ? undefined : imapCursorSchema.safeParse(cursor);
+    const honoured = parsed?.success && parsed.data.uidValidity === uidValidity ? parsed.data : undefined;
+    // A cursor from another UIDVALIDITY (or another transport) names UIDs that mean nothing now.
+    this.wasResynced = cursor !== undefined && honoured === undefined;
+    const lastUid = honoured?.lastUid ?? 0;
+    this.last = { uidValidity, lastUid };
+
+    const query: SearchObject = { uid: `${lastUid + 1}:*` };
+    // Cheap on the server and spares downloading what the filter would drop.
+    if (this.profile.receive?.filters?.unreadOnly) query.seen = false;
+    const found = await this.run('search', () => this.client.search(query, { uid: true }));
+    // `N:*` always matches the highest UID, even one below N (RFC 3501 6.4.8): keep only new ones.
+    const uids = (found || []).filter((uid) => uid > lastUid).sort((a, b) => a - b).slice(0, options.limit);
+    if (uids.length === 0) return;
+
+    const details = await this.run('fetch', () => this.client.fetchAll(uids.join(','), { uid: true, flags: true, size: true, internalDate: true }, { uid: true }));
+    const byUid = new Map(details.map((m) => [m.uid, m]));
+    for (const uid of uids) {
+      options.abortSignal?.throwIfAborted();
+      const m = byUid.get(uid);
+      // Expunged between SEARCH and FETCH: nothing to deliver, and later UIDs move the cursor past it.
+      if (!m) continue;
+      const cursorAfter: ImapCursor = { uidValidity, lastUid: uid };
+      this.last = cursorAfter;
+      yield {
+        providerId: `${uidValidity}:${uid}`,
+        receivedAt: m.internalDate === undefined ? undefined : new Date(m.internalDate),
+        size: m.size,
+        seen: m.flags?.has('\\Seen') ?? false,
+        openSource: (o) => this.openSource(uid, o?.abortSignal),
+        cursorAfter,
+      };
+    }
+  }
+
+  finalCursor(): ReaderCursor | undefined {
+    return this.last;
+  }
+
+  /** The raw source in 64 KB partial fetches of BODY.PEEK[] (imapflow's download), so reading never sets \Seen. */
+  private async openSource(uid: number, abortSignal?: AbortSignal): Promise<NodeJS.ReadableStream> {
+    const { content } = await this.run('download', () => this.client.download(String(uid), undefined, { uid: true }));
+    if (!content) {
+      throw new MailError('EMAILBOX', `profile "${this.profile.name}": message UID ${uid} is no longer in the folder`, {
+        profile: this.profile.name,
+        hint: 'Another client moved or deleted it after this poll listed it; the next poll carries on.',
+      });
+    }
+    abortSignal?.addEventListener('abort', () => content.destroy(abortSignal.reason as Error), { once: true });
+    return content;
+  }
+
+  async applyAfterFetch(message: FetchedMessage, action: AfterFetch, options: { moveTo?: string; abortSignal?: AbortSignal } = {}): Promise<void> {
+    if (action === 'none') return;
+    const uid = this.uidOf(message);
+    const range = String(uid);
+    switch (action) {
+      case 'markRead':
+        return this.expect('markRead', await this.run('markRead', () => this.client.messageFlagsAdd(range, ['\\Seen'], { uid: true })));
+      case 'delete':
+        // STORE +FLAGS \Deleted, then UID EXPUNGE of this message alone where UIDPLUS is offered (Exchange does).
+        return this.expect('delete', await this.run('delete', () => this.client.messageDelete(range, { uid: true })));
+      case 'move':
+        return this.move(range, options.moveTo ?? this.profile.receive?.moveTo);
+    }
+  }
+
+  /**
+   * Moves one message. A missing target folder is created once and the move repeated: the
+   * alternative, failing every poll after delivery, would leave the inbox full of messages
+   * that were delivered and never moved.
+   */
+  private async move(range: string, moveTo: string | undefined): Promise<void> {
+    if (!moveTo) {
+      throw new MailError('ECONFIG', `profile "${this.profile.name}": afterFetch "move" needs receive.moveTo`, { profile: this.profile.name, field: 'receive.moveTo', hint: 'Name the folder to move fetched messages to.' });
+    }
+    const target = imapFolderName(moveTo);
+    if (await this.run('move', () => this.client.messageMove(range, target, { uid: true }))) return;
+    if (!this.createdFolders.has(target) && !(await this.folderExists(target))) {
+      await this.run('create folder', () => this.client.mailboxCreate(target));
+      this.createdFolders.add(target);
+      this.log.note(`created folder ${target} for afterFetch "move"`);
+      if (await this.run('move', () => this.client.messageMove(range, target, { uid: true }))) return;
+    }
+    this.expect('move', false);
+  }
+
+  private async folderExists(path: string): Promise<boolean> {
+    const folders = await this.run('list', () => this.client.list());
+    return folders.some((f) => f.path.toUpperCase() === path.toUpperCase());
+  }
+
+  private uidOf(message: FetchedMessage): number {
+    const match = /^(\d+):(\d+)$/.exec(message.providerId);
+    if (!match || Number(match[1]) !== this.uidValidity) {
+      throw new MailError('EMAILBOX', `profile "${this.profile.name}": message ${message.providerId} is not from this folder's current UIDVALIDITY`, {
+        profile: this.profile.name,
+        hint: 'The folder was rebuilt since the message was listed; the next poll resynchronises.',
+      });
+    }
+    return Number(match[2]);
+  }
+
+  /** imapflow answers a refused STORE/MOVE/EXPUNGE with `false` and logs the server's reply; that reply is the error. */
+  private expect(operation: string, ok: unknown): void {
+    if (ok) return;
+    throw translateImapError(this.profile, this.log.takeCommandError() ?? new Error('the server refused the command'), operation);
+  }
+
+  private async run<T>(operation: string, command: () => Promise<T>): Promise<T> {
+    try {
+      return await command();
+    } catch (error) {
+      throw translateImapError(this.profile, error, operation);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.onClose();
+    try {
+      await this.client.logout();
+    } catch (error) {
+      // The session's work is done; a LOGOUT on a connection that already broke changes nothing.
+      this.log.warn({ msg: 'logout failed', err: error });
+    } finally {
+      this.client.close();
+    }
+  }
+}
+
+/**
+ * imapflow's logger, routed to ours: warnings and errors only (its debug and info levels
+ * carry protocol traffic and per-connection chatter), as one structured event each,
+ * through the redacting logger.
+ * It also keeps the last command error imapflow reported, because for STORE, MOVE and
+ * EXPUNGE that log line is the only place imapflow puts the server's answer.
+ */
+class ImapLog implements ImapFlowLogger {
+  private lastCommandError?: unknown;
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly profile: string,
+  ) {}
+
+  debug(): void {}
+
+  info(): void {}
+
+  /** Our own notes on what the session did to the mailbox. */
+  note(message: string): void {
+    this.logger.info({ operation: 'imap', profile: this.profile, outcome: 'ok', message });
+  }
+
+  warn(entry: { msg?: unknown; err?: unknown }): void {
+    if (entry.err !== undefined) this.lastCommandError = entry.err;
+    this.logger.warn({ operation: 'imap', profile: this.profile, outcome: 'error', ...describe(entry) });
+  }
+
+  error(entry: { msg?: unknown; err?: unknown }): void {
+    this.logger.error({ operation: 'imap', profile: this.profile, outcome: 'error', ...describe(entry) });
+  }
+
+  takeCommandError(): unknown {
+    const error = this.lastCommandError;
+    this.lastCommandError = undefined;
+    return error;
+  }
+}
+
+function describe(entry: { msg?: unknown; err?: unknown }): { message: string; code?: string; response?: string } {
+  const err = entry.err as { message?: unknown; code?: unknown; response?: unknown } | undefined;
+  return {
+    message: String(entry.msg ?? err?.message ?? ''),
+    code: typeof err?.code === 'string' ? err.code : undefined,
+    response: typeof err?.response === 'string' ? err.response : undefined,
+  };
+}
