@@ -1,0 +1,39 @@
+import { isMailError, MailError } from '../shared/errors.js';
+import { toProblem } from '../shared/http/problem.js';
+import { createLogger, type Logger } from '../shared/log.js';
+
+/** One `m365-mail` subcommand, one file each under cli/commands/. Resolves to the exit code. */
+export interface CliCommand {
+  summary: string;
+  usage: string;
+  run(args: string[]): Promise<number>;
+}
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_BAD_INPUT = 2;
+
+/** Logs go to stderr as structured lines, so stdout carries only the JSON result. */
+export const stderrLogger: Logger = createLogger({ log: console.error, warn: console.error, error: console.error });
+
+export function printResult(value: unknown): number {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  return EXIT_OK;
+}
+
+/**
+ * Prints the same problem JSON the HTTP API answers with, on stderr. Exit 2 for bad input
+ * (a 4xx problem), 1 for anything else; an unexpected error's cause is logged (redacted).
+ */
+export function printFailure(error: unknown, operation: string): number {
+  if (!isMailError(error)) stderrLogger.error({ operation, outcome: 'error', error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+  const problem = toProblem(error);
+  process.stderr.write(`${JSON.stringify(problem)}\n`);
+  return problem.status < 500 ? EXIT_BAD_INPUT : EXIT_FAILURE;
+}
+
+/** node:util parseArgs errors (unknown option, missing value) as EINPUT pointing at the command's help. */
+export function argumentError(error: unknown, command: string): MailError {
+  const message = error instanceof Error ? error.message : String(error);
+  return new MailError('EINPUT', message, { field: 'arguments', hint: `Run "m365-mail ${command} --help" for the options.` });
+}
