@@ -11,6 +11,7 @@ import { prepareMessage, sendMail } from '../../shared/send/sendMail.js';
 import type { SendRequestInput } from '../../shared/mail/outgoing.js';
 import { SmtpSender } from '../../shared/transports/smtp/smtpSender.js';
 import { SmtpPeer } from '../peers/smtpPeer.js';
+import { mailErrorFrom } from '../support/mailError.js';
 import { TokenEndpointPeer } from '../peers/tokenEndpoint.js';
 
 const MAILBOX = 'support@contoso.com';
@@ -65,12 +66,8 @@ describe('sending over SMTP with XOAUTH2 (real nodemailer and @azure/identity ag
   }
 
   async function sendExpectingError(r: MailRuntime, body: SendRequestInput): Promise<MailError> {
-    const error = await sendMail(r, body).then(
-      () => assert.fail('the send should have failed'),
-      (e: unknown) => e,
-    );
+    const error = await mailErrorFrom(sendMail(r, body));
     seenErrors.push(error);
-    assert.ok(error instanceof MailError, `expected a MailError, got ${String(error)}`);
     return error;
   }
 
@@ -144,13 +141,9 @@ describe('sending over SMTP with XOAUTH2 (real nodemailer and @azure/identity ag
     const profile = r.profile('support');
     const sender = new SmtpSender(profile, { tokens: { getToken: async () => 'tok-never-issued-by-entra', renew: () => {} }, logger });
     const before = smtp.authAttempts.length;
-    const error = await sender.send(prepareMessage(r, simple()).message).then(
-      () => assert.fail('the send should have failed'),
-      (e: unknown) => e,
-    );
+    const error = await mailErrorFrom(sender.send(prepareMessage(r, simple()).message));
     await sender.close();
     seenErrors.push(error);
-    assert.ok(error instanceof MailError);
     assert.equal(error.code, 'EAUTH');
     assert.equal(error.providerCode, '5.7.3');
     assert.match(error.hint ?? '', /SMTP\.SendAsApp/);
