@@ -1,0 +1,132 @@
+import type { AuthenticationProvider, Client, GraphRequest, ShouldRetry } from '@microsoft/microsoft-graph-client';
+import { graphScope } from '../../config/cloud.js';
+import type { Profile } from '../../config/profiles.js';
+import { MailError } from '../../errors.js';
+import type { TokenProvider } from '../../identity/tokenProvider.js';
+import type { TransportDeps } from '../index.js';
+import { parseRetryAfter, translateGraphError } from './graphErrors.js';
+
+type GraphSdk = typeof import('@microsoft/microsoft-graph-client');
+
+/** The Graph SDK is loaded when a profile first uses Graph, not at start-up. */
+export function graphSdk(): GraphSdk {
+  return require('@microsoft/microsoft-graph-client') as GraphSdk;
+}
+
+/**
+ * Retries after 429/503/504 are the SDK's RetryHandler's (it honours Retry-After).
+ * Three retries is the SDK default; a wait longer than MAX_HONOURED_RETRY_AFTER_SECONDS
+ * is not slept through inside a request: the caller gets ETHROTTLED with the
+ * Retry-After passed on (the HTTP API answers 429, a queue worker reschedules).
+ */
+export const GRAPH_MAX_RETRIES = 3;
+export const MAX_HONOURED_RETRY_AFTER_SECONDS = 30;
+/** Delay before a retry when the answer carries no Retry-After (the SDK adds exponential back-off). */
+const RETRY_DELAY_SECONDS = 3;
+
+/**
+ * Ids that survive moves between folders (Sent Items, a `moveTo` folder), which keeps our
+ * stable ids stable. https://learn.microsoft.com/graph/outlook-immutable-id
+ */
+export const IMMUTABLE_ID_PREFERENCE = 'IdType="ImmutableId"';
+
+export interface GraphCallOptions {
+  abortSignal?: AbortSignal;
+  /** More `Prefer` values, joined with the immutable-id preference. */
+  prefer?: string[];
+}
+
+/** A token provider for one Graph request that keeps its own failure, which the SDK would otherwise wrap into a GraphError without our code. */
+class RequestAuth implements AuthenticationProvider {
+  failure?: unknown;
+
+  constructor(
+    private readonly tokens: TokenProvider,
+    private readonly scope: string,
+    private readonly abortSignal?: AbortSignal,
+  ) {}
+
+  async getAccessToken(): Promise<string> {
+    try {
+      return await this.tokens.getToken(this.scope, { abortSignal: this.abortSignal });
+    } catch (error) {
+      this.failure = error;
+      throw error;
+    }
+  }
+}
+
+/**
+ * One Graph client per profile, shared by the sender and the reader: base URL and custom
+ * host from `endpoints.graph`, bearer tokens from the profile's token provider.
+ */
+export class GraphConnection {
+  readonly client: Client;
+  private readonly scope: string;
+
+  constructor(
+    readonly profile: Profile,
+    private readonly tokens: TokenProvider,
+  ) {
+    const sdk = graphSdk();
+    this.scope = graphScope(profile.endpoints);
+    const shouldRetry: ShouldRetry = (_delay, _attempt, _request, _options, response) =>
+      (parseRetryAfter(response.headers.get('Retry-After')) ?? 0) <= MAX_HONOURED_RETRY_AFTER_SECONDS;
+    this.client = sdk.Client.initWithMiddleware({
+      baseUrl: profile.endpoints.graph,
+      defaultVersion: 'v1.0',
+      // The SDK adds the Authorization header only for Microsoft's Graph hosts and these:
+      // without it a proxy, a sovereign-cloud override or the test stand-in would get no token.
+      customHosts: new Set([new URL(profile.endpoints.graph).hostname]),
+      middleware: [
+        new sdk.AuthenticationHandler(new RequestAuth(tokens, this.scope)),
+        new sdk.RetryHandler(new sdk.RetryHandlerOptions(RETRY_DELAY_SECONDS, GRAPH_MAX_RETRIES, shouldRetry)),
+        new sdk.RedirectHandler(new sdk.RedirectHandlerOptions()),
+        new sdk.TelemetryHandler(),
+        new sdk.HTTPMessageHandler(),
+      ],
+    });
+  }
+
+  /** `/users/{mailbox}` with the mailbox escaped for a path segment. */
+  get userPath(): string {
+    return `/users/${encodeURIComponent(this.profile.mailbox)}`;
+  }
+
+  /**
+   * Runs one Graph request and translates whatever fails into a MailError: a token failure
+   * keeps its own error (ETOKEN, so withAuthRetry re-reads the secret), everything else goes
+   * through the Graph error table.
+   */
+  async call<T>(path: string, options: GraphCallOptions, send: (request: GraphRequest) => Promise<T>): Promise<T> {
+    const sdk = graphSdk();
+    const auth = new RequestAuth(this.tokens, this.scope, options.abortSignal);
+    const request = this.client
+      .api(path)
+      .header('Prefer', [IMMUTABLE_ID_PREFERENCE, ...(options.prefer ?? [])].join(', '))
+      .middlewareOptions([new sdk.AuthenticationHandlerOptions(auth)]);
+    if (options.abortSignal) request.option('signal', options.abortSignal);
+    try {
+      return await send(request);
+    } catch (error) {
+      if (auth.failure !== undefined) throw auth.failure;
+      if (options.abortSignal?.aborted) throw new MailError('ECONNECTION', 'the Graph request was aborted', { profile: this.profile.name, cause: error, hint: 'The operation was cancelled or timed out; it may be retried.' });
+      throw translateGraphError(error, { profile: this.profile.name, mailbox: this.profile.mailbox });
+    }
+  }
+}
+
+const connections = new WeakMap<TokenProvider, GraphConnection>();
+
+/**
+ * The profile's Graph connection, created on first use. Keyed by the token provider, which
+ * the runtime keeps one of per profile, so the sender and the reader share one client.
+ */
+export function graphConnection(profile: Profile, deps: Pick<TransportDeps, 'tokens'>): GraphConnection {
+  let connection = connections.get(deps.tokens);
+  if (!connection || connection.profile !== profile) {
+    connection = new GraphConnection(profile, deps.tokens);
+    connections.set(deps.tokens, connection);
+  }
+  return connection;
+}

@@ -1,0 +1,438 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { z } from 'zod';
+import type { TokenEndpointPeer } from './tokenEndpoint.js';
+import { serverTls } from './tls.js';
+
+/** The audience Graph accepts tokens for in the public cloud. */
+export const GRAPH_RESOURCE = 'https://graph.microsoft.com';
+
+/**
+ * Graph's documented limits the stand-in enforces: 4 MB per request
+ * (https://learn.microsoft.com/graph/outlook-large-attachments) and at most 4 MiB per upload chunk.
+ */
+const REQUEST_MAX_BYTES = 4 * 1024 * 1024;
+const CHUNK_MAX_BYTES = 4 * 1024 * 1024;
+
+export interface GraphRequestRecord {
+  method: string;
+  /** Path without the query, e.g. /v1.0/users/support%40contoso.com/sendMail */
+  path: string;
+  query: URLSearchParams;
+  headers: IncomingHttpHeaders;
+  /** Milliseconds (Date.now scale, sub-millisecond precision) when the request arrived and when the answer was written. */
+  receivedAt: number;
+  respondedAt: number;
+  status: number;
+  /** Graph error code of the answer, when it was an error. */
+  errorCode?: string;
+}
+
+export interface GraphFault {
+  status: number;
+  code: string;
+  message?: string;
+  /** Seconds, sent as Retry-After. */
+  retryAfter?: number;
+  /** How many matching requests get this answer. @default 1 */
+  times?: number;
+  /** Only requests whose method + path match, e.g. /POST .*\/sendMail$/. Default: every Graph API request. */
+  match?: RegExp;
+}
+
+export interface StoredAttachment {
+  name: string;
+  contentType: string;
+  isInline: boolean;
+  contentId?: string;
+  bytes: Buffer;
+  /** How the attachment reached the message: in the message JSON, its own POST, or an upload session. */
+  via: 'message' | 'post' | 'uploadSession';
+}
+
+export interface SentMessage {
+  mailbox: string;
+  via: 'sendMail' | 'draft';
+  saveToSentItems: boolean;
+  /** The message resource as the client sent it, without attachments. */
+  message: GraphMessageInput;
+  attachments: StoredAttachment[];
+  internetMessageId: string;
+  draftId?: string;
+}
+
+export interface UploadChunkRecord {
+  sessionId: string;
+  contentRange?: string;
+  start: number;
+  end: number;
+  total: number;
+  length: number;
+  /** True when the PUT carried an Authorization header (the service refuses those). */
+  authorization: boolean;
+  status: number;
+}
+
+const recipient = z.object({ emailAddress: z.object({ name: z.string().optional(), address: z.string() }) });
+const fileAttachment = z.object({
+  '@odata.type': z.literal('#microsoft.graph.fileAttachment'),
+  name: z.string().min(1),
+  contentType: z.string().optional(),
+  contentBytes: z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'contentBytes must be base64'),
+  isInline: z.boolean().optional(),
+  contentId: z.string().optional(),
+});
+const messageInput = z.object({
+  subject: z.string().optional(),
+  body: z.object({ contentType: z.enum(['html', 'text', 'HTML', 'Text']), content: z.string() }).optional(),
+  importance: z.enum(['low', 'normal', 'high', 'Low', 'Normal', 'High']).optional(),
+  toRecipients: z.array(recipient).optional(),
+  ccRecipients: z.array(recipient).optional(),
+  bccRecipients: z.array(recipient).optional(),
+  replyTo: z.array(recipient).optional(),
+  from: recipient.optional(),
+  internetMessageId: z.string().regex(/^<[^<>\s]+@[^<>\s]+>$/, 'internetMessageId must be <id@domain>').optional(),
+  internetMessageHeaders: z.array(z.object({ name: z.string().regex(/^x-/i, 'only headers that begin with X- may be set'), value: z.string() })).optional(),
+  attachments: z.array(fileAttachment).optional(),
+});
+export type GraphMessageInput = Omit<z.output<typeof messageInput>, 'attachments'>;
+const sendMailInput = z.object({ message: messageInput, saveToSentItems: z.boolean().optional() });
+const uploadSessionInput = z.object({
+  AttachmentItem: z.object({
+    attachmentType: z.literal('file'),
+    name: z.string().min(1),
+    size: z.number().int().positive(),
+    contentType: z.string().optional(),
+    isInline: z.boolean().optional(),
+    contentId: z.string().optional(),
+  }),
+});
+
+interface Draft {
+  id: string;
+  mailbox: string;
+  message: GraphMessageInput;
+  internetMessageId: string;
+  attachments: StoredAttachment[];
+}
+
+interface UploadSession {
+  id: string;
+  draftId: string;
+  token: string;
+  item: z.output<typeof uploadSessionInput>['AttachmentItem'];
+  received: Buffer[];
+  offset: number;
+  expiresAt: number;
+}
+
+class GraphFailure extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+const EMAIL = /^[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+$/;
+
+/**
+ * A Microsoft Graph stand-in on https://127.0.0.1:<port> following Graph's documented mail
+ * contract closely enough for the real @microsoft/microsoft-graph-client: bearer tokens
+ * checked against the TokenEndpointPeer for the Graph audience, `sendMail` (202, empty body,
+ * no content type), drafts, attachments, upload sessions whose upload URL lives on another
+ * host name (`localhost`, as Outlook's lives outside graph.microsoft.com) and refuses an
+ * Authorization header, `send`, Graph's error bodies, and programmable faults (429 with
+ * Retry-After, 503, ErrorSendAsDenied, ...). It records every request and keeps what was sent.
+ */
+export class GraphPeer {
+  readonly requests: GraphRequestRecord[] = [];
+  readonly sent: SentMessage[] = [];
+  readonly uploadChunks: UploadChunkRecord[] = [];
+  readonly drafts = new Map<string, Draft>();
+  /** Addresses each mailbox may send as (Send As rights), besides itself. */
+  readonly sendAs = new Map<string, Set<string>>();
+  private readonly mailboxes = new Set<string>();
+  private readonly sessions = new Map<string, UploadSession>();
+  private faults: Array<GraphFault & { remaining: number }> = [];
+  private server?: Server;
+  private port = 0;
+
+  constructor(private readonly entra: TokenEndpointPeer) {}
+
+  /** The service root, as a profile's `endpoints.graph`. */
+  get url(): string {
+    return `https://127.0.0.1:${this.port}`;
+  }
+
+  addMailbox(address: string): void {
+    this.mailboxes.add(address.toLowerCase());
+  }
+
+  grantSendAs(mailbox: string, address: string): void {
+    const set = this.sendAs.get(mailbox.toLowerCase()) ?? new Set<string>();
+    set.add(address.toLowerCase());
+    this.sendAs.set(mailbox.toLowerCase(), set);
+  }
+
+  /** Answers the next matching requests with an error instead of serving them. */
+  inject(fault: GraphFault): void {
+    this.faults.push({ ...fault, remaining: fault.times ?? 1 });
+  }
+
+  clearFaults(): void {
+    this.faults = [];
+  }
+
+  /** Graph API requests (not upload PUTs) whose method and path match. */
+  apiRequests(method?: string, pathPattern?: RegExp): GraphRequestRecord[] {
+    return this.requests.filter((r) => r.path.startsWith('/v1.0/') && (method === undefined || r.method === method) && (pathPattern === undefined || pathPattern.test(r.path)));
+  }
+
+  async start(): Promise<this> {
+    const tls = serverTls();
+    this.server = createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
+      const receivedAt = performance.timeOrigin + performance.now();
+      void this.handle(req, res, receivedAt);
+    });
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    this.port = (this.server.address() as AddressInfo).port;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    if (!this.server) return;
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse, receivedAt: number): Promise<void> {
+    const url = new URL(req.url ?? '/', this.url);
+    const record: GraphRequestRecord = { method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, headers: req.headers, receivedAt, respondedAt: 0, status: 0 };
+    this.requests.push(record);
+    const answer = (status: number, body?: unknown, headers: Record<string, string> = {}) => {
+      record.status = status;
+      if (body === undefined) {
+        // Graph's empty answers (202 Accepted, 204) carry no content type.
+        res.writeHead(status, { ...headers, 'Content-Length': '0' });
+        res.end();
+      } else {
+        const text = JSON.stringify(body);
+        res.writeHead(status, { ...headers, 'Content-Type': 'application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8', 'Content-Length': String(Buffer.byteLength(text)) });
+        res.end(text);
+      }
+      record.respondedAt = performance.timeOrigin + performance.now();
+    };
+    try {
+      const body = await readBody(req);
+      if (url.pathname.startsWith('/api/v2.0/')) {
+        const result = this.uploadChunk(req, url, body);
+        return answer(result.status, result.body, result.headers);
+      }
+      if (!url.pathname.startsWith('/v1.0/')) throw new GraphFailure(400, 'BadRequest', `Invalid version: ${url.pathname.split('/')[1] ?? ''}`);
+      this.authorize(req);
+      this.applyFault(record);
+      if (body.length > REQUEST_MAX_BYTES) throw new GraphFailure(413, 'RequestEntityTooLarge', `The request is larger than ${REQUEST_MAX_BYTES} bytes.`);
+      const result = this.route(req.method ?? 'GET', url, body);
+      return answer(result.status, result.body, result.headers);
+    } catch (error) {
+      const failure = error instanceof GraphFailure ? error : new GraphFailure(500, 'generalException', String(error));
+      record.errorCode = failure.code;
+      const date = new Date().toISOString();
+      answer(failure.status, { error: { code: failure.code, message: failure.message, innerError: { date, 'request-id': randomUUID(), 'client-request-id': String(req.headers['client-request-id'] ?? randomUUID()) } } }, failure.headers);
+    }
+  }
+
+  private authorize(req: IncomingMessage): void {
+    const token = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    const challenge = { 'WWW-Authenticate': `Bearer realm="", authorization_uri="${this.entra.url}/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000"` };
+    if (!token) throw new GraphFailure(401, 'InvalidAuthenticationToken', 'Access token is empty.', challenge);
+    if (!this.entra.validate(token)) throw new GraphFailure(401, 'InvalidAuthenticationToken', 'Access token has expired or is not yet valid.', challenge);
+    if (!this.entra.validate(token, GRAPH_RESOURCE)) throw new GraphFailure(401, 'InvalidAuthenticationToken', 'Access token validation failure. Invalid audience.', challenge);
+  }
+
+  private applyFault(record: GraphRequestRecord): void {
+    const fault = this.faults.find((f) => f.remaining > 0 && (f.match === undefined || f.match.test(`${record.method} ${record.path}`)));
+    if (!fault) return;
+    fault.remaining--;
+    throw new GraphFailure(fault.status, fault.code, fault.message ?? `Injected ${fault.code}.`, fault.retryAfter !== undefined ? { 'Retry-After': String(fault.retryAfter) } : {});
+  }
+
+  private mailbox(segment: string): string {
+    const address = decodeURIComponent(segment).toLowerCase();
+    if (!this.mailboxes.has(address)) throw new GraphFailure(404, 'ErrorInvalidUser', `The requested user '${address}' is invalid.`);
+    return address;
+  }
+
+  private route(method: string, url: URL, body: Buffer): { status: number; body?: unknown; headers?: Record<string, string> } {
+    const parts = url.pathname.split('/').slice(2);
+    if (parts[0] !== 'users' || parts[1] === undefined) throw new GraphFailure(400, 'BadRequest', `Resource not found for the segment '${parts[0] ?? ''}'.`);
+    const mailbox = this.mailbox(parts[1]);
+    const rest = parts.slice(2);
+    const key = `${method} ${rest.map((p, i) => (rest[i - 1] === 'messages' ? '{id}' : p)).join('/')}`;
+    switch (key) {
+      case 'POST sendMail':
+        return this.sendMail(mailbox, parseJson(body, sendMailInput));
+      case 'POST messages':
+        return this.createDraft(mailbox, parseJson(body, messageInput));
+      case 'POST messages/{id}/attachments':
+        return this.addAttachment(this.draft(mailbox, rest[1]!), parseJson(body, fileAttachment));
+      case 'POST messages/{id}/attachments/createUploadSession':
+        return this.createUploadSession(this.draft(mailbox, rest[1]!), parseJson(body, uploadSessionInput));
+      case 'POST messages/{id}/send':
+        return this.sendDraft(this.draft(mailbox, rest[1]!));
+      case 'DELETE messages/{id}':
+        this.drafts.delete(this.draft(mailbox, rest[1]!).id);
+        return { status: 204 };
+      default:
+        throw new GraphFailure(400, 'BadRequest', `Resource not found for the segment '${rest[0] ?? ''}'.`);
+    }
+  }
+
+  private checkMessage(mailbox: string, message: z.output<typeof messageInput>): void {
+    const all = [...(message.toRecipients ?? []), ...(message.ccRecipients ?? []), ...(message.bccRecipients ?? [])];
+    for (const r of [...all, ...(message.replyTo ?? [])]) {
+      if (!EMAIL.test(r.emailAddress.address)) throw new GraphFailure(400, 'ErrorInvalidRecipients', `At least one recipient isn't valid., Recipient '${r.emailAddress.address}' is not resolved.`);
+    }
+    const from = message.from?.emailAddress.address.toLowerCase();
+    if (from !== undefined && from !== mailbox && !this.sendAs.get(mailbox)?.has(from)) {
+      throw new GraphFailure(403, 'ErrorSendAsDenied', 'The user account which was used to submit this request does not have the right to send mail on behalf of the specified sending account., Cannot submit message.');
+    }
+  }
+
+  private sendMail(mailbox: string, input: z.output<typeof sendMailInput>): { status: number } {
+    this.checkMessage(mailbox, input.message);
+    const count = (input.message.toRecipients?.length ?? 0) + (input.message.ccRecipients?.length ?? 0) + (input.message.bccRecipients?.length ?? 0);
+    if (count === 0) throw new GraphFailure(400, 'ErrorInvalidRecipients', 'At least one recipient is required, but none were found.');
+    const { attachments, ...message } = input.message;
+    this.sent.push({
+      mailbox,
+      via: 'sendMail',
+      saveToSentItems: input.saveToSentItems ?? true,
+      message,
+      attachments: (attachments ?? []).map((a) => storedAttachment(a, 'message')),
+      internetMessageId: message.internetMessageId ?? generatedMessageId(),
+    });
+    return { status: 202 };
+  }
+
+  private createDraft(mailbox: string, input: z.output<typeof messageInput>): { status: number; body: unknown } {
+    this.checkMessage(mailbox, input);
+    const { attachments, ...message } = input;
+    const id = `AAkALg${randomBytes(24).toString('base64url')}`;
+    const draft: Draft = { id, mailbox, message, internetMessageId: message.internetMessageId ?? generatedMessageId(), attachments: (attachments ?? []).map((a) => storedAttachment(a, 'message')) };
+    this.drafts.set(id, draft);
+    return { status: 201, body: { '@odata.context': `${this.url}/v1.0/$metadata#users('${mailbox}')/messages/$entity`, id, isDraft: true, internetMessageId: draft.internetMessageId, subject: message.subject ?? '', hasAttachments: draft.attachments.length > 0 } };
+  }
+
+  private draft(mailbox: string, id: string): Draft {
+    const draft = this.drafts.get(decodeURIComponent(id));
+    if (!draft || draft.mailbox !== mailbox) throw new GraphFailure(404, 'ErrorItemNotFound', 'The specified object was not found in the store.');
+    return draft;
+  }
+
+  private addAttachment(draft: Draft, input: z.output<typeof fileAttachment>): { status: number; body: unknown } {
+    const stored = storedAttachment(input, 'post');
+    if (stored.bytes.length > 3 * 1024 * 1024) throw new GraphFailure(413, 'ErrorAttachmentSizeLimitExceeded', 'Attachments over 3 MB must be added through an upload session.');
+    draft.attachments.push(stored);
+    return { status: 201, body: { '@odata.type': '#microsoft.graph.fileAttachment', id: randomUUID(), name: stored.name, size: stored.bytes.length } };
+  }
+
+  private createUploadSession(draft: Draft, input: z.output<typeof uploadSessionInput>): { status: number; body: unknown } {
+    const id = randomBytes(12).toString('hex');
+    const session: UploadSession = { id, draftId: draft.id, token: randomBytes(24).toString('base64url'), item: input.AttachmentItem, received: [], offset: 0, expiresAt: Date.now() + 6 * 3600 * 1000 };
+    this.sessions.set(id, session);
+    // The real upload URL lives on outlook.office.com, outside Graph's hosts, and carries its own token.
+    const uploadUrl = `https://localhost:${this.port}/api/v2.0/Users('${encodeURIComponent(draft.mailbox)}')/Messages('${draft.id}')/AttachmentSessions('${id}')?authtoken=${session.token}`;
+    return { status: 201, body: { '@odata.context': `${this.url}/v1.0/$metadata#microsoft.graph.uploadSession`, uploadUrl, expirationDateTime: new Date(session.expiresAt).toISOString(), nextExpectedRanges: ['0-'] } };
+  }
+
+  private uploadChunk(req: IncomingMessage, url: URL, body: Buffer): { status: number; body?: unknown; headers?: Record<string, string> } {
+    const sessionId = /AttachmentSessions\('([^']+)'\)$/.exec(decodeURIComponent(url.pathname))?.[1] ?? '';
+    const contentRange = req.headers['content-range'];
+    const range = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(contentRange ?? '');
+    const chunk: UploadChunkRecord = {
+      sessionId,
+      contentRange,
+      start: Number(range?.[1] ?? -1),
+      end: Number(range?.[2] ?? -1),
+      total: Number(range?.[3] ?? -1),
+      length: body.length,
+      authorization: req.headers.authorization !== undefined,
+      status: 0,
+    };
+    this.uploadChunks.push(chunk);
+    const fail = (failure: GraphFailure) => {
+      chunk.status = failure.status;
+      throw failure;
+    };
+    const session = this.sessions.get(sessionId);
+    if (req.method !== 'PUT') fail(new GraphFailure(405, 'MethodNotAllowed', 'Upload sessions take PUT.'));
+    if (chunk.authorization) fail(new GraphFailure(401, 'InvalidAuthenticationToken', 'The upload URL is pre-authenticated: a request with an Authorization header is refused.'));
+    if (!session || url.searchParams.get('authtoken') !== session.token || session.expiresAt < Date.now()) fail(new GraphFailure(404, 'ErrorItemNotFound', 'The upload session was not found or has expired.'));
+    if (!range) fail(new GraphFailure(400, 'InvalidContentRange', 'Content-Range must be "bytes start-end/total".'));
+    const s = session!;
+    if (chunk.total !== s.item.size) fail(new GraphFailure(400, 'InvalidContentRange', `The total ${chunk.total} differs from the session size ${s.item.size}.`));
+    if (chunk.start !== s.offset) fail(new GraphFailure(416, 'InvalidRange', `Expected the range starting at ${s.offset}.`));
+    if (chunk.end - chunk.start + 1 !== body.length) fail(new GraphFailure(400, 'InvalidContentRange', 'The Content-Range does not match the body length.'));
+    if (body.length > CHUNK_MAX_BYTES) fail(new GraphFailure(413, 'RequestEntityTooLarge', `A chunk may hold at most ${CHUNK_MAX_BYTES} bytes.`));
+    s.received.push(body);
+    s.offset += body.length;
+    if (s.offset < s.item.size) {
+      chunk.status = 200;
+      return { status: 200, body: { '@odata.context': `${this.url}/v1.0/$metadata#microsoft.graph.uploadSession`, expirationDateTime: new Date(s.expiresAt).toISOString(), nextExpectedRanges: [`${s.offset}`] } };
+    }
+    const draft = this.drafts.get(s.draftId);
+    if (!draft) fail(new GraphFailure(404, 'ErrorItemNotFound', 'The message of this upload session no longer exists.'));
+    draft!.attachments.push({ name: s.item.name, contentType: s.item.contentType ?? 'application/octet-stream', isInline: s.item.isInline ?? false, contentId: s.item.contentId, bytes: Buffer.concat(s.received), via: 'uploadSession' });
+    this.sessions.delete(s.id);
+    chunk.status = 201;
+    return { status: 201, headers: { Location: `${this.url}/v1.0/users('${draft!.mailbox}')/messages('${draft!.id}')/attachments('${randomUUID()}')` } };
+  }
+
+  private sendDraft(draft: Draft): { status: number } {
+    const count = (draft.message.toRecipients?.length ?? 0) + (draft.message.ccRecipients?.length ?? 0) + (draft.message.bccRecipients?.length ?? 0);
+    if (count === 0) throw new GraphFailure(400, 'ErrorInvalidRecipients', 'At least one recipient is required, but none were found.');
+    this.drafts.delete(draft.id);
+    this.sent.push({ mailbox: draft.mailbox, via: 'draft', saveToSentItems: true, message: draft.message, attachments: draft.attachments, internetMessageId: draft.internetMessageId, draftId: draft.id });
+    return { status: 202 };
+  }
+}
+
+function storedAttachment(a: z.output<typeof fileAttachment>, via: StoredAttachment['via']): StoredAttachment {
+  return { name: a.name, contentType: a.contentType ?? 'application/octet-stream', isInline: a.isInline ?? false, contentId: a.contentId, bytes: Buffer.from(a.contentBytes, 'base64'), via };
+}
+
+function generatedMessageId(): string {
+  return `<${randomBytes(12).toString('hex')}@graph.peer>`;
+}
+
+function parseJson<T extends z.ZodType>(body: Buffer, schema: T): z.output<T> {
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new GraphFailure(400, 'BadRequest', 'Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.');
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const code = issue.message.includes('X-') ? 'InvalidInternetMessageHeader' : 'ErrorInvalidRequest';
+    throw new GraphFailure(400, code, `${issue.path.join('.')}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
