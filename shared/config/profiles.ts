@@ -76,10 +76,16 @@ function readDocument(env: NodeJS.ProcessEnv): { source: string; document: unkno
   return { source: 'built-in', document: builtInDocument(env) };
 }
 
+/** The dotted path of an issue; for an unknown key, the key itself (zod reports it on the parent object). */
+function issueField(issue: z.core.$ZodIssue): string {
+  const path = issue.path.map(String);
+  if (issue.code === 'unrecognized_keys' && issue.keys[0] !== undefined) path.push(issue.keys[0]);
+  return path.join('.');
+}
+
 function describeIssues(profile: string, issues: z.core.$ZodIssue[]): MailError {
-  const first = issues[0]!;
-  const field = first.path.map(String).join('.');
-  const all = issues.map((i) => `${i.path.map(String).join('.') || '(profile)'} ${i.message}`).join('; ');
+  const field = issueField(issues[0]!);
+  const all = issues.map((i) => `${issueField(i) || '(profile)'} ${i.message}`).join('; ');
   return new MailError('ECONFIG', `profile "${profile}": ${all}`, {
     profile,
     field: field || undefined,
@@ -92,9 +98,10 @@ export function parseProfiles(document: unknown, source: string): ProfileSet {
   const top = profilesDocumentSchema.safeParse(document);
   if (!top.success) {
     const issue = top.error.issues[0]!;
-    throw new MailError('ECONFIG', `${source}: ${issue.path.map(String).join('.') || '(document)'} ${issue.message}; expected { "profiles": { "<name>": { ... } } }`, {
-      field: issue.path.map(String).join('.') || 'profiles',
-      hint: 'Profile names are 1-64 letters, digits, dashes or underscores.',
+    const field = issueField(issue);
+    throw new MailError('ECONFIG', `${source}: ${field || '(document)'} ${issue.message}; expected { "profiles": { "<name>": { ... } } }`, {
+      field: field || 'profiles',
+      hint: issue.code === 'invalid_key' ? 'Profile names are 1-64 letters, digits, dashes or underscores.' : 'The document is one object: { "profiles": { "<name>": { ... } } }.',
     });
   }
   const profiles = new Map<string, Profile>();

@@ -24,7 +24,7 @@ const send = z
   .object({
     via: z.enum(['graph', 'smtp', 'file']),
     /** Addresses the API may put in `from`; `*@domain` allows a whole domain. Default: the mailbox. */
-    allowedFrom: z.array(z.union([email, z.string().regex(/^\*@[^@\s]+$/, 'must be an address or *@domain')])).optional(),
+    allowedFrom: z.array(z.string().refine((v) => email.safeParse(v).success || /^\*@[^@\s]+$/.test(v), 'must be an e-mail address or *@domain')).optional(),
     saveToSentItems: z.boolean().default(true),
     /** file transport: the folder .eml files are written to (default <MAIL_DIR>/outbox). */
     folder: z.string().min(1).optional(),
@@ -48,10 +48,13 @@ const filters = z
   })
   .strict();
 
-const deliver = z.union([
-  z.object({ webhook: z.object({ url: z.url(), signingSecret: secretName }).strict() }).strict(),
-  z.object({ queue: z.object({ name: z.string().regex(/^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$/, 'must be a storage queue name') }).strict() }).strict(),
-]);
+const deliver = z.union(
+  [
+    z.object({ webhook: z.object({ url: z.url(), signingSecret: secretName }).strict() }).strict(),
+    z.object({ queue: z.object({ name: z.string().regex(/^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$/, 'must be a storage queue name') }).strict() }).strict(),
+  ],
+  { error: 'must be {"webhook": {"url", "signingSecret"}} or {"queue": {"name"}}' },
+);
 
 const receive = z
   .object({
