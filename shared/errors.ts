@@ -29,6 +29,8 @@ export const ERROR_CODES = {
   ECONNECTION: { status: 502, title: 'Could not connect to the mail provider' },
   ETLS: { status: 502, title: 'TLS negotiation with the mail provider failed' },
   EPROVIDER: { status: 502, title: 'Unexpected answer from the mail provider' },
+  // Incoming mail: dead-lettered with its raw source, never retried.
+  EPARSE: { status: 422, title: 'The message cannot be parsed as e-mail' },
   // Receiving: state storage and delivery to the profile's sink.
   ESTATE: { status: 503, title: 'State storage unavailable' },
   ESTATE_CONFLICT: { status: 409, title: 'Mailbox state was changed by another worker' },
