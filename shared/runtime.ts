@@ -39,7 +39,8 @@ export class MailRuntime {
 
   /** The named profile, or the only one when exactly one is configured (or DEFAULT_PROFILE). */
   profile(name: string | undefined): Profile {
-    const wanted = name ?? this.env.DEFAULT_PROFILE ?? (this.profiles.profiles.size === 1 ? [...this.profiles.profiles.keys()][0] : undefined);
+    // An empty DEFAULT_PROFILE (as local.settings.sample.json ships it) means none.
+    const wanted = name ?? (this.env.DEFAULT_PROFILE || undefined) ?? (this.profiles.profiles.size === 1 ? [...this.profiles.profiles.keys()][0] : undefined);
     if (wanted === undefined) {
       throw new MailError('EINPUT', 'profile is required when more than one profile is configured', {
         field: 'profile',
