@@ -3,7 +3,23 @@ import type { MailComposerOptions } from 'nodemailer/lib/mail-composer';
 import { formatAddress } from './address.js';
 import type { OutgoingMessage } from './outgoing.js';
 
-const IMPORTANCE_PRIORITY = { low: 'low', normal: 'normal', high: 'high' } as const;
+/**
+ * The headers Outlook and other clients read for importance, as nodemailer's `priority`
+ * option writes them. That option is applied by nodemailer's Mailer only, not by
+ * MailComposer, so they are set here for every path (composer and SMTP alike).
+ */
+const IMPORTANCE_HEADERS: Record<OutgoingMessage['importance'], Record<string, string>> = {
+  low: { 'X-Priority': '5 (Lowest)', 'X-MSMail-Priority': 'Low', Importance: 'Low' },
+  normal: {},
+  high: { 'X-Priority': '1 (Highest)', 'X-MSMail-Priority': 'High', Importance: 'High' },
+};
+
+function messageHeaders(message: OutgoingMessage): Record<string, string> {
+  const importance = IMPORTANCE_HEADERS[message.importance];
+  const overridden = new Set(Object.keys(importance).map((k) => k.toLowerCase()));
+  const custom = Object.entries(message.headers).filter(([name]) => !overridden.has(name.toLowerCase()));
+  return { ...Object.fromEntries(custom), ...importance };
+}
 
 /** Maps our message to nodemailer's message options (used by the composer and the SMTP transport). */
 export function toNodemailerOptions(message: OutgoingMessage): MailComposerOptions {
@@ -17,8 +33,7 @@ export function toNodemailerOptions(message: OutgoingMessage): MailComposerOptio
     subject: message.subject,
     text: message.text,
     html: message.html,
-    priority: IMPORTANCE_PRIORITY[message.importance],
-    headers: message.headers,
+    headers: messageHeaders(message),
     messageId: message.messageId,
     attachments: message.attachments.map((a) => ({
       filename: a.filename,
