@@ -96,6 +96,12 @@ export const profileSchema = z
     const remote = [p.send?.via, p.receive?.via].some((via) => via !== undefined && via !== 'file');
     if (p.auth.type === 'none' && remote) ctx.addIssue({ code: 'custom', path: ['auth', 'type'], message: '"none" is only for the file transport' });
     if (!p.send && !p.receive) ctx.addIssue({ code: 'custom', path: ['send'], message: 'a profile needs a send or a receive section' });
+    // POP3 has one folder and no flags (RFC 1939): say so at start-up rather than at the first poll.
+    if (p.receive?.via === 'pop3') {
+      if (p.receive.afterFetch === 'markRead' || p.receive.afterFetch === 'move') ctx.addIssue({ code: 'custom', path: ['receive', 'afterFetch'], message: `"${p.receive.afterFetch}" is not possible over POP3: use "delete" or "none", or receive via imap or graph` });
+      if (p.receive.folder.toUpperCase() !== 'INBOX') ctx.addIssue({ code: 'custom', path: ['receive', 'folder'], message: 'POP3 reads only the inbox: use "Inbox", or receive via imap or graph' });
+      if (p.receive.filters?.unreadOnly) ctx.addIssue({ code: 'custom', path: ['receive', 'filters', 'unreadOnly'], message: 'POP3 has no read flags: remove unreadOnly, or receive via imap or graph' });
+    }
   });
 
 export const profilesDocumentSchema = z.object({ profiles: z.record(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/), z.unknown()) }).strict();

@@ -1,7 +1,7 @@
 import type { Profile } from '../../config/profiles.js';
 import { MailError, type ErrorCode } from '../../errors.js';
 import { redact } from '../../redact.js';
-import { socketErrorKind } from '../socketErrors.js';
+import { exchangeAuthHint, socketErrorKind } from '../mailProtocolErrors.js';
 
 /** The fields imapflow sets on the errors it raises (see imapflow's errors.ts and tools.ts). */
 interface ImapFlowError {
@@ -20,20 +20,6 @@ interface ImapFlowError {
 }
 
 const CONNECTION_LOST = new Set(['NoConnection', 'EConnectionClosed', 'ClosedAfterConnectText', 'ClosedAfterConnectTLS', 'CONNECT_TIMEOUT', 'GREETING_TIMEOUT', 'ETIMEOUT', 'UPGRADE_TIMEOUT']);
-
-/**
- * The hint for a refused XOAUTH2 login. Exchange Online answers every cause with the same
- * "AUTHENTICATE failed.", so the hint lists them all. Source:
- * https://learn.microsoft.com/exchange/client-developer/legacy-protocols/how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth
- */
-export function exchangeAuthHint(profile: Profile, protocol: 'IMAP' | 'POP'): string {
-  const casSwitch = protocol === 'IMAP' ? 'ImapEnabled' : 'PopEnabled';
-  return (
-    `Exchange refused the token for ${profile.mailbox}: the app needs the Office 365 Exchange Online permission ${protocol}.AccessAsApp with admin consent, ` +
-    `an Exchange service principal (New-ServicePrincipal) and FullAccess on the mailbox (Add-MailboxPermission -User <service principal id> -AccessRights FullAccess); ` +
-    `${protocol} must also be enabled for the mailbox (Set-CASMailbox ${profile.mailbox} -${casSwitch} $true). The token must be for ${profile.endpoints.exchangeResource}.`
-  );
-}
 
 /** Translates an imapflow error into a MailError, once, at this edge. Server text passes `redact`. */
 export function translateImapError(profile: Profile, error: unknown, operation: string): MailError {

@@ -1,0 +1,148 @@
+import { z } from 'zod';
+import { exchangeScope } from '../../config/cloud.js';
+import type { Profile } from '../../config/profiles.js';
+import { MailError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import type { TransportDeps } from '../index.js';
+import type { AfterFetch, FetchedMessage, MailboxReader, MailboxSession, ReaderCursor } from '../types.js';
+import { Pop3Client } from './pop3Client.js';
+import { translatePop3Error } from './pop3Errors.js';
+
+const pop3CursorSchema = z.object({ seen: z.array(z.string()) });
+export type Pop3Cursor = z.infer<typeof pop3CursorSchema>;
+
+/**
+ * Reads a mailbox's inbox over POP3 with XOAUTH2 (Exchange Online: TLS on 995). POP3 knows
+ * no folders and no flags: the only afterFetch it can do is delete (DELE, applied at QUIT);
+ * the profile schema refuses a POP3 profile with another folder, markRead or move.
+ *
+ * `open` does not retry a refused token itself: callers wrap it in `withAuthRetry`.
+ */
+export class Pop3Reader implements MailboxReader {
+  readonly via = 'pop3' as const;
+
+  constructor(
+    private readonly profile: Profile,
+    private readonly deps: TransportDeps,
+  ) {}
+
+  async open(options: { abortSignal?: AbortSignal } = {}): Promise<MailboxSession> {
+    const token = await this.deps.tokens.getToken(exchangeScope(this.profile.endpoints), { abortSignal: options.abortSignal });
+    const { host, port } = this.profile.endpoints.pop3;
+    let step = 'connect';
+    let client: Pop3Client | undefined;
+    try {
+      client = await Pop3Client.connect({ host, port, abortSignal: options.abortSignal });
+      step = 'capabilities';
+      const sasl = (await client.capabilities()).find((c) => /^SASL\b/i.test(c)) ?? '';
+      if (!/\bXOAUTH2\b/i.test(sasl)) {
+        throw new MailError('EAUTH', `profile "${this.profile.name}": the POP3 server at ${host}:${port} does not offer SASL XOAUTH2 (CAPA says "${sasl || 'no SASL'}")`, {
+          profile: this.profile.name,
+          hint: 'Point endpoints.pop3 at an Exchange Online POP3 endpoint (port 995), which offers XOAUTH2.',
+        });
+      }
+      step = 'login';
+      await client.authenticateXoauth2(this.profile.mailbox, token);
+    } catch (error) {
+      client?.close();
+      throw translatePop3Error(this.profile, error, step);
+    }
+    return new Pop3Session(this.profile, client, this.deps.logger);
+  }
+}
+
+interface Listed {
+  number: number;
+  uid: string;
+}
+
+class Pop3Session implements MailboxSession {
+  private wasResynced = false;
+  private last?: Pop3Cursor;
+  private readonly numbers = new Map<string, number>();
+  private deletions = 0;
+
+  constructor(
+    private readonly profile: Profile,
+    private readonly client: Pop3Client,
+    private readonly logger: Logger,
+  ) {}
+
+  get resynced(): boolean {
+    return this.wasResynced;
+  }
+
+  async *messages(cursor: ReaderCursor | undefined, options: { limit: number; abortSignal?: AbortSignal }): AsyncIterable<FetchedMessage> {
+    const parsed = cursor === undefined ? undefined : pop3CursorSchema.safeParse(cursor);
+    this.wasResynced = parsed !== undefined && !parsed.success;
+    const previous = parsed?.success ? parsed.data.seen : [];
+
+    const listed: Listed[] = await this.run('UIDL', () => this.client.uidl());
+    const sizes = await this.run('LIST', () => this.client.list());
+    const onServer = new Set(listed.map((m) => m.uid));
+    // A message no longer on the server does not come back, and RFC 1939 asks servers not to
+    // reuse a UIDL while its message exists: the cursor keeps only UIDLs still listed, so it
+    // stays as small as the mailbox.
+    const kept = previous.filter((uid) => onServer.has(uid));
+    const known = new Set(kept);
+    // Message numbers follow arrival order, so the new ones come oldest first.
+    const fresh = listed.filter((m) => !known.has(m.uid)).sort((a, b) => a.number - b.number).slice(0, options.limit);
+    const seen = [...kept];
+    this.last = { seen: [...seen] };
+    for (const m of fresh) {
+      options.abortSignal?.throwIfAborted();
+      this.numbers.set(m.uid, m.number);
+      seen.push(m.uid);
+      const cursorAfter: Pop3Cursor = { seen: [...seen] };
+      this.last = cursorAfter;
+      yield {
+        providerId: m.uid,
+        size: sizes.get(m.number),
+        openSource: () => this.run('RETR', () => this.client.retrieve(m.number)),
+        cursorAfter,
+      };
+    }
+  }
+
+  finalCursor(): ReaderCursor | undefined {
+    return this.last;
+  }
+
+  async applyAfterFetch(message: FetchedMessage, action: AfterFetch): Promise<void> {
+    if (action === 'none') return;
+    if (action !== 'delete') {
+      throw new MailError('ECONFIG', `profile "${this.profile.name}": POP3 cannot ${action === 'markRead' ? 'mark messages read' : 'move messages'}`, {
+        profile: this.profile.name,
+        field: 'receive.afterFetch',
+        hint: 'With receive.via "pop3" use afterFetch "delete" or "none" (or read over IMAP or Graph).',
+      });
+    }
+    const number = this.numbers.get(message.providerId);
+    if (number === undefined) {
+      throw new MailError('EMAILBOX', `profile "${this.profile.name}": message ${message.providerId} was not listed in this POP3 session`, { profile: this.profile.name });
+    }
+    await this.run('DELE', () => this.client.delete(number));
+    this.deletions++;
+  }
+
+  /** QUIT applies the DELEs; if it fails they are not applied, and the caller hears of it. */
+  async close(): Promise<void> {
+    try {
+      await this.client.quit();
+    } catch (error) {
+      const failure = translatePop3Error(this.profile, error, 'QUIT');
+      if (this.deletions > 0) throw failure;
+      this.logger.warn({ operation: 'pop3', profile: this.profile.name, outcome: 'error', code: failure.code, message: failure.message });
+    } finally {
+      this.client.close();
+    }
+  }
+
+  private async run<T>(operation: string, command: () => Promise<T>): Promise<T> {
+    try {
+      return await command();
+    } catch (error) {
+      throw translatePop3Error(this.profile, error, operation);
+    }
+  }
+}
