@@ -3,7 +3,7 @@ import type { Profile } from '../config/profiles.js';
 import { APP_ROOT } from '../config/profiles.js';
 import type { TokenProvider } from '../identity/tokenProvider.js';
 import type { Logger } from '../log.js';
-import type { MailSender } from './types.js';
+import type { MailboxReader, MailSender } from './types.js';
 
 export interface TransportDeps {
   tokens: TokenProvider;
@@ -31,5 +31,28 @@ export function createSender(profile: Profile, deps: TransportDeps): MailSender 
     }
     case undefined:
       throw new Error(`profile "${profile.name}" has no send section`);
+  }
+}
+
+export function createReader(profile: Profile, deps: TransportDeps): MailboxReader {
+  const via = profile.receive?.via;
+  switch (via) {
+    case 'file': {
+      const { FileReader } = require('./file/fileReader.js') as typeof import('./file/fileReader.js');
+      const moveTo = profile.receive?.moveTo;
+      return new FileReader({
+        folder: path.resolve(APP_ROOT, profile.receive?.folder ?? path.join('.mail', 'inbox')),
+        ...(moveTo !== undefined && { moveTo: path.resolve(APP_ROOT, moveTo) }),
+      });
+    }
+    case 'imap': {
+      const { ImapReader } = require('./imap/imapReader.js') as typeof import('./imap/imapReader.js');
+      return new ImapReader(profile, deps);
+    }
+    case 'pop3':
+    case 'graph':
+      throw new Error(`profile "${profile.name}": receive.via "${via}" is not wired yet`);
+    case undefined:
+      throw new Error(`profile "${profile.name}" has no receive section`);
   }
 }

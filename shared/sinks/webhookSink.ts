@@ -1,0 +1,106 @@
+import { createHmac } from 'node:crypto';
+import { MailError, isMailError } from '../errors.js';
+import type { DeliveredMessage } from '../mail/incoming.js';
+import type { SecretStore } from '../secrets/store.js';
+import type { MessageSink } from './types.js';
+
+export interface WebhookSinkOptions {
+  url: string;
+  /** Name of the secret (in the SecretStore) whose value keys the HMAC. */
+  signingSecret: string;
+  secrets: SecretStore;
+  /** Per attempt. @default 10_000 */
+  timeoutMs?: number;
+  /** Attempts in all, the first included. @default 4 */
+  maxAttempts?: number;
+  /** Delay before the first retry, doubled for each further one. @default 500 */
+  retryDelayMs?: number;
+  /** The longest wait between attempts, a Retry-After included. @default 5_000 */
+  maxRetryDelayMs?: number;
+}
+
+/** The signature a consumer recomputes: hex HMAC-SHA256 over `<timestamp>.<body>`, keyed with the signing secret. */
+export function webhookSignature(secret: string, timestamp: string, body: string): string {
+  return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
+}
+
+/**
+ * POSTs each message as JSON, signed, to the profile's webhook. 5xx, 408, 429, timeouts and
+ * connection failures are retried with exponential backoff (full jitter, bounded attempts,
+ * Retry-After honoured up to the delay cap); any other 4xx is the consumer refusing this
+ * message, so it is not retried: ESINK_REJECTED.
+ */
+export class WebhookSink implements MessageSink {
+  readonly kind = 'webhook' as const;
+  private readonly timeoutMs: number;
+  private readonly maxAttempts: number;
+  private readonly retryDelayMs: number;
+  private readonly maxRetryDelayMs: number;
+
+  constructor(private readonly options: WebhookSinkOptions) {
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.maxAttempts = options.maxAttempts ?? 4;
+    this.retryDelayMs = options.retryDelayMs ?? 500;
+    this.maxRetryDelayMs = options.maxRetryDelayMs ?? 5_000;
+  }
+
+  async deliver(message: DeliveredMessage, options: { abortSignal?: AbortSignal } = {}): Promise<void> {
+    const { backOff } = require('exponential-backoff') as typeof import('exponential-backoff');
+    const body = JSON.stringify(message);
+    await backOff(() => this.post(message.id, body, options.abortSignal), {
+      numOfAttempts: this.maxAttempts,
+      startingDelay: this.retryDelayMs,
+      timeMultiple: 2,
+      maxDelay: this.maxRetryDelayMs,
+      jitter: 'full',
+      retry: async (error: unknown) => {
+        if (options.abortSignal?.aborted || (isMailError(error) && error.code === 'ESINK_REJECTED')) return false;
+        const retryAfter = isMailError(error) ? error.retryAfter : undefined;
+        if (retryAfter !== undefined) await new Promise((resolve) => setTimeout(resolve, Math.min(retryAfter * 1000, this.maxRetryDelayMs)));
+        return true;
+      },
+    });
+  }
+
+  private async post(id: string, body: string, abortSignal: AbortSignal | undefined): Promise<void> {
+    // Signed per attempt, so that a consumer rejecting stale timestamps accepts a late retry.
+    const timestamp = String(Math.floor(Date.now() / 1000));
+    const secret = await this.options.secrets.getSecret(this.options.signingSecret, { abortSignal });
+    const timeout = AbortSignal.timeout(this.timeoutMs);
+    let response: Response;
+    try {
+      response = await fetch(this.options.url, {
+        method: 'POST',
+        headers: {
+          'Content-Type': 'application/json; charset=utf-8',
+          'X-Mail-Id': id,
+          'X-Mail-Timestamp': timestamp,
+          'X-Mail-Signature': webhookSignature(secret, timestamp, body),
+        },
+        body,
+        signal: abortSignal ? AbortSignal.any([abortSignal, timeout]) : timeout,
+      });
+    } catch (error) {
+      throw new MailError('ESINK_UNAVAILABLE', timeout.aborted ? `the webhook did not answer within ${this.timeoutMs} ms` : `could not reach the webhook: ${(error as Error).message}`, {
+        hint: 'Check that the webhook URL is reachable from the function app.',
+        cause: error,
+      });
+    }
+    // The body is not needed, only the status; draining it frees the connection for reuse.
+    await response.arrayBuffer().catch(() => undefined);
+    if (response.ok) return;
+    const status = response.status;
+    if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
+      throw new MailError('ESINK_REJECTED', `the webhook refused message ${id} with HTTP ${status}`, {
+        providerCode: String(status),
+        hint: 'The consumer answered 4xx: the message was dead-lettered. Check the consumer’s logs for why it refused it.',
+      });
+    }
+    const retryAfter = Number(response.headers.get('retry-after'));
+    throw new MailError('ESINK_UNAVAILABLE', `the webhook answered HTTP ${status}`, {
+      providerCode: String(status),
+      ...(Number.isFinite(retryAfter) && retryAfter >= 0 && { retryAfter }),
+      hint: 'The message stays unacknowledged and is delivered again by the next poll.',
+    });
+  }
+}
