@@ -17,7 +17,7 @@ const SDKS = ['@azure/functions', '@azure/identity', '@azure/keyvault-secrets', 
 
 /** Runs in the child after its requires: each SDK package in the module cache, with its file count. */
 const reportLoaded = `const path = require('node:path'); const files = Object.keys(require.cache);
-process.stdout.write(JSON.stringify(${JSON.stringify(SDKS)}.map((p) => [p, files.filter((f) => f.includes(path.join('node_modules', p) + path.sep)).length]).filter(([, n]) => n > 0).map(([p, n]) => p + ' (' + n + ' files)')))`;
+process.stdout.write(JSON.stringify(${JSON.stringify(SDKS)}.map((p) => [p, files.filter((f) => f.includes(path.join('node_modules', p) + path.sep)).length]).filter(([, n]) => n > 0).map(([p, n]) => p + ' (' + n + (n === 1 ? ' file)' : ' files)'))))`;
 
 function appScript(files: string[]): string {
   const core = JSON.stringify(path.join(root, 'dist', 'test', 'peers', 'functionsCore.js'));
