@@ -79,10 +79,14 @@ type ParsedPart = AttachmentStream | MessageText;
 export async function parseMessage(source: NodeJS.ReadableStream | Buffer, ctx: ParseContext): Promise<DeliveredMessage> {
   const { MailParser } = require('mailparser') as typeof import('mailparser');
   const parser = new MailParser({ skipTextToHtml: true, skipImageLinks: true, checksumAlgo: 'sha256' });
-  let parserError: unknown;
-  parser.once('error', (error: unknown) => {
-    parserError = error;
-  });
+  // pipeline() rejects with whichever error it saw, and destroys every other stage with it; the
+  // first error raised tells what failed: the source (a reader's connection: retry), our
+  // consumer (the attachment sink: retry), or mailparser itself (the message: dead-letter).
+  let failure: { origin: 'source' | 'parser' | 'consumer'; error: unknown } | undefined;
+  const noteFailure = (origin: 'source' | 'parser' | 'consumer') => (error: unknown) => {
+    failure ??= { origin, error };
+  };
+  parser.on('error', noteFailure('parser'));
   let size = 0;
   const counter = new Transform({
     transform(chunk: Buffer, _encoding, done) {
@@ -94,6 +98,8 @@ export async function parseMessage(source: NodeJS.ReadableStream | Buffer, ctx: 
   const checksums: string[] = [];
   let body: MessageText | undefined;
   const input: NodeJS.ReadableStream = Buffer.isBuffer(source) ? Readable.from([source]) : source;
+  input.on('error', noteFailure('source'));
+  counter.on('error', noteFailure('source'));
   try {
     await pipeline(
       input,
@@ -101,29 +107,35 @@ export async function parseMessage(source: NodeJS.ReadableStream | Buffer, ctx: 
       // Seen as a plain Transform: mailparser's typed object-mode read() is not a ReadWriteStream's.
       parser as Transform,
       async (parts: AsyncIterable<unknown>) => {
-        for await (const item of parts) {
-          // mailparser's readable side is in object mode: attachments, then one text object.
-          const part = item as ParsedPart;
-          if (part.type === 'text') {
-            body = part;
-            continue;
+        try {
+          for await (const item of parts) {
+            // mailparser's readable side is in object mode: attachments, then one text object.
+            const part = item as ParsedPart;
+            if (part.type === 'text') {
+              body = part;
+              continue;
+            }
+            attachments.push(await takeAttachment(part, ctx));
+            checksums.push(part.checksum ?? '');
+            part.release?.();
           }
-          attachments.push(await takeAttachment(part, ctx));
-          checksums.push(part.checksum ?? '');
-          part.release?.();
+        } catch (error) {
+          noteFailure('consumer')(error);
+          throw error;
         }
       },
       { signal: ctx.abortSignal },
     );
   } catch (error) {
-    if (parserError !== undefined && error === parserError) {
-      throw new MailError('EPARSE', `mailparser could not parse the message: ${(error as Error).message}`, {
+    const first = failure?.error ?? error;
+    if (failure?.origin === 'parser' && !(first instanceof Error && first.name === 'AbortError')) {
+      throw new MailError('EPARSE', `mailparser could not parse the message: ${(first as Error).message}`, {
         profile: ctx.profile.name,
         hint: 'The message was dead-lettered with its raw source; inspect it there.',
-        cause: error,
+        cause: first,
       });
     }
-    throw error;
+    throw first;
   }
 
   const headerIndex = indexHeaders(parser.headerLines || []);
