@@ -19,6 +19,8 @@ export interface Pop3PeerOptions {
   grantedClients?: string[];
   /** Writes answers in pieces of this many bytes, to exercise a client's reassembly. */
   chunkBytes?: number;
+  /** Serve a fresh self-signed certificate, which no test trusts. */
+  untrustedCertificate?: boolean;
 }
 
 export interface Pop3AuthAttempt {
@@ -64,7 +66,7 @@ export class Pop3Peer {
   }
 
   async start(): Promise<this> {
-    const tls = serverTls();
+    const tls = this.options.untrustedCertificate ? await selfSigned() : serverTls();
     this.server = createServer({ key: tls.key, cert: tls.cert }, (socket) => this.session(socket));
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
     this.port = (this.server.address() as AddressInfo).port;
@@ -194,6 +196,12 @@ export class Pop3Peer {
     });
     ok('The Microsoft Exchange POP3 service is ready.');
   }
+}
+
+async function selfSigned(): Promise<{ key: string; cert: string }> {
+  const selfsigned = require('selfsigned') as typeof import('selfsigned');
+  const pems = await selfsigned.generate([{ name: 'commonName', value: 'localhost' }], { keySize: 2048 });
+  return { key: pems.private, cert: pems.cert };
 }
 
 /** RFC 1939 3: a line starting with "." gets another "."; the answer ends with CRLF "." CRLF. */

@@ -199,6 +199,12 @@ describe('POP3 reader (AUTH XOAUTH2) against a loopback POP3 server', () => {
     assert.ok(got[0]!.equals(second));
   });
 
+  it('a server certificate this host does not trust is ETLS', async (t) => {
+    const { reader } = await setup(t, {}, { untrustedCertificate: true });
+    const error = await mailErrorFrom(reader.open());
+    assert.equal(error.code, 'ETLS');
+  });
+
   it('nobody listening is ECONNECTION', async (t) => {
     const { pop3, profile, deps } = await setup(t);
     await pop3.stop();

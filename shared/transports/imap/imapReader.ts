@@ -141,7 +141,11 @@ class ImapSession implements MailboxSession {
         hint: 'Another client moved or deleted it after this poll listed it; the next poll carries on.',
       });
     }
-    abortSignal?.addEventListener('abort', () => content.destroy(abortSignal.reason as Error), { once: true });
+    if (abortSignal) {
+      const abort = () => content.destroy(abortSignal.reason as Error);
+      abortSignal.addEventListener('abort', abort, { once: true });
+      content.once('close', () => abortSignal.removeEventListener('abort', abort));
+    }
     return content;
   }
 

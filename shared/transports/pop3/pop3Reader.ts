@@ -98,10 +98,22 @@ class Pop3Session implements MailboxSession {
       yield {
         providerId: m.uid,
         size: sizes.get(m.number),
-        openSource: () => this.run('RETR', () => this.client.retrieve(m.number)),
+        openSource: (o) => this.openSource(m.number, o?.abortSignal),
         cursorAfter,
       };
     }
+  }
+
+  /** RETR as a stream; aborting it drops the rest of the message, and the client drains it so the session stays in step. */
+  private async openSource(messageNumber: number, abortSignal?: AbortSignal): Promise<NodeJS.ReadableStream> {
+    abortSignal?.throwIfAborted();
+    const content = await this.run('RETR', () => this.client.retrieve(messageNumber));
+    if (abortSignal) {
+      const abort = () => content.destroy(abortSignal.reason as Error);
+      abortSignal.addEventListener('abort', abort, { once: true });
+      content.once('close', () => abortSignal.removeEventListener('abort', abort));
+    }
+    return content;
   }
 
   finalCursor(): ReaderCursor | undefined {
