@@ -50,8 +50,11 @@ export function createReader(profile: Profile, deps: TransportDeps): MailboxRead
       return new ImapReader(profile, deps);
     }
     case 'pop3':
-    case 'graph':
       throw new Error(`profile "${profile.name}": receive.via "${via}" is not wired yet`);
+    case 'graph': {
+      const { GraphReader } = require('./graph/graphReader.js') as typeof import('./graph/graphReader.js');
+      return new GraphReader(profile, deps);
+    }
     case undefined:
       throw new Error(`profile "${profile.name}" has no receive section`);
   }

@@ -3,6 +3,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
+import { GraphFailure, GraphMailboxes, parse, type PeerAnswer } from './graphMailboxes.js';
 import type { TokenEndpointPeer } from './tokenEndpoint.js';
 import { serverTls } from './tls.js';
 
@@ -128,17 +129,6 @@ interface UploadSession {
   expiresAt: number;
 }
 
-class GraphFailure extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
-}
-
 const EMAIL = /^[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+$/;
 
 /**
@@ -157,6 +147,8 @@ export class GraphPeer {
   readonly drafts = new Map<string, Draft>();
   /** Addresses each mailbox may send as (Send As rights), besides itself. */
   readonly sendAs = new Map<string, Set<string>>();
+  /** Folders and received messages, for the reader side (delta, $value, markRead, move, delete). */
+  readonly mail = new GraphMailboxes(() => this.url);
   private readonly mailboxes = new Set<string>();
   private readonly sessions = new Map<string, UploadSession>();
   private faults: Array<GraphFault & { remaining: number }> = [];
@@ -172,6 +164,7 @@ export class GraphPeer {
 
   addMailbox(address: string): void {
     this.mailboxes.add(address.toLowerCase());
+    this.mail.addMailbox(address.toLowerCase());
   }
 
   grantSendAs(mailbox: string, address: string): void {
@@ -215,9 +208,12 @@ export class GraphPeer {
     const url = new URL(req.url ?? '/', this.url);
     const record: GraphRequestRecord = { method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, headers: req.headers, receivedAt, respondedAt: 0, status: 0 };
     this.requests.push(record);
-    const answer = (status: number, body?: unknown, headers: Record<string, string> = {}) => {
+    const answer = (status: number, body?: unknown, headers: Record<string, string> = {}, raw?: PeerAnswer['raw']) => {
       record.status = status;
-      if (body === undefined) {
+      if (raw) {
+        res.writeHead(status, { ...headers, 'Content-Type': raw.contentType, 'Content-Length': String(raw.bytes.length) });
+        res.end(raw.bytes);
+      } else if (body === undefined) {
         // Graph's empty answers (202 Accepted, 204) carry no content type.
         res.writeHead(status, { ...headers, 'Content-Length': '0' });
         res.end();
@@ -238,8 +234,8 @@ export class GraphPeer {
       this.authorize(req);
       this.applyFault(record);
       if (body.length > REQUEST_MAX_BYTES) throw new GraphFailure(413, 'RequestEntityTooLarge', `The request is larger than ${REQUEST_MAX_BYTES} bytes.`);
-      const result = this.route(req.method ?? 'GET', url, body);
-      return answer(result.status, result.body, result.headers);
+      const result = this.route(req, url, body);
+      return answer(result.status, result.body, result.headers, result.raw);
     } catch (error) {
       const failure = error instanceof GraphFailure ? error : new GraphFailure(500, 'generalException', String(error));
       record.errorCode = failure.code;
@@ -269,21 +265,27 @@ export class GraphPeer {
     return address;
   }
 
-  private route(method: string, url: URL, body: Buffer): { status: number; body?: unknown; headers?: Record<string, string> } {
+  private route(req: IncomingMessage, url: URL, body: Buffer): PeerAnswer {
+    const method = req.method ?? 'GET';
     const parts = url.pathname.split('/').slice(2);
     if (parts[0] !== 'users' || parts[1] === undefined) throw new GraphFailure(400, 'BadRequest', `Resource not found for the segment '${parts[0] ?? ''}'.`);
     const mailbox = this.mailbox(parts[1]);
     const rest = parts.slice(2);
+    const isDraft = rest[0] === 'messages' && rest[1] !== undefined && this.drafts.has(decodeURIComponent(rest[1]));
+    if (!isDraft) {
+      const answer = this.mail.route(mailbox, method, rest, url, req.headers, body);
+      if (answer) return answer;
+    }
     const key = `${method} ${rest.map((p, i) => (rest[i - 1] === 'messages' ? '{id}' : p)).join('/')}`;
     switch (key) {
       case 'POST sendMail':
-        return this.sendMail(mailbox, parseJson(body, sendMailInput));
+        return this.sendMail(mailbox, parse(body, sendMailInput));
       case 'POST messages':
-        return this.createDraft(mailbox, parseJson(body, messageInput));
+        return this.createDraft(mailbox, parse(body, messageInput));
       case 'POST messages/{id}/attachments':
-        return this.addAttachment(this.draft(mailbox, rest[1]!), parseJson(body, fileAttachment));
+        return this.addAttachment(this.draft(mailbox, rest[1]!), parse(body, fileAttachment));
       case 'POST messages/{id}/attachments/createUploadSession':
-        return this.createUploadSession(this.draft(mailbox, rest[1]!), parseJson(body, uploadSessionInput));
+        return this.createUploadSession(this.draft(mailbox, rest[1]!), parse(body, uploadSessionInput));
       case 'POST messages/{id}/send':
         return this.sendDraft(this.draft(mailbox, rest[1]!));
       case 'DELETE messages/{id}':
@@ -410,22 +412,6 @@ function storedAttachment(a: z.output<typeof fileAttachment>, via: StoredAttachm
 
 function generatedMessageId(): string {
   return `<${randomBytes(12).toString('hex')}@graph.peer>`;
-}
-
-function parseJson<T extends z.ZodType>(body: Buffer, schema: T): z.output<T> {
-  let value: unknown;
-  try {
-    value = JSON.parse(body.toString('utf8'));
-  } catch {
-    throw new GraphFailure(400, 'BadRequest', 'Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.');
-  }
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const code = issue.message.includes('X-') ? 'InvalidInternetMessageHeader' : 'ErrorInvalidRequest';
-    throw new GraphFailure(400, code, `${issue.path.join('.')}: ${issue.message}`);
-  }
-  return parsed.data;
 }
 
 function readBody(req: IncomingMessage): Promise<Buffer> {

@@ -1,4 +1,5 @@
 import { MailError, type ErrorCode } from '../../errors.js';
+import { redact } from '../../redact.js';
 
 /**
  * Graph's answers translated into our codes, once, at this edge. Graph error bodies are
@@ -89,9 +90,11 @@ export function parseRetryAfter(value: string | null | undefined): number | unde
 export function translateGraphError(error: unknown, context: GraphErrorContext): MailError {
   if (error instanceof MailError) return error;
   const failure = describe(error);
+  // Graph's message text is the provider's: it may echo what it was sent, so it passes `redact` like SMTP/IMAP/POP3 server text.
+  const text = redact(failure.message);
   if (failure.status === undefined && (failure.graphCode === undefined || !(failure.graphCode in BY_GRAPH_CODE))) {
     // No HTTP answer at all: DNS, refused connection, TLS. The SDK keeps only fetch's message.
-    return new MailError('ECONNECTION', `profile "${context.profile}": could not reach Graph: ${failure.message}`, {
+    return new MailError('ECONNECTION', `profile "${context.profile}": could not reach Graph: ${text}`, {
       profile: context.profile,
       providerCode: failure.graphCode,
       cause: error,
@@ -104,11 +107,25 @@ export function translateGraphError(error: unknown, context: GraphErrorContext):
   const code: ErrorCode = translation?.code ?? 'EPROVIDER';
   const hint = translation === undefined ? 'Graph answered unexpectedly; the provider code and message say more.' : typeof translation.hint === 'string' ? translation.hint : translation.hint(context);
   const label = [failure.status, failure.graphCode].filter((v) => v !== undefined).join(' ');
-  return new MailError(code, `profile "${context.profile}": Graph answered ${label}: ${failure.message}`, {
+  return new MailError(code, `profile "${context.profile}": Graph answered ${label}: ${text}`, {
     profile: context.profile,
     providerCode: failure.graphCode,
     retryAfter: parseRetryAfter(failure.retryAfter),
     cause: error,
     hint,
   });
+}
+
+/**
+ * A delta or skip token Graph no longer honours: `410 Gone` with `syncStateNotFound`,
+ * `resyncRequired` or, from Exchange, `SyncStateInvalid`/`ErrorInvalidSyncStateData`.
+ * https://learn.microsoft.com/graph/delta-query-overview#synchronization-reset
+ */
+const EXPIRED_DELTA_CODES = new Set(['syncstatenotfound', 'resyncrequired', 'syncstateinvalid', 'errorinvalidsyncstatedata']);
+
+export function isExpiredDeltaError(error: unknown): boolean {
+  if (!(error instanceof MailError)) return false;
+  if (error.providerCode !== undefined && EXPIRED_DELTA_CODES.has(error.providerCode.toLowerCase())) return true;
+  const cause = error.cause as { statusCode?: unknown } | undefined;
+  return cause?.statusCode === 410;
 }

@@ -1,0 +1,203 @@
+import { after, before, beforeEach, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseProfiles, type Profile } from '../../shared/config/profiles.js';
+import { ProfileTokenProvider } from '../../shared/identity/tokenProvider.js';
+import { silentLogger } from '../../shared/log.js';
+import { EnvironmentSecretStore } from '../../shared/secrets/environment.js';
+import { CachedSecretStore } from '../../shared/secrets/store.js';
+import { createReader } from '../../shared/transports/index.js';
+import type { FetchedMessage, MailboxReader, MailboxSession, ReaderCursor } from '../../shared/transports/types.js';
+import { GraphPeer } from '../peers/graphPeer.js';
+import { TokenEndpointPeer } from '../peers/tokenEndpoint.js';
+import { mailErrorFrom } from '../support/mailError.js';
+
+const TENANT = 'contoso-tenant';
+const APP = { tenantId: TENANT, clientId: 'graph-reader-app', secret: 'graph-reader-secret-value' };
+
+function rawMessage(n: number, body = `Body of message ${n}\r\n`): string {
+  return [`From: Sender ${n} <sender${n}@example.com>`, 'To: support@contoso.com', `Subject: Message ${n}`, `Message-ID: <msg-${n}@example.com>`, 'Date: Mon, 1 Jan 2024 10:00:00 +0000', 'MIME-Version: 1.0', 'Content-Type: text/plain; charset=utf-8', '', body].join('\r\n');
+}
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
+  return Buffer.concat(chunks);
+}
+
+async function collect(session: MailboxSession, cursor: ReaderCursor | undefined, limit = 100): Promise<FetchedMessage[]> {
+  const out: FetchedMessage[] = [];
+  for await (const message of session.messages(cursor, { limit })) out.push(message);
+  return out;
+}
+
+describe('reading a mailbox folder over Microsoft Graph delta: the real Graph client against the Graph stand-in', () => {
+  const entra = new TokenEndpointPeer();
+  const graph = new GraphPeer(entra);
+  let mailboxSeq = 0;
+  let mailbox: string;
+  let reader: MailboxReader;
+  let receivedAt = Date.parse('2024-01-01T10:00:00Z');
+
+  before(async () => {
+    await entra.start();
+    await graph.start();
+    entra.register({ ...APP });
+  });
+  after(async () => {
+    await graph.stop();
+    await entra.stop();
+  });
+  beforeEach(() => {
+    // A fresh mailbox per test keeps their folders and change logs apart.
+    mailbox = `reader${++mailboxSeq}@contoso.com`;
+    graph.addMailbox(mailbox);
+    graph.mail.maxPageSize = undefined;
+    reader = createReader(profile(), tokensFor(profile()));
+  });
+
+  function profile(receive: Record<string, unknown> = {}): Profile {
+    return parseProfiles({ profiles: { support: {
+      mailbox, tenantId: TENANT, clientId: APP.clientId,
+      auth: { type: 'clientSecret', secret: 'reader-client-secret' },
+      receive: { via: 'graph', folder: 'Inbox', afterFetch: 'none', deliver: { queue: { name: 'mail-incoming' } }, ...receive },
+      endpoints: { authority: entra.url, graph: graph.url },
+    } } }, 'test').profiles.get('support')!;
+  }
+
+  function tokensFor(p: Profile) {
+    return { tokens: new ProfileTokenProvider(p, new CachedSecretStore(new EnvironmentSecretStore({ READER_CLIENT_SECRET: APP.secret }))), logger: silentLogger };
+  }
+
+  function deliver(n: number, folder = 'inbox'): string {
+    receivedAt += 60_000;
+    return graph.mail.addMessage(mailbox, folder, rawMessage(n), { receivedAt: new Date(receivedAt) });
+  }
+
+  it('follows @odata.nextLink across pages, keeps the deltaLink as the cursor, and streams each MIME intact from $value', async () => {
+    graph.mail.maxPageSize = 3;
+    const ids = [1, 2, 3, 4, 5, 6, 7].map((n) => deliver(n));
+    const before = graph.apiRequests('GET', /\/messages\/delta$/).length;
+    const session = await reader.open();
+    const messages = await collect(session, undefined);
+    assert.deepEqual(messages.map((m) => m.providerId), ids, 'every message once, oldest first');
+    assert.equal(session.resynced, false);
+    const deltaRequests = graph.apiRequests('GET', /\/messages\/delta$/).slice(before);
+    assert.equal(deltaRequests.length, 3, 'pages of 3, 3 and 1');
+    assert.equal(deltaRequests[0]!.query.get('changeType'), 'created');
+    assert.match(String(deltaRequests[0]!.headers.prefer), /IdType="ImmutableId", odata\.maxpagesize=100/);
+    assert.ok(deltaRequests[1]!.query.get('$skiptoken'), 'the second page came from the nextLink');
+    const cursor = session.finalCursor() as { deltaLink?: string };
+    assert.match(cursor.deltaLink ?? '', /\/messages\/delta\?\$deltatoken=/);
+    for (const [i, message] of messages.entries()) {
+      assert.equal((await readAll(await message.openSource())).toString('utf8'), rawMessage(i + 1));
+      assert.equal(message.seen, false);
+      assert.ok(message.receivedAt instanceof Date);
+    }
+    await session.close();
+  });
+
+  it('a second poll with the deltaLink yields only the messages that arrived since; one marked read meanwhile does not come back', async () => {
+    const first = [1, 2].map((n) => deliver(n));
+    const session = await reader.open();
+    const round1 = await collect(session, undefined);
+    assert.deepEqual(round1.map((m) => m.providerId), first);
+    const cursor = session.finalCursor();
+    await session.applyAfterFetch(round1[0]!, 'markRead');
+    const later = [3, 4].map((n) => deliver(n));
+    const round2 = await collect(session, cursor);
+    assert.deepEqual(round2.map((m) => m.providerId), later);
+    assert.equal(session.resynced, false);
+    const round3 = await collect(session, session.finalCursor());
+    assert.deepEqual(round3, [], 'nothing new, nothing again');
+  });
+
+  it('a poll stops at its limit on a page boundary and the next poll carries on from there, losing and repeating nothing', async () => {
+    graph.mail.maxPageSize = 2;
+    const ids = [1, 2, 3, 4, 5].map((n) => deliver(n));
+    const session = await reader.open();
+    const seen: string[] = [];
+    let cursor: ReaderCursor | undefined;
+    for (let poll = 0; poll < 3; poll++) {
+      const batch = await collect(session, cursor, 2);
+      assert.ok(batch.length <= 2, `poll ${poll} yielded ${batch.length}, over its limit`);
+      seen.push(...batch.map((m) => m.providerId));
+      cursor = session.finalCursor();
+      assert.ok(cursor, `poll ${poll} left a cursor`);
+    }
+    assert.deepEqual(seen, ids);
+    assert.match(String((cursor as { deltaLink: string }).deltaLink), /\$deltatoken=/);
+  });
+
+  it('a consumer that stops early leaves no cursor, so the stored one stays', async () => {
+    [1, 2, 3].forEach((n) => deliver(n));
+    const session = await reader.open();
+    for await (const message of session.messages(undefined, { limit: 100 })) {
+      assert.ok(message.providerId);
+      break;
+    }
+    assert.equal(session.finalCursor(), undefined);
+  });
+
+  it('afterFetch marks read, moves (creating a missing folder once, keeping the immutable id) and deletes, as Graph does', async () => {
+    const [a, b, c, d] = [1, 2, 3, 4].map((n) => deliver(n));
+    const session = await reader.open();
+    const messages = await collect(session, undefined);
+    const byId = new Map(messages.map((m) => [m.providerId, m]));
+    await session.applyAfterFetch(byId.get(a!)!, 'markRead');
+    assert.equal(graph.mail.messagesIn(mailbox, 'inbox').find((m) => m.id === a)?.isRead, true);
+    const patch = graph.apiRequests('PATCH').at(-1)!;
+    assert.equal(patch.status, 200);
+
+    await session.applyAfterFetch(byId.get(b!)!, 'move', { moveTo: 'Processed/2024' });
+    await session.applyAfterFetch(byId.get(c!)!, 'move', { moveTo: 'Processed/2024' });
+    const folderCreates = graph.apiRequests('POST', /\/(mailFolders|childFolders)$/).filter((r) => r.path.includes(encodeURIComponent(mailbox)));
+    assert.equal(folderCreates.length, 2, 'Processed and Processed/2024 created once each');
+    const inbox = graph.mail.messagesIn(mailbox, 'inbox').map((m) => m.id);
+    assert.deepEqual(inbox.sort(), [a, d].sort());
+    const moves = graph.apiRequests('POST', /\/move$/).slice(-2);
+    assert.deepEqual(moves.map((r) => r.status), [201, 201]);
+
+    await session.applyAfterFetch(byId.get(d!)!, 'delete');
+    assert.deepEqual(graph.mail.messagesIn(mailbox, 'deleteditems').map((m) => m.id), [d]);
+    assert.deepEqual(graph.mail.messagesIn(mailbox, 'inbox').map((m) => m.id), [a]);
+
+    const processed = createReader(profile({ folder: 'Processed/2024' }), tokensFor(profile()));
+    const moved = await collect(await processed.open(), undefined);
+    assert.deepEqual(moved.map((m) => m.providerId).sort(), [b, c].sort(), 'moved messages kept their ids and are readable in the new folder');
+  });
+
+  it('an expired delta token (410 syncStateNotFound) restarts the round without a cursor and says so', async () => {
+    const first = [1, 2].map((n) => deliver(n));
+    const session = await reader.open();
+    await collect(session, undefined);
+    const cursor = session.finalCursor();
+    graph.mail.expireDeltaTokens();
+    const third = deliver(3);
+    const before = graph.apiRequests('GET', /\/messages\/delta$/).length;
+    const again = await collect(session, cursor);
+    assert.equal(session.resynced, true);
+    assert.deepEqual(again.map((m) => m.providerId), [...first, third], 'the whole folder again: the dedupe table keeps it from being delivered twice');
+    const requests = graph.apiRequests('GET', /\/messages\/delta$/).slice(before);
+    assert.deepEqual(requests.map((r) => [r.status, r.errorCode]), [[410, 'syncStateNotFound'], [200, undefined]]);
+    assert.notDeepEqual(session.finalCursor(), cursor);
+    const after = await collect(session, session.finalCursor());
+    assert.deepEqual(after, []);
+    assert.equal(session.resynced, false);
+  });
+
+  it('a cursor that is not a Graph cursor is dropped and the round restarts', async () => {
+    deliver(1);
+    const session = await reader.open();
+    const messages = await collect(session, { uidValidity: 7, lastUid: 3 });
+    assert.equal(messages.length, 1);
+    assert.equal(session.resynced, true);
+  });
+
+  it('a folder that does not exist is EMAILBOX naming receive.folder', async () => {
+    const missing = createReader(profile({ folder: 'No Such Folder' }), tokensFor(profile()));
+    const error = await mailErrorFrom(missing.open());
+    assert.equal(error.code, 'EMAILBOX');
+    assert.equal(error.field, 'receive.folder');
+    assert.match(error.message, /No Such Folder/);
+  });
+});
