@@ -49,8 +49,10 @@ export function createReader(profile: Profile, deps: TransportDeps): MailboxRead
       const { ImapReader } = require('./imap/imapReader.js') as typeof import('./imap/imapReader.js');
       return new ImapReader(profile, deps);
     }
-    case 'pop3':
-      throw new Error(`profile "${profile.name}": receive.via "${via}" is not wired yet`);
+    case 'pop3': {
+      const { Pop3Reader } = require('./pop3/pop3Reader.js') as typeof import('./pop3/pop3Reader.js');
+      return new Pop3Reader(profile, deps);
+    }
     case 'graph': {
       const { GraphReader } = require('./graph/graphReader.js') as typeof import('./graph/graphReader.js');
       return new GraphReader(profile, deps);
