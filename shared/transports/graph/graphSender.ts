@@ -1,4 +1,5 @@
 import type { Profile } from '../../config/profiles.js';
+import { isMailError } from '../../errors.js';
 import type { Address } from '../../mail/address.js';
 import type { OutgoingAttachment, OutgoingMessage } from '../../mail/outgoing.js';
 import type { TransportDeps } from '../index.js';
@@ -211,7 +212,7 @@ export class GraphSender implements MailSender {
     try {
       await this.graph.call(messagePath, {}, (request) => request.delete());
     } catch (error) {
-      this.deps.logger.warn({ operation: 'send.discardDraft', profile: this.profile.name, outcome: 'error', draftId, code: error instanceof Error ? error.name : 'unknown', error: error instanceof Error ? error.message : String(error) });
+      this.deps.logger.warn({ operation: 'send.discardDraft', profile: this.profile.name, outcome: 'error', draftId, code: isMailError(error) ? error.code : 'EPROVIDER', error: error instanceof Error ? error.message : String(error) });
     }
   }
 }
