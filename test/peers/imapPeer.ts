@@ -118,6 +118,9 @@ export class ImapPeer {
       };
     });
     this.server.server.on('secureConnection', (socket: import('node:net').Socket) => {
+      // hoodiecrow writes each response line on its own; with Nagle on, every command would
+      // wait for the client's delayed ACK (about 40 ms each).
+      socket.setNoDelay(true);
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
     });

@@ -86,6 +86,8 @@ export class Pop3Peer {
 
   private session(socket: TLSSocket): void {
     this.sockets.add(socket);
+    // Answers go out in several writes (status line, then body); Nagle would hold the later ones for the client's delayed ACK.
+    socket.setNoDelay(true);
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', () => socket.destroy());
     const write = (data: Buffer | string) => {
