@@ -1,0 +1,137 @@
+import { after, before, beforeEach, describe, it, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import type { DeliveredMessage } from '../../shared/mail/incoming.js';
+import { pollMailbox } from '../../shared/receive/pollMailbox.js';
+import { ImapPeer } from '../peers/imapPeer.js';
+import { Pop3Peer } from '../peers/pop3Peer.js';
+import { TokenEndpointPeer } from '../peers/tokenEndpoint.js';
+import { WebhookReceiverPeer } from '../peers/webhookReceiver.js';
+import { HOOK_SECRET, ReceiveHarness, composeEml } from '../support/receiveHarness.js';
+
+const MAILBOX = 'helpdesk@contoso.com';
+const TENANT = 'contoso-tenant';
+const CLIENT_ID = 'poll-app';
+const SECRET = 'poll-app-secret-1';
+
+const ticket = (n: number, extra: Parameters<typeof composeEml>[0] = {}) =>
+  composeEml({ from: `user${n}@fabrikam.com`, to: MAILBOX, subject: `Request ${n}`, text: `Please help with ${n}`, messageId: `<request-${n}@fabrikam.com>`, ...extra });
+
+describe('polling real mail protocols (IMAP and POP3 with XOAUTH2) into a signed webhook', () => {
+  const h = new ReceiveHarness();
+  const entra = new TokenEndpointPeer();
+  let count = 0;
+  before(async () => {
+    await Promise.all([h.start(), entra.start()]);
+    entra.register({ tenantId: TENANT, clientId: CLIENT_ID, secret: SECRET });
+  });
+  after(() => Promise.all([h.stop(), entra.stop()]));
+  beforeEach(() => h.webhook.reset());
+
+  function runtimeFor(receive: Record<string, unknown>, endpoints: Record<string, string>) {
+    const name = `server${++count}`;
+    const profile = {
+      mailbox: MAILBOX,
+      tenantId: TENANT,
+      clientId: CLIENT_ID,
+      auth: { type: 'clientSecret', secret: 'poll-app-secret' },
+      receive: { deliver: { webhook: { url: h.webhook.url, signingSecret: 'hook-signing-key' } }, tags: { group: 'L1' }, ...receive },
+      endpoints: { authority: entra.url, ...endpoints },
+    };
+    return { name, runtime: h.runtime({ [name]: profile }, { POLL_APP_SECRET: SECRET }) };
+  }
+
+  async function imapPeer(t: TestContext, folders: string[] = []) {
+    const imap = await new ImapPeer(entra, { mailbox: MAILBOX, folders }).start();
+    t.after(() => imap.stop());
+    return imap;
+  }
+
+  it('IMAP: new mail is delivered once and marked read; a changed UIDVALIDITY resyncs without delivering anything twice', async (t) => {
+    const imap = await imapPeer(t);
+    for (const n of [1, 2, 3]) imap.append('INBOX', await ticket(n));
+    const { name, runtime } = runtimeFor({ via: 'imap', afterFetch: 'markRead' }, { imap: imap.endpoint });
+
+    const first = await pollMailbox(runtime, name);
+    assert.deepEqual([first.status, first.delivered], ['completed', 3], JSON.stringify(first.error));
+    assert.deepEqual(first.cursor, { uidValidity: imap.uidValidity('INBOX'), lastUid: imap.messages('INBOX').at(-1)!.uid });
+    assert.ok(imap.messages('INBOX').every((m) => m.flags.includes('\\Seen')));
+    const bodies = h.webhook.accepted<DeliveredMessage>();
+    assert.deepEqual(bodies.map((b) => b.subject), ['Request 1', 'Request 2', 'Request 3']);
+    assert.ok(bodies.every((b) => b.provider.via === 'imap' && b.tags.group === 'L1' && b.mailbox === MAILBOX));
+    assert.ok(h.webhook.received.every((r) => WebhookReceiverPeer.verify(r, HOOK_SECRET)));
+
+    assert.equal((await pollMailbox(runtime, name)).delivered, 0);
+    imap.append('INBOX', await ticket(4));
+    assert.equal((await pollMailbox(runtime, name)).delivered, 1);
+
+    imap.changeUidValidity('INBOX');
+    const resync = await pollMailbox(runtime, name);
+    assert.deepEqual([resync.status, resync.resynced, resync.delivered, resync.duplicates], ['completed', true, 0, 4]);
+    assert.equal(h.webhook.received.length, 4, 'nothing was delivered twice');
+  });
+
+  it('IMAP: unreadOnly passes over mail that was already read', async (t) => {
+    const imap = await imapPeer(t);
+    imap.append('INBOX', await ticket(11), { flags: ['\\Seen'] });
+    imap.append('INBOX', await ticket(12));
+    const { name, runtime } = runtimeFor({ via: 'imap', filters: { unreadOnly: true } }, { imap: imap.endpoint });
+    const result = await pollMailbox(runtime, name);
+    assert.equal(result.delivered, 1);
+    assert.deepEqual(h.webhook.accepted<DeliveredMessage>().map((m) => m.subject), ['Request 12']);
+  });
+
+  it('IMAP: afterFetch move puts delivered mail into moveTo; delete removes it', async (t) => {
+    const imap = await imapPeer(t, ['Processed']);
+    imap.append('INBOX', await ticket(21));
+    const moving = runtimeFor({ via: 'imap', afterFetch: 'move', moveTo: 'Processed' }, { imap: imap.endpoint });
+    assert.equal((await pollMailbox(moving.runtime, moving.name)).delivered, 1);
+    assert.equal(imap.messages('INBOX').length, 0);
+    assert.equal(imap.messages('Processed').length, 1);
+
+    imap.append('INBOX', await ticket(22));
+    const deleting = runtimeFor({ via: 'imap', afterFetch: 'delete' }, { imap: imap.endpoint });
+    assert.equal((await pollMailbox(deleting.runtime, deleting.name)).delivered, 1);
+    assert.equal(imap.messages('INBOX').length, 0);
+    assert.deepEqual(h.webhook.accepted<DeliveredMessage>().map((m) => m.subject), ['Request 21', 'Request 22']);
+  });
+
+  it('IMAP: a refused token stops the poll with EAUTH and keeps the cursor', async (t) => {
+    const imap = await new ImapPeer(entra, { mailbox: MAILBOX, grantedClients: ['some-other-app'] }).start();
+    t.after(() => imap.stop());
+    imap.append('INBOX', await ticket(31));
+    const { name, runtime } = runtimeFor({ via: 'imap' }, { imap: imap.endpoint });
+    const result = await pollMailbox(runtime, name);
+    assert.equal(result.status, 'failed');
+    assert.equal(result.error?.code, 'EAUTH');
+    assert.equal(result.cursor, undefined);
+    assert.equal(h.webhook.received.length, 0);
+    assert.ok(!h.logs.some((l) => l.includes(SECRET)), 'the secret never reaches a log line');
+  });
+
+  it('POP3: new mail is delivered once; afterFetch delete removes it from the server', async (t) => {
+    const pop3 = await new Pop3Peer(entra, { mailbox: MAILBOX }).start();
+    t.after(() => pop3.stop());
+    pop3.add(await ticket(41));
+    pop3.add(await ticket(42));
+    const { name, runtime } = runtimeFor({ via: 'pop3', afterFetch: 'delete' }, { pop3: pop3.endpoint });
+    const first = await pollMailbox(runtime, name);
+    assert.deepEqual([first.status, first.delivered], ['completed', 2], JSON.stringify(first.error));
+    assert.deepEqual(pop3.uids(), []);
+    pop3.add(await ticket(43));
+    assert.equal((await pollMailbox(runtime, name)).delivered, 1);
+    assert.deepEqual(h.webhook.accepted<DeliveredMessage>().map((m) => `${m.provider.via}:${m.subject}`), ['pop3:Request 41', 'pop3:Request 42', 'pop3:Request 43']);
+  });
+
+  it('POP3 without delete: the UIDL cursor keeps a second poll from delivering anything again', async (t) => {
+    const pop3 = await new Pop3Peer(entra, { mailbox: MAILBOX }).start();
+    t.after(() => pop3.stop());
+    const uids = [pop3.add(await ticket(51)), pop3.add(await ticket(52))];
+    const { name, runtime } = runtimeFor({ via: 'pop3' }, { pop3: pop3.endpoint });
+    const first = await pollMailbox(runtime, name);
+    assert.equal(first.delivered, 2);
+    assert.deepEqual(first.cursor, { seen: uids });
+    const second = await pollMailbox(runtime, name);
+    assert.deepEqual([second.delivered, second.duplicates], [0, 0]);
+    assert.deepEqual(pop3.uids(), uids);
+  });
+});
