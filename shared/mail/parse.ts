@@ -155,8 +155,7 @@ export async function parseMessage(source: NodeJS.ReadableStream | Buffer, ctx: 
   const html = body?.html;
   const contentType = (headers.get('content-type') as StructuredHeader | undefined)?.value.toLowerCase();
 
-  const message: DeliveredMessage = {
-    id: '',
+  const message: Omit<DeliveredMessage, 'id'> = {
     profile: ctx.profile.name,
     mailbox: ctx.profile.mailbox,
     receivedAt: receivedAt.toISOString(),
@@ -179,8 +178,7 @@ export async function parseMessage(source: NodeJS.ReadableStream | Buffer, ctx: 
     tags: { ...ctx.profile.receive?.tags },
     provider: { via: ctx.via, id: ctx.providerId },
   };
-  message.id = stableId(message, checksums);
-  return message;
+  return { id: stableId(message, checksums), ...message };
 }
 
 /**
@@ -190,7 +188,7 @@ export async function parseMessage(source: NodeJS.ReadableStream | Buffer, ctx: 
  * recipients, date, subject, bodies, attachment checksums): parsed values, so line-ending or
  * transfer-encoding differences between readers do not change it.
  */
-function stableId(message: DeliveredMessage, attachmentChecksums: readonly string[]): string {
+function stableId(message: Omit<DeliveredMessage, 'id'>, attachmentChecksums: readonly string[]): string {
   const hash = createHash('sha256').update(`${message.profile}\0${message.mailbox.toLowerCase()}\0`);
   if (message.messageId !== undefined) {
     hash.update(`message-id\0${message.messageId}`);
