@@ -12,9 +12,24 @@ export const REDACTED = '[redacted]';
 export function registerSensitive(value: string | undefined): void {
   if (!value || value.length < MIN_LENGTH) return;
   known.add(value);
-  // Tokens also travel base64-encoded inside SASL XOAUTH2 strings.
-  const b64 = Buffer.from(value).toString('base64');
-  known.add(b64.replace(/=+$/, ''));
+  for (const form of base64Forms(value)) known.add(form);
+}
+
+/**
+ * Tokens also travel base64-encoded inside SASL XOAUTH2 strings
+ * (`base64("user=..\x01auth=Bearer <token>\x01\x01")`), where the token starts at any byte
+ * offset. Its base64 text then depends on the offset modulo 3: for each of the three, the
+ * characters that encode the token's bytes alone, whatever surrounds it.
+ */
+function base64Forms(value: string): string[] {
+  const bytes = Buffer.from(value);
+  return [0, 1, 2]
+    .map((offset) => {
+      const encoded = Buffer.concat([Buffer.alloc(offset), bytes]).toString('base64');
+      // The first characters mix in the bytes before the token, the last group the bytes after it.
+      return encoded.slice(Math.ceil((offset * 4) / 3), Math.floor((offset + bytes.length) / 3) * 4);
+    })
+    .filter((form) => form.length >= MIN_LENGTH);
 }
 
 const BEARER = /\b(Bearer\s+)[A-Za-z0-9\-._~+/]+=*/gi;

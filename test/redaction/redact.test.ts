@@ -1,0 +1,51 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { createLogger } from '../../shared/log.js';
+import { REDACTED, redact, redactValue, registerSensitive } from '../../shared/redact.js';
+
+describe('redact removes registered secrets and tokens from any text', () => {
+  it('a registered value is replaced wherever it appears', () => {
+    const secret = `s3cr3t-${randomBytes(8).toString('hex')}`;
+    registerSensitive(secret);
+    assert.equal(redact(`before ${secret} middle ${secret}after`), `before ${REDACTED} middle ${REDACTED}after`);
+  });
+
+  it('a token inside a base64 XOAUTH2 string is removed at every byte alignment', () => {
+    const token = `tok-${randomBytes(24).toString('base64url')}`;
+    registerSensitive(token);
+    // user names of three lengths put the token at offsets 0, 1 and 2 modulo 3.
+    for (const user of ['a@b.cd', 'ab@b.cd', 'abc@b.cd']) {
+      const sasl = Buffer.from(`user=${user}\x01auth=Bearer ${token}\x01\x01`).toString('base64');
+      const out = redact(`AUTH XOAUTH2 ${sasl}`);
+      assert.ok(out.includes(REDACTED), `not redacted for ${user}: ${out}`);
+      // What is left of the SASL string cannot give the token back.
+      const leftover = out.replace('AUTH XOAUTH2 ', '').split(REDACTED).join('');
+      assert.ok(leftover.length <= 48, `too much left for ${user}: ${out}`);
+    }
+  });
+
+  it('values shorter than six characters are not registered (they would redact ordinary words)', () => {
+    registerSensitive('mail');
+    assert.equal(redact('send mail now'), 'send mail now');
+  });
+
+  it('bearer headers, JWTs and secret form parameters are removed even when never registered', () => {
+    const text = 'Authorization: Bearer abc.DEF-ghi_123= body client_secret=xyz&scope=a refresh_token=r1 eyJhbGciOi.eyJzdWIiOi.c2lnbmF0dXJl';
+    const out = redact(text);
+    assert.doesNotMatch(out, /abc\.DEF|xyz|r1\b|eyJhbGciOi/);
+    assert.match(out, /scope=a/);
+  });
+
+  it('redactValue and the logger redact every string leaf, nested', () => {
+    const token = `tok-${randomBytes(16).toString('hex')}`;
+    registerSensitive(token);
+    assert.deepEqual(redactValue({ a: [`x ${token}`, 3], b: { c: token }, d: null }), { a: [`x ${REDACTED}`, 3], b: { c: REDACTED }, d: null });
+
+    const lines: string[] = [];
+    createLogger({ log: (l: unknown) => lines.push(String(l)), warn: () => {}, error: () => {} }).info({ operation: 'send', detail: { error: `refused ${token}` } });
+    assert.equal(lines.length, 1);
+    assert.ok(!lines[0]!.includes(token));
+    assert.deepEqual(JSON.parse(lines[0]!), { operation: 'send', detail: { error: `refused ${REDACTED}` } });
+  });
+});
