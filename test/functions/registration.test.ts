@@ -15,6 +15,12 @@ const EXPECTED: Record<string, { file: string; trigger: Record<string, unknown> 
   send: { file: 'send.js', trigger: { type: 'httpTrigger', methods: ['POST'], route: 'send', authLevel: 'function' } },
   profiles: { file: 'profiles.js', trigger: { type: 'httpTrigger', methods: ['GET'], route: 'profiles', authLevel: 'function' } },
   health: { file: 'health.js', trigger: { type: 'httpTrigger', methods: ['GET'], route: 'health', authLevel: 'anonymous' } },
+  poll: { file: 'poll.js', trigger: { type: 'timerTrigger', schedule: '%POLL_SCHEDULE%' } },
+  pollWorker: { file: 'pollWorker.js', trigger: { type: 'queueTrigger', queueName: 'mail-poll', connection: 'AzureWebJobsStorage' } },
+  pollNow: { file: 'pollNow.js', trigger: { type: 'httpTrigger', methods: ['POST'], route: 'profiles/{name}/poll', authLevel: 'function' } },
+  poll: { file: 'poll.js', trigger: { type: 'timerTrigger', schedule: '%POLL_SCHEDULE%' } },
+  pollWorker: { file: 'pollWorker.js', trigger: { type: 'queueTrigger', queueName: 'mail-poll', connection: 'AzureWebJobsStorage' } },
+  pollNow: { file: 'pollNow.js', trigger: { type: 'httpTrigger', methods: ['POST'], route: 'profiles/{name}/poll', authLevel: 'function' } },
 };
 
 describe('the app registers its functions with the Functions host', () => {

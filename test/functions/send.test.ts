@@ -75,6 +75,7 @@ describe('POST /api/send on the built-in local profile (file transport)', () => 
         subject: 'Ticket 42: printer on fire',
         text: 'Plain body',
         html: '<p>HTML <b>body</b></p>',
+        importance: 'high',
         headers: { 'X-Ticket': '42' },
         attachments: [{ filename: 'report.pdf', contentType: 'application/pdf', content: pdf.toString('base64') }],
       }),
@@ -100,6 +101,7 @@ describe('POST /api/send on the built-in local profile (file transport)', () => 
     assert.equal(parsed.text?.trim(), 'Plain body');
     assert.equal(parsed.html, '<p>HTML <b>body</b></p>');
     assert.equal(parsed.headers.get('x-ticket'), '42');
+    assert.equal(parsed.headers.get('priority'), 'high', 'mailparser folds Importance and X-Priority into "priority"');
     assert.equal(parsed.attachments.length, 1);
     assert.equal(parsed.attachments[0]!.filename, 'report.pdf');
     assert.equal(parsed.attachments[0]!.contentType, 'application/pdf');
