@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Profile } from '../config/profiles.js';
-import { MailError, isMailError } from '../errors.js';
+import { MailError, isMailError, type ErrorCode } from '../errors.js';
 import { withAuthRetry } from '../identity/tokenProvider.js';
 import { matchesFilters } from '../mail/filters.js';
 import type { DeliveredMessage } from '../mail/incoming.js';
@@ -37,8 +37,15 @@ export interface PollResult {
   resynced: boolean;
   /** The cursor stored at the end of this poll. */
   cursor?: ReaderCursor;
-  error?: { code: string; message: string };
+  error?: PollError;
   durationMs: number;
+}
+
+/** Why a poll stopped, safe to show: redacted, no stack. */
+export interface PollError {
+  code: ErrorCode;
+  message: string;
+  hint?: string;
 }
 
 export interface PollOptions {
@@ -249,7 +256,7 @@ class MailboxPoll {
   }
 }
 
-function describe(error: unknown): { code: string; message: string } {
-  if (isMailError(error)) return { code: error.code, message: redact(error.message) };
+function describe(error: unknown): PollError {
+  if (isMailError(error)) return { code: error.code, message: redact(error.message), ...(error.hint && { hint: redact(error.hint) }) };
   return { code: 'EPROVIDER', message: redact(error instanceof Error ? error.message : String(error)) };
 }
