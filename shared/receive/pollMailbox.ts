@@ -164,7 +164,6 @@ class MailboxPoll {
       }
       this.resynced = open.resynced;
       this.pending = open.finalCursor() ?? this.pending;
-      this.unwritten++;
       await this.writeCursor(signal);
       return this.result('completed');
     } catch (error) {
@@ -237,10 +236,10 @@ class MailboxPoll {
   }
 
   private async writeCursor(signal: AbortSignal | undefined): Promise<void> {
-    if (this.pending === undefined || this.unwritten === 0) return;
+    this.unwritten = 0;
+    if (this.pending === undefined || JSON.stringify(this.pending) === JSON.stringify(this.stored)) return;
     this.etag = await this.state.cursors.write(this.owner, this.pending, this.etag, { abortSignal: signal });
     this.stored = this.pending;
-    this.unwritten = 0;
   }
 
   private result(status: PollResult['status'], error?: unknown): PollResult {

@@ -54,8 +54,9 @@ export class WebhookSink implements MessageSink {
       maxDelay: this.maxRetryDelayMs,
       jitter: 'full',
       retry: async (error: unknown) => {
-        if (options.abortSignal?.aborted || (isMailError(error) && error.code === 'ESINK_REJECTED')) return false;
-        const retryAfter = isMailError(error) ? error.retryAfter : undefined;
+        // Only the webhook being unavailable is worth another try: a refusal or a missing secret is not.
+        if (options.abortSignal?.aborted || !isMailError(error) || error.code !== 'ESINK_UNAVAILABLE') return false;
+        const retryAfter = error.retryAfter;
         if (retryAfter !== undefined) await new Promise((resolve) => setTimeout(resolve, Math.min(retryAfter * 1000, this.maxRetryDelayMs)));
         return true;
       },
