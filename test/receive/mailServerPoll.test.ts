@@ -2,6 +2,7 @@ import { after, before, beforeEach, describe, it, type TestContext } from 'node:
 import assert from 'node:assert/strict';
 import type { DeliveredMessage } from '../../shared/mail/incoming.js';
 import { pollMailbox } from '../../shared/receive/pollMailbox.js';
+import { GraphPeer } from '../peers/graphPeer.js';
 import { ImapPeer } from '../peers/imapPeer.js';
 import { Pop3Peer } from '../peers/pop3Peer.js';
 import { TokenEndpointPeer } from '../peers/tokenEndpoint.js';
@@ -16,7 +17,7 @@ const SECRET = 'poll-app-secret-1';
 const ticket = (n: number, extra: Parameters<typeof composeEml>[0] = {}) =>
   composeEml({ from: `user${n}@fabrikam.com`, to: MAILBOX, subject: `Request ${n}`, text: `Please help with ${n}`, messageId: `<request-${n}@fabrikam.com>`, ...extra });
 
-describe('polling real mail protocols (IMAP and POP3 with XOAUTH2) into a signed webhook', () => {
+describe('polling real mail protocols (IMAP and POP3 with XOAUTH2, Graph delta) into a signed webhook', () => {
   const h = new ReceiveHarness();
   const entra = new TokenEndpointPeer();
   let count = 0;
@@ -106,6 +107,28 @@ describe('polling real mail protocols (IMAP and POP3 with XOAUTH2) into a signed
     assert.equal(result.cursor, undefined);
     assert.equal(h.webhook.received.length, 0);
     assert.ok(!h.logs.some((l) => l.includes(SECRET)), 'the secret never reaches a log line');
+  });
+
+  it('Graph: new mail is delivered once and marked read; an expired delta token resyncs without delivering anything twice', async (t) => {
+    const graph = await new GraphPeer(entra).start();
+    t.after(() => graph.stop());
+    graph.addMailbox(MAILBOX);
+    for (const n of [61, 62]) graph.mail.addMessage(MAILBOX, 'inbox', await ticket(n), { receivedAt: new Date(Date.UTC(2024, 2, 1, 9, n)) });
+    const { name, runtime } = runtimeFor({ via: 'graph', afterFetch: 'markRead' }, { graph: graph.url });
+
+    const first = await pollMailbox(runtime, name);
+    assert.deepEqual([first.status, first.delivered], ['completed', 2], JSON.stringify(first.error));
+    assert.match(String((first.cursor as { deltaLink?: string }).deltaLink), /\$deltatoken=/);
+    assert.ok(graph.mail.messagesIn(MAILBOX, 'inbox').every((m) => m.isRead));
+    assert.deepEqual(h.webhook.accepted<DeliveredMessage>().map((m) => `${m.provider.via}:${m.subject}`), ['graph:Request 61', 'graph:Request 62']);
+
+    graph.mail.addMessage(MAILBOX, 'inbox', await ticket(63), { receivedAt: new Date(Date.UTC(2024, 2, 1, 10, 0)) });
+    assert.equal((await pollMailbox(runtime, name)).delivered, 1);
+
+    graph.mail.expireDeltaTokens();
+    const resync = await pollMailbox(runtime, name);
+    assert.deepEqual([resync.status, resync.resynced, resync.delivered, resync.duplicates], ['completed', true, 0, 3], JSON.stringify(resync.error));
+    assert.equal(h.webhook.received.length, 3, 'nothing was delivered twice');
   });
 
   it('POP3: new mail is delivered once; afterFetch delete removes it from the server', async (t) => {
