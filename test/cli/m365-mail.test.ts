@@ -1,6 +1,5 @@
 import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,33 +8,19 @@ import { simpleParser, type AddressObject } from 'mailparser';
 import { send } from '../../functions/send.js';
 import { APP_ROOT } from '../../shared/config/profiles.js';
 import { MailRuntime, setRuntime } from '../../shared/runtime.js';
+import { runNode, type NodeRun } from '../support/runNode.js';
 
 const CLI = path.join(APP_ROOT, 'dist', 'cli', 'm365-mail.js');
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs the compiled CLI as a user would, with only the settings given (no inherited profiles). */
-function cli(args: string[], options: { env?: Record<string, string>; stdin?: string } = {}): Promise<Run> {
+function cli(args: string[], options: { env?: Record<string, string>; stdin?: string } = {}): Promise<NodeRun> {
   const env: NodeJS.ProcessEnv = { ...process.env, ...options.env };
   for (const key of ['MAIL_PROFILES', 'MAIL_PROFILES_FILE', 'DEFAULT_PROFILE', 'KEY_VAULT_URL']) if (!options.env?.[key]) delete env[key];
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env, cwd: APP_ROOT });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(options.stdin ?? '');
-  });
+  return runNode([CLI, ...args], { cwd: APP_ROOT, env, stdin: options.stdin });
 }
 
 /** The problem JSON is the last line on stderr (structured log lines may come before it). */
-function problemOf(run: Run): Record<string, unknown> {
+function problemOf(run: NodeRun): Record<string, unknown> {
   const last = run.stderr.trim().split('\n').at(-1) ?? '';
   return JSON.parse(last) as Record<string, unknown>;
 }

@@ -1,32 +1,18 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { APP_ROOT } from '../../shared/config/profiles.js';
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+import { runNode, type NodeRun } from '../support/runNode.js';
 
 /**
  * `npm start`'s script, run from a copy of the app root that has no node_modules, so that a
  * Core Tools install on the developer's machine cannot change what the test sees: `func`
  * is only what the test puts on PATH.
  */
-function start(appRoot: string, args: string[], env: Record<string, string>): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(appRoot, 'scripts', 'start.js'), ...args], { cwd: appRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function start(appRoot: string, args: string[], env: Record<string, string>): Promise<NodeRun> {
+  return runNode([path.join(appRoot, 'scripts', 'start.js'), ...args], { cwd: appRoot, env });
 }
 
 describe('npm start (scripts/start.js)', () => {
