@@ -1,11 +1,13 @@
 import { profilesCommand } from './commands/profiles.js';
 import { sendCommand } from './commands/send.js';
+import { testCommand } from './commands/test.js';
 import { EXIT_BAD_INPUT, EXIT_OK, type CliCommand } from './command.js';
 
 /** Adding a subcommand: one file under cli/commands/ and one line here. */
 const COMMANDS: Record<string, CliCommand> = {
   send: sendCommand,
   profiles: profilesCommand,
+  test: testCommand,
 };
 
 function help(): string {

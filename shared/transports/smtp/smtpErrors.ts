@@ -146,16 +146,19 @@ function parseReply(error: NodemailerError): Reply {
 }
 
 /** Which field of the message a rejected recipient came from, so a 4xx problem can name it. */
-function recipientField(message: OutgoingMessage, address: string | undefined): string {
+function recipientField(message: OutgoingMessage | undefined, address: string | undefined): string {
   const wanted = address?.toLowerCase();
   for (const field of ['to', 'cc', 'bcc'] as const) {
-    if (message[field].some((a) => a.address.toLowerCase() === wanted)) return field;
+    if (message?.[field].some((a) => a.address.toLowerCase() === wanted)) return field;
   }
   return 'to';
 }
 
-/** Translates a nodemailer error into a MailError, once, at this edge. Text from the server passes `redact`. */
-export function translateSmtpError(profile: Profile, message: OutgoingMessage, error: unknown): MailError {
+/**
+ * Translates a nodemailer error into a MailError, once, at this edge. Text from the server passes `redact`.
+ * `message` is undefined for a session that sends nothing (the connection test's verify).
+ */
+export function translateSmtpError(profile: Profile, message: OutgoingMessage | undefined, error: unknown): MailError {
   if (error instanceof MailError) return error;
   if (error instanceof TokenFailure) return error.failure instanceof MailError ? error.failure : new MailError('ETOKEN', `profile "${profile.name}": ${redact(String(error.failure))}`, { profile: profile.name });
   if (!(error instanceof Error)) return new MailError('EPROVIDER', `profile "${profile.name}": SMTP send failed: ${redact(String(error))}`, { profile: profile.name });

@@ -1,0 +1,57 @@
+import { parseArgs } from 'node:util';
+import { DIAGNOSIS_TIMEOUT_MS, diagnoseProfile, diagnoseRequestSchema, type DiagnosisReport } from '../../shared/diagnose/diagnoseProfile.js';
+import { inputError } from '../../shared/http/problem.js';
+import { MailRuntime } from '../../shared/runtime.js';
+import { argumentError, EXIT_FAILURE, EXIT_OK, printFailure, printResult, stderrLogger, type CliCommand } from '../command.js';
+
+const usage = 'm365-mail test [--profile P] [--send-to ADDRESS] [--json]';
+
+const options = {
+  profile: { type: 'string' },
+  'send-to': { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
+export const testCommand: CliCommand = {
+  summary: 'Diagnose a profile step by step (config, secret, token, connections; --send-to also sends a test message), with hints.',
+  usage,
+  async run(args) {
+    let runtime: MailRuntime | undefined;
+    try {
+      let flags: ReturnType<typeof parseArgs<{ options: typeof options; strict: true }>>['values'];
+      try {
+        flags = parseArgs({ args, options, strict: true, allowPositionals: false }).values;
+      } catch (error) {
+        throw argumentError(error, 'test');
+      }
+      const request = diagnoseRequestSchema.safeParse(flags['send-to'] === undefined ? {} : { sendTo: flags['send-to'] });
+      if (!request.success) throw inputError(request.error);
+      const sendTo = request.data.sendTo;
+      const report = await diagnoseProfile(() => (runtime = new MailRuntime({ logger: stderrLogger })), flags.profile, {
+        abortSignal: AbortSignal.timeout(DIAGNOSIS_TIMEOUT_MS),
+        ...(sendTo !== undefined && { send: { to: sendTo } }),
+      });
+      if (flags.json) printResult(report);
+      else process.stdout.write(formatReport(report));
+      return report.ok ? EXIT_OK : EXIT_FAILURE;
+    } catch (error) {
+      return printFailure(error, 'test');
+    } finally {
+      await runtime?.close();
+    }
+  },
+};
+
+/** One line per step (✓/✗, name, duration, detail), then the code and hint indented under it. */
+export function formatReport(report: DiagnosisReport): string {
+  const failed = report.steps.find((s) => !s.ok);
+  const lines = [`Profile ${report.profile}: ${failed ? `failed at ${failed.step}` : 'all steps passed'}`];
+  const width = Math.max(...report.steps.map((s) => s.step.length));
+  const indent = ' '.repeat(width + 15);
+  for (const s of report.steps) {
+    lines.push(`  ${s.ok ? '✓' : '✗'} ${s.step.padEnd(width)} ${`${s.durationMs} ms`.padStart(9)}  ${s.detail ?? ''}`);
+    if (s.code) lines.push(`${indent}code ${s.code}${s.providerCode ? ` (${s.providerCode})` : ''}`);
+    if (s.hint) lines.push(`${indent}hint: ${s.hint}`);
+  }
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,38 @@
+import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { DIAGNOSIS_TIMEOUT_MS, diagnoseProfile, diagnoseRequestSchema } from '../shared/diagnose/diagnoseProfile.js';
+import { isMailError } from '../shared/errors.js';
+import { assertJsonContentType, parseJsonObject } from '../shared/http/jsonBody.js';
+import { inputError, jsonResponse, problemResponse, toProblem } from '../shared/http/problem.js';
+import { createLogger } from '../shared/log.js';
+import { getRuntime } from '../shared/runtime.js';
+
+/**
+ * Answers 200 with the report whether the profile passed or not (`ok` and the failed step
+ * say which): the diagnosis itself succeeded, and a UI reads one shape. A 502 would tell
+ * generic clients and proxies that this API is broken when the mailbox setup is.
+ */
+export async function testProfile(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+  try {
+    assertJsonContentType(request.headers.get('content-type'));
+    const text = await request.text();
+    const parsed = diagnoseRequestSchema.safeParse(text.trim() === '' ? {} : parseJsonObject(text));
+    if (!parsed.success) throw inputError(parsed.error);
+    const { sendTo } = parsed.data;
+    const report = await diagnoseProfile(getRuntime, request.params.name ?? '', {
+      abortSignal: AbortSignal.timeout(DIAGNOSIS_TIMEOUT_MS),
+      ...(sendTo !== undefined && { send: { to: sendTo } }),
+    });
+    return jsonResponse(200, report);
+  } catch (error) {
+    // The profile is part of the path: an unknown one is a missing resource.
+    if (isMailError(error) && error.code === 'EPROFILE_UNKNOWN') {
+      return { status: 404, headers: { 'Content-Type': 'application/problem+json' }, body: JSON.stringify({ ...toProblem(error), status: 404 }) };
+    }
+    if (!isMailError(error)) {
+      createLogger(context).error({ operation: 'testProfile', id: context.invocationId, outcome: 'error', error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+    }
+    return problemResponse(error);
+  }
+}
+
+app.http('testProfile', { methods: ['POST'], route: 'profiles/{name}/test', authLevel: 'function', handler: testProfile });

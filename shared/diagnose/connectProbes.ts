@@ -1,0 +1,59 @@
+import type { Profile } from '../config/profiles.js';
+import type { TokenProvider } from '../identity/tokenProvider.js';
+import { graphConnection } from '../transports/graph/graphClient.js';
+import { translateSmtpError } from '../transports/smtp/smtpErrors.js';
+import { smtpPoolOptions } from '../transports/smtp/smtpSender.js';
+
+/**
+ * Connects to the profile's SMTP endpoint with the sender's own connection settings (port 587,
+ * STARTTLS required, AUTH forced), logs in with XOAUTH2 and quits: nodemailer's `verify()`
+ * sends no MAIL FROM, so nothing is submitted. The token is the one the token step obtained:
+ * Exchange answers a refused token with 535 at once, so there is nothing to renew here.
+ */
+export async function verifySmtpLogin(profile: Profile, token: string, options: { abortSignal?: AbortSignal }): Promise<void> {
+  const nodemailer = require('nodemailer') as typeof import('nodemailer');
+  const transport = nodemailer.createTransport({
+    ...smtpPoolOptions(profile.endpoints.smtp),
+    auth: { type: 'OAuth2', user: profile.mailbox, accessToken: token },
+  });
+  try {
+    await untilAborted(transport.verify(), options.abortSignal);
+  } catch (error) {
+    options.abortSignal?.throwIfAborted();
+    throw translateSmtpError(profile, undefined, error);
+  } finally {
+    transport.close();
+  }
+}
+
+/**
+ * Reads the mailbox's inbox folder resource (id only) through the profile's Graph client:
+ * it proves the host, the token's audience and the mailbox without sending or changing anything.
+ */
+export async function reachGraphMailbox(profile: Profile, tokens: TokenProvider, options: { abortSignal?: AbortSignal }): Promise<void> {
+  const graph = graphConnection(profile, { tokens });
+  await graph.call(`${graph.userPath}/mailFolders/inbox`, { abortSignal: options.abortSignal }, (request) => request.select('id').get() as Promise<unknown>);
+}
+
+/**
+ * nodemailer's verify takes no AbortSignal: the diagnosis stops waiting when the signal fires,
+ * and the abandoned connection ends on nodemailer's own timeouts.
+ */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  signal.throwIfAborted();
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}

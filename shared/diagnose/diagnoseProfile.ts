@@ -1,0 +1,276 @@
+import { performance } from 'node:perf_hooks';
+import { z } from 'zod';
+import { exchangeScope } from '../config/cloud.js';
+import type { Profile } from '../config/profiles.js';
+import { isMailError, type ErrorCode } from '../errors.js';
+import { ProfileTokenProvider, type TokenProvider } from '../identity/tokenProvider.js';
+import type { Logger } from '../log.js';
+import { redactValue } from '../redact.js';
+import type { MailRuntime } from '../runtime.js';
+import { sendMail } from '../send/sendMail.js';
+import { createReader } from '../transports/index.js';
+import { expiryHint, inspectCertificatePem } from './certificate.js';
+import { reachGraphMailbox, verifySmtpLogin } from './connectProbes.js';
+import { checkPermissions, readTokenClaims, scopesNeeded, type PermissionCheck } from './permissions.js';
+
+export type DiagnosisStepName = 'config' | 'secret' | 'token' | 'send-connect' | 'receive-connect' | 'send-test';
+
+export interface DiagnosisStep {
+  step: DiagnosisStepName;
+  ok: boolean;
+  durationMs: number;
+  /** What was checked and found, for people. Never a secret or a token. */
+  detail?: string;
+  /** The MailError code of a failed step. */
+  code?: ErrorCode;
+  /** The provider's own code: SMTP enhanced status, AADSTS number, Graph error code. */
+  providerCode?: string;
+  /** What to do: on a failed step the fix, on a passed one a warning. */
+  hint?: string;
+}
+
+export interface DiagnosisReport {
+  profile: string;
+  ok: boolean;
+  /** In order; the first failed step is the last one. */
+  steps: DiagnosisStep[];
+}
+
+/** The optional body of POST /api/profiles/{name}/test, and the CLI's --send-to. */
+export const diagnoseRequestSchema = z.object({ sendTo: z.email('must be an e-mail address').optional() }).strict();
+
+/** Bounds a whole diagnosis: a host that never answers must not hold an admin's browser for minutes. */
+export const DIAGNOSIS_TIMEOUT_MS = 60_000;
+
+export interface DiagnoseOptions {
+  abortSignal?: AbortSignal;
+  /** Also send a short test message to this address: the only proof that sending works end to end. */
+  send?: { to: string };
+}
+
+/** What a passed step found, and a warning worth acting on. */
+interface Finding {
+  detail: string;
+  hint?: string;
+}
+
+/**
+ * Diagnoses one profile step by step, stopping at the first failure: configuration, secret,
+ * tokens (and the permissions they carry), the send connection, the receive connection,
+ * and optionally a test message. Connection steps log in and leave: nothing is sent (unless
+ * asked), read, marked or moved. Every string in the report passes `redact`.
+ *
+ * `source` may be a function creating the runtime, so that an invalid profiles document
+ * becomes the failed `config` step instead of an error. An unknown profile throws
+ * EPROFILE_UNKNOWN: there is nothing to diagnose.
+ */
+export async function diagnoseProfile(source: MailRuntime | (() => MailRuntime), name: string | undefined, options: DiagnoseOptions = {}): Promise<DiagnosisReport> {
+  const started = performance.now();
+  let runtime: MailRuntime;
+  try {
+    runtime = typeof source === 'function' ? source() : source;
+  } catch (error) {
+    if (!isMailError(error) || error.code !== 'ECONFIG') throw error;
+    return redactValue({ profile: name ?? error.profile ?? '', ok: false, steps: [{ step: 'config', ok: false, durationMs: elapsed(started), ...failureOf(error, options.abortSignal) }] });
+  }
+  const profile = runtime.profile(name);
+  const diagnosis = new ProfileDiagnosis(runtime, profile, options);
+  const steps: DiagnosisStep[] = [];
+  for (const [step, check] of diagnosis.plan()) {
+    const result = await runStep(step, check, { abortSignal: options.abortSignal, logger: runtime.logger, profile: profile.name });
+    steps.push(result);
+    if (!result.ok) break;
+  }
+  const failed = steps.find((s) => !s.ok);
+  const event = { operation: 'diagnose', profile: profile.name, outcome: failed ? ('error' as const) : ('ok' as const), durationMs: elapsed(started), ...(failed && { failedStep: failed.step, code: failed.code }) };
+  if (failed) runtime.logger.warn(event);
+  else runtime.logger.info(event);
+  return redactValue({ profile: profile.name, ok: failed === undefined, steps });
+}
+
+class ProfileDiagnosis {
+  /**
+   * Its own token provider, not the runtime's: a cached token could be an hour old, and the
+   * point is to prove that the secret in the store gets a token now.
+   */
+  private readonly tokens: TokenProvider;
+  private readonly permissions = new Map<string, PermissionCheck>();
+
+  constructor(
+    private readonly runtime: MailRuntime,
+    private readonly profile: Profile,
+    private readonly options: DiagnoseOptions,
+  ) {
+    this.tokens = new ProfileTokenProvider(profile, runtime.secrets);
+  }
+
+  plan(): Array<[DiagnosisStepName, () => Promise<Finding>]> {
+    const p = this.profile;
+    const steps: Array<[DiagnosisStepName, () => Promise<Finding>]> = [['config', async () => this.config()]];
+    if (this.secretNames().length > 0) steps.push(['secret', () => this.secret()]);
+    if (scopesNeeded(p).length > 0) steps.push(['token', () => this.token()]);
+    if (p.send?.via === 'smtp' || p.send?.via === 'graph') steps.push(['send-connect', () => this.sendConnect()]);
+    if (p.receive) steps.push(['receive-connect', () => this.receiveConnect()]);
+    if (this.options.send) steps.push(['send-test', () => this.sendTest(this.options.send!.to)]);
+    return steps;
+  }
+
+  private config(): Finding {
+    const p = this.profile;
+    const { endpoints } = p;
+    const auth = p.auth;
+    const parts = [`mailbox ${p.mailbox}`];
+    if (auth.type === 'clientSecret' || auth.type === 'certificate') parts.push(`auth ${auth.type} (tenant ${p.tenantId}, client ${p.clientId}, authority ${endpoints.authority})`);
+    else if (auth.type === 'managedIdentity') parts.push(`auth managedIdentity (${auth.clientId ? `user-assigned, client ${auth.clientId}` : 'system-assigned'})`);
+    else parts.push('auth none');
+    parts.push(`cloud ${p.cloud}`);
+    if (p.send?.via === 'smtp') parts.push(`send via smtp to ${endpoints.smtp.host}:${endpoints.smtp.port} (STARTTLS, XOAUTH2)`);
+    if (p.send?.via === 'graph') parts.push(`send via graph at ${endpoints.graph}`);
+    if (p.send?.via === 'file') parts.push('send via file');
+    const r = p.receive;
+    if (r?.via === 'imap') parts.push(`receive via imap from ${endpoints.imap.host}:${endpoints.imap.port} (TLS, XOAUTH2), folder ${r.folder}, afterFetch ${r.afterFetch}`);
+    if (r?.via === 'pop3') parts.push(`receive via pop3 from ${endpoints.pop3.host}:${endpoints.pop3.port} (TLS, XOAUTH2), afterFetch ${r.afterFetch}`);
+    if (r?.via === 'graph') parts.push(`receive via graph at ${endpoints.graph}, folder ${r.folder}, afterFetch ${r.afterFetch}`);
+    if (r?.via === 'file') parts.push(`receive via file, afterFetch ${r.afterFetch}`);
+    return { detail: parts.join('; ') };
+  }
+
+  private secretNames(): string[] {
+    const auth = this.profile.auth;
+    const webhook = this.profile.receive?.deliver && 'webhook' in this.profile.receive.deliver ? this.profile.receive.deliver.webhook.signingSecret : undefined;
+    return [...(auth.type === 'clientSecret' ? [auth.secret] : auth.type === 'certificate' ? [auth.certificate] : []), ...(webhook ? [webhook] : [])];
+  }
+
+  /** Each secret is read from the store itself, not from the cache: a fix made a minute ago must show. */
+  private async secret(): Promise<Finding> {
+    const { secrets } = this.runtime;
+    const where = secrets.kind === 'keyVault' ? 'Key Vault' : 'the app settings';
+    const read = async (name: string) => {
+      secrets.invalidate?.(name);
+      return secrets.getSecret(name, { abortSignal: this.options.abortSignal });
+    };
+    const details: string[] = [];
+    const hints: string[] = [];
+    const auth = this.profile.auth;
+    if (auth.type === 'clientSecret') {
+      const value = await read(auth.secret);
+      details.push(`client secret "${auth.secret}" resolved from ${where}`);
+      if (value.trim() !== value) hints.push(`The value of "${auth.secret}" starts or ends with whitespace: store the client secret exactly as Entra showed it.`);
+      if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value.trim())) {
+        hints.push(`The value of "${auth.secret}" looks like a secret ID (a GUID): store the secret's Value, which Entra shows only once when it is created.`);
+      }
+    }
+    if (auth.type === 'certificate') {
+      const facts = inspectCertificatePem(await read(auth.certificate), { secretName: auth.certificate });
+      details.push(`certificate "${auth.certificate}" resolved from ${where}: ${facts.subject}, thumbprint ${facts.thumbprint}, private key matches, valid until ${facts.notAfter.toISOString()} (${facts.daysLeft} days left)`);
+      const warning = expiryHint(facts);
+      if (warning) hints.push(warning);
+    }
+    const deliver = this.profile.receive?.deliver;
+    if (deliver && 'webhook' in deliver) {
+      await read(deliver.webhook.signingSecret);
+      details.push(`webhook signing secret "${deliver.webhook.signingSecret}" resolved`);
+    }
+    return { detail: details.join('; '), ...(hints.length > 0 && { hint: hints.join(' ') }) };
+  }
+
+  private async token(): Promise<Finding> {
+    const details: string[] = [];
+    const hints: string[] = [];
+    for (const need of scopesNeeded(this.profile)) {
+      const token = await this.tokens.getToken(need.scope, { abortSignal: this.options.abortSignal });
+      const check = checkPermissions(need, readTokenClaims(token));
+      this.permissions.set(need.scope, check);
+      details.push(`${need.api} token for ${need.scope}: ${check.summary}`);
+      hints.push(...check.missing);
+    }
+    return { detail: details.join('; '), ...(hints.length > 0 && { hint: hints.join(' ') }) };
+  }
+
+  private async sendConnect(): Promise<Finding> {
+    const p = this.profile;
+    const abortSignal = this.options.abortSignal;
+    if (p.send?.via === 'smtp') {
+      const token = await this.tokens.getToken(exchangeScope(p.endpoints), { abortSignal });
+      await verifySmtpLogin(p, token, { abortSignal });
+      return { detail: `${p.endpoints.smtp.host}:${p.endpoints.smtp.port} accepted STARTTLS and the XOAUTH2 login as ${p.mailbox}; nothing was sent` };
+    }
+    try {
+      await reachGraphMailbox(p, this.tokens, { abortSignal });
+      return { detail: `Graph at ${p.endpoints.graph} accepted the token and found the inbox of ${p.mailbox}` };
+    } catch (error) {
+      // Reading a folder needs Mail.ReadBasic or more; an app with Mail.Send alone gets 403 here
+      // although it can send. Its token then shows Mail.Send, and only a test message can tell.
+      const sendGranted = [...this.permissions.values()].some((c) => c.has('Mail.Send'));
+      if (!isForbidden(error) || !sendGranted || p.receive?.via === 'graph') throw error;
+      return {
+        detail: `Graph at ${p.endpoints.graph} accepted the token but refused to read the inbox of ${p.mailbox}, as it does for an app with Mail.Send only`,
+        hint: 'The token carries Mail.Send; whether Exchange lets this app send from this mailbox (an Application Access Policy may fence it off) shows only when a test message is sent: give sendTo.',
+      };
+    }
+  }
+
+  private async receiveConnect(): Promise<Finding> {
+    const p = this.profile;
+    const reader = createReader(p, { tokens: this.tokens, logger: this.runtime.logger });
+    const session = await reader.open({ abortSignal: this.options.abortSignal });
+    await session.close();
+    const where = reader.via === 'imap' ? ` at ${p.endpoints.imap.host}:${p.endpoints.imap.port}` : reader.via === 'pop3' ? ` at ${p.endpoints.pop3.host}:${p.endpoints.pop3.port}` : reader.via === 'graph' ? ` at ${p.endpoints.graph}` : '';
+    return { detail: `opened ${reader.via === 'pop3' ? 'the mailbox' : `folder ${p.receive?.folder}`} of ${p.mailbox} over ${reader.via}${where} and closed it; nothing was read, marked or moved` };
+  }
+
+  private async sendTest(to: string): Promise<Finding> {
+    const outcome = await sendMail(
+      this.runtime,
+      {
+        profile: this.profile.name,
+        to,
+        subject: `m365-mail connection test (${this.profile.name})`,
+        text: `This message was sent by the connection test of the mail profile "${this.profile.name}" (${this.profile.mailbox}). No reply is needed.`,
+      },
+      { abortSignal: this.options.abortSignal },
+    );
+    return { detail: `sent to ${to} via ${outcome.via}, Message-ID ${outcome.messageId}` };
+  }
+}
+
+function isForbidden(error: unknown): boolean {
+  return isMailError(error) && error.code === 'EAUTH' && (error.cause as { statusCode?: unknown } | undefined)?.statusCode === 403;
+}
+
+async function runStep(step: DiagnosisStepName, check: () => Promise<Finding>, context: { abortSignal?: AbortSignal; logger: Logger; profile: string }): Promise<DiagnosisStep> {
+  const started = performance.now();
+  try {
+    context.abortSignal?.throwIfAborted();
+    const finding = await check();
+    return { step, ok: true, durationMs: elapsed(started), detail: finding.detail, ...(finding.hint !== undefined && { hint: finding.hint }) };
+  } catch (error) {
+    // A MailError is a finding; anything else is a bug, whose stack belongs in the (redacted) log.
+    if (!isMailError(error) && !context.abortSignal?.aborted) {
+      context.logger.error({ operation: 'diagnose', profile: context.profile, step, outcome: 'error', error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+    }
+    return { step, ok: false, durationMs: elapsed(started), ...failureOf(error, context.abortSignal) };
+  }
+}
+
+function failureOf(error: unknown, abortSignal: AbortSignal | undefined): Pick<DiagnosisStep, 'detail' | 'code' | 'providerCode' | 'hint'> {
+  if (abortSignal?.aborted) {
+    return {
+      code: 'ECONNECTION',
+      detail: 'the step did not finish before the diagnosis was cancelled or ran out of time',
+      hint: 'A host did not answer in time: check this profile\'s endpoints and that this host may reach them (firewall, proxy, DNS).',
+    };
+  }
+  if (isMailError(error)) {
+    return { code: error.code, detail: error.message, ...(error.providerCode !== undefined && { providerCode: error.providerCode }), ...(error.hint !== undefined && { hint: error.hint }) };
+  }
+  return {
+    code: 'EPROVIDER',
+    detail: error instanceof Error ? error.message : String(error),
+    hint: 'An unexpected failure: the function logs of this invocation have the details.',
+  };
+}
+
+function elapsed(started: number): number {
+  return Math.round(performance.now() - started);
+}

@@ -1,0 +1,114 @@
+import { z } from 'zod';
+import { exchangeScope, graphScope } from '../config/cloud.js';
+import type { Profile } from '../config/profiles.js';
+
+/** One thing the profile does and the application permissions (roles) that allow it: any one is enough. */
+export interface PermissionNeed {
+  purpose: string;
+  anyOf: string[];
+}
+
+/** A token the profile needs, for one API, and what it must allow there. */
+export interface ScopeNeed {
+  /** The API's name as the Entra portal lists it under API permissions. */
+  api: 'Microsoft Graph' | 'Office 365 Exchange Online';
+  scope: string;
+  needs: PermissionNeed[];
+}
+
+/**
+ * Application permissions per transport. Graph: https://learn.microsoft.com/graph/permissions-reference
+ * (sendMail needs Mail.Send; reading MIME needs Mail.Read; PATCH isRead, move and delete need
+ * Mail.ReadWrite). Exchange protocols, app-only:
+ * https://learn.microsoft.com/exchange/client-developer/legacy-protocols/how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth
+ */
+export function scopesNeeded(profile: Profile): ScopeNeed[] {
+  const graph: PermissionNeed[] = [];
+  const exchange: PermissionNeed[] = [];
+  if (profile.send?.via === 'graph') graph.push({ purpose: 'send through Graph', anyOf: ['Mail.Send'] });
+  if (profile.send?.via === 'smtp') exchange.push({ purpose: 'send over SMTP', anyOf: ['SMTP.SendAsApp'] });
+  const receive = profile.receive;
+  if (receive?.via === 'graph') {
+    graph.push(
+      receive.afterFetch === 'none'
+        ? { purpose: 'read mail through Graph', anyOf: ['Mail.Read', 'Mail.ReadWrite'] }
+        : { purpose: `read mail through Graph and ${receive.afterFetch} it`, anyOf: ['Mail.ReadWrite'] },
+    );
+  }
+  if (receive?.via === 'imap') exchange.push({ purpose: 'read mail over IMAP', anyOf: ['IMAP.AccessAsApp'] });
+  if (receive?.via === 'pop3') exchange.push({ purpose: 'read mail over POP3', anyOf: ['POP.AccessAsApp'] });
+  const scopes: ScopeNeed[] = [];
+  if (graph.length > 0) scopes.push({ api: 'Microsoft Graph', scope: graphScope(profile.endpoints), needs: graph });
+  if (exchange.length > 0) scopes.push({ api: 'Office 365 Exchange Online', scope: exchangeScope(profile.endpoints), needs: exchange });
+  return scopes;
+}
+
+/** The claims of an access token that say what it allows: `roles` (app-only) and `scp` (delegated). */
+export interface TokenClaims {
+  roles: string[];
+  scopes: string[];
+}
+
+const payloadSchema = z.object({
+  roles: z.array(z.string()).optional(),
+  scp: z.string().optional(),
+});
+
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.([A-Za-z0-9_-]+)\.[A-Za-z0-9_-]*$/;
+
+/**
+ * The permission claims of a JWT access token, or undefined for a token that is not a JWT.
+ * Microsoft documents access tokens as opaque to clients (they may be encrypted), so this
+ * only informs the diagnosis; the service's answer is what decides.
+ */
+export function readTokenClaims(token: string): TokenClaims | undefined {
+  const payload = JWT_SHAPE.exec(token)?.[1];
+  if (payload === undefined) return undefined;
+  const json = parseJson(Buffer.from(payload, 'base64url').toString('utf8'));
+  const claims = payloadSchema.safeParse(json);
+  if (!claims.success) return undefined;
+  return { roles: claims.data.roles ?? [], scopes: claims.data.scp?.split(' ').filter(Boolean) ?? [] };
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    // Three dot-separated base64url parts that are not JSON: an opaque token, which is a valid answer.
+    return undefined;
+  }
+}
+
+export interface PermissionCheck {
+  /** One line on what the token carries, e.g. "JWT, roles Mail.Send: Mail.Send present". */
+  summary: string;
+  /** One sentence per missing permission, naming what to grant. */
+  missing: string[];
+  /** Whether the token shows this role (false also when the token cannot be read). */
+  has(role: string): boolean;
+}
+
+export function checkPermissions(need: ScopeNeed, claims: TokenClaims | undefined): PermissionCheck {
+  if (claims === undefined) {
+    return { summary: 'not a JWT, so its permissions cannot be read here (the connection steps test them)', missing: [], has: () => false };
+  }
+  const has = (role: string) => claims.roles.includes(role);
+  const grants = (n: PermissionNeed) => n.anyOf.some(has);
+  const carried = [
+    claims.roles.length > 0 ? `roles ${claims.roles.join(', ')}` : 'no roles',
+    ...(claims.scopes.length > 0 ? [`scp ${claims.scopes.join(' ')}`] : []),
+  ].join(', ');
+  const present = need.needs.filter(grants).map((n) => n.anyOf.find(has));
+  const missing = need.needs
+    .filter((n) => !grants(n))
+    .map(
+      (n) =>
+        `The ${need.api} token has no ${n.anyOf.join(' or ')} role, needed to ${n.purpose}: add the ${need.api} application permission ${n.anyOf[0]} to the app registration and grant admin consent` +
+        (claims.scopes.length > 0 ? ' (this token carries delegated scopes: the profile needs an app-only token).' : '.'),
+    );
+  return {
+    summary: `JWT, ${carried}${present.length > 0 ? `: ${present.join(', ')} present` : ''}`,
+    missing,
+    has,
+  };
+}
