@@ -47,7 +47,7 @@ export function formatReport(report: DiagnosisReport): string {
   const failed = report.steps.find((s) => !s.ok);
   const lines = [`Profile ${report.profile}: ${failed ? `failed at ${failed.step}` : 'all steps passed'}`];
   const width = Math.max(...report.steps.map((s) => s.step.length));
-  const indent = ' '.repeat(width + 15);
+  const indent = ' '.repeat(width + 16);
   for (const s of report.steps) {
     lines.push(`  ${s.ok ? '✓' : '✗'} ${s.step.padEnd(width)} ${`${s.durationMs} ms`.padStart(9)}  ${s.detail ?? ''}`);
     if (s.code) lines.push(`${indent}code ${s.code}${s.providerCode ? ` (${s.providerCode})` : ''}`);

@@ -18,6 +18,7 @@ const EXPECTED: Record<string, { file: string; trigger: Record<string, unknown> 
   poll: { file: 'poll.js', trigger: { type: 'timerTrigger', schedule: '%POLL_SCHEDULE%' } },
   pollWorker: { file: 'pollWorker.js', trigger: { type: 'queueTrigger', queueName: 'mail-poll', connection: 'AzureWebJobsStorage' } },
   pollNow: { file: 'pollNow.js', trigger: { type: 'httpTrigger', methods: ['POST'], route: 'profiles/{name}/poll', authLevel: 'function' } },
+  testProfile: { file: 'testProfile.js', trigger: { type: 'httpTrigger', methods: ['POST'], route: 'profiles/{name}/test', authLevel: 'function' } },
 };
 
 describe('the app registers its functions with the Functions host', () => {
