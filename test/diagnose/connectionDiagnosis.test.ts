@@ -199,6 +199,59 @@ describe('diagnosing a profile step by step against loopback Entra, SMTP, IMAP a
     assert.deepEqual(graph.sent.at(-1)!.message.toRecipients, [{ emailAddress: { address: 'checker@example.com' } }]);
   });
 
+  it('a JWT access token shows its roles, and a role the profile lacks is a hint on the passed token step', async () => {
+    entra.register({ tenantId: TENANT, clientId: 'send-only-app', secret: SECRET, roles: { 'https://graph.microsoft.com': ['Mail.Send'] } });
+    const report = await diagnose(runtime({ ...graphProfile(), clientId: 'send-only-app' }));
+    assert.deepEqual(stepNames(report), ['config:ok', 'secret:ok', 'token:ok', 'send-connect:ok', 'receive-connect:ok']);
+    const token = report.steps[2]!;
+    assert.equal(token.detail, 'Microsoft Graph token for https://graph.microsoft.com/.default: JWT, roles Mail.Send: Mail.Send present');
+    assert.equal(
+      token.hint,
+      'The Microsoft Graph token has no Mail.Read or Mail.ReadWrite role, needed to read mail through Graph: add the Microsoft Graph application permission Mail.Read to the app registration and grant admin consent.',
+    );
+  });
+
+  it('for a send-only Graph app whose token carries Mail.Send, Graph refusing to read the inbox passes send-connect with a hint to send a test message', async () => {
+    entra.register({ tenantId: TENANT, clientId: 'send-only-app', secret: SECRET, roles: { 'https://graph.microsoft.com': ['Mail.Send'] } });
+    graph.inject({ status: 403, code: 'ErrorAccessDenied', message: 'Access is denied. Check credentials and try again.', match: /^GET .*\/mailFolders\/inbox$/ });
+    const { receive: _receive, ...sendOnly } = graphProfile();
+    const report = await diagnose(runtime({ ...sendOnly, clientId: 'send-only-app' }));
+    assert.deepEqual(stepNames(report), ['config:ok', 'secret:ok', 'token:ok', 'send-connect:ok']);
+    const step = report.steps.at(-1)!;
+    assert.match(step.detail!, /accepted the token but refused to read the inbox of support@contoso\.com, as it does for an app with Mail\.Send only/);
+    assert.match(step.hint!, /give sendTo/);
+    assert.equal(graph.apiRequests('GET', /\/mailFolders\/inbox$/).at(-1)?.errorCode, 'ErrorAccessDenied');
+  });
+
+  describe('certificate profiles', () => {
+    async function keyAndCertificate(notBefore: Date, notAfter: Date): Promise<{ key: string; cert: string }> {
+      const selfsigned = require('selfsigned') as typeof import('selfsigned');
+      const pems = await selfsigned.generate([{ name: 'commonName', value: 'diagnosed-cert-app' }], { keySize: 2048, notBeforeDate: notBefore, notAfterDate: notAfter });
+      return { key: pems.private, cert: pems.cert };
+    }
+    const certificateProfile = () => ({ ...graphProfile(), clientId: 'cert-app', auth: { type: 'certificate', certificate: 'support-cert' } });
+
+    it('a valid certificate passes the secret step with its thumbprint and expiry, then gets a token with it', async () => {
+      const { key, cert } = await keyAndCertificate(new Date(Date.now() - 86_400_000), new Date(Date.now() + 200 * 86_400_000));
+      entra.register({ tenantId: TENANT, clientId: 'cert-app', certificatePem: cert });
+      const report = await diagnose(runtime(certificateProfile(), { SUPPORT_CERT: `${key}${cert}`, SUPPORT_HOOK_KEY: HOOK_KEY }));
+      assert.equal(report.ok, true, JSON.stringify(report, null, 2));
+      assert.match(report.steps[1]!.detail!, /^certificate "support-cert" resolved from the app settings: CN=diagnosed-cert-app, thumbprint [0-9A-F]{40}, private key matches, valid until \S+ \((199|200) days left\)/);
+      assert.ok(!JSON.stringify(report).includes('PRIVATE KEY'));
+    });
+
+    it('an expired certificate fails at the secret step, and no token is requested with it', async () => {
+      const { key, cert } = await keyAndCertificate(new Date(Date.now() - 400 * 86_400_000), new Date(Date.now() - 86_400_000));
+      entra.register({ tenantId: TENANT, clientId: 'cert-app', certificatePem: cert });
+      const tokensBefore = entra.tokenRequests().length;
+      const report = await diagnose(runtime(certificateProfile(), { SUPPORT_CERT: `${key}${cert}`, SUPPORT_HOOK_KEY: HOOK_KEY }));
+      assert.deepEqual(stepNames(report), ['config:ok', 'secret:failed']);
+      assert.equal(report.steps[1]!.code, 'ECERTIFICATE');
+      assert.match(report.steps[1]!.detail!, /expired on/);
+      assert.equal(entra.tokenRequests().length, tokensBefore);
+    });
+  });
+
   it('a diagnosis that runs out of time fails the running step with ECONNECTION and a network hint', async () => {
     const controller = new AbortController();
     controller.abort(new Error('timed out'));
@@ -225,7 +278,7 @@ describe('diagnosing a profile step by step against loopback Entra, SMTP, IMAP a
     const tokens = [...entra.issued.keys()];
     assert.ok(tokens.length > 0);
     const output = [...reports.map((r) => JSON.stringify(r)), ...logLines].join('\n');
-    for (const value of [SECRET, HOOK_KEY, 'not-the-secret-value', ...tokens]) assert.ok(!output.includes(value), `leaked ${value.slice(0, 8)}…`);
+    for (const value of [SECRET, HOOK_KEY, 'not-the-secret-value', ...tokens, ...tokens.map((t) => t.split('.').at(-1)!)]) assert.ok(!output.includes(value), `leaked ${value.slice(0, 8)}…`);
     assert.ok(logLines.some((l) => /"operation":"diagnose"/.test(l)));
   });
 });

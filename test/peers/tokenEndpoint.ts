@@ -15,6 +15,12 @@ export interface RegisteredApp {
   secret?: string;
   /** PEM certificate whose key signs client assertions. */
   certificatePem?: string;
+  /**
+   * Application permissions granted per resource, e.g. `{ 'https://graph.microsoft.com': ['Mail.Send'] }`.
+   * When set, tokens are JWT-shaped as Entra's are, with the resource's permissions in the `roles`
+   * claim (unsigned: only this peer validates them). Otherwise tokens are opaque.
+   */
+  roles?: Record<string, string[]>;
 }
 
 export interface IssuedToken {
@@ -157,10 +163,16 @@ export class TokenEndpointPeer extends HttpsPeer {
   }
 
   private issue(input: { clientId: string; tenantId: string; scope: string; via: IssuedToken['via'] }): IssuedToken {
+    const audience = input.scope.replace(/\/\.default$/, '');
+    const granted = this.apps.get(input.clientId)?.roles;
+    const jwtPart = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
     const token: IssuedToken = {
       ...input,
-      token: `tok-${randomBytes(24).toString('base64url')}`,
-      audience: input.scope.replace(/\/\.default$/, ''),
+      token:
+        granted === undefined
+          ? `tok-${randomBytes(24).toString('base64url')}`
+          : `${jwtPart({ typ: 'JWT', alg: 'none' })}.${jwtPart({ aud: audience, tid: input.tenantId, appid: input.clientId, roles: granted[audience] ?? [] })}.${randomBytes(24).toString('base64url')}`,
+      audience,
       expiresAt: Date.now() + this.tokenLifetimeSeconds * 1000,
     };
     this.issued.set(token.token, token);
