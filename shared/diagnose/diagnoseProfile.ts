@@ -71,7 +71,7 @@ export async function diagnoseProfile(source: MailRuntime | (() => MailRuntime),
     runtime = typeof source === 'function' ? source() : source;
   } catch (error) {
     if (!isMailError(error) || error.code !== 'ECONFIG') throw error;
-    return redactValue({ profile: name ?? error.profile ?? '', ok: false, steps: [{ step: 'config', ok: false, durationMs: elapsed(started), ...failureOf(error, options.abortSignal) }] });
+    return redactValue({ profile: name ?? error.profile ?? '', ok: false, steps: [{ step: 'config', ok: false, durationMs: elapsed(started), ...failureOf(error, undefined) }] });
   }
   const profile = runtime.profile(name);
   const diagnosis = new ProfileDiagnosis(runtime, profile, options);
@@ -91,7 +91,8 @@ export async function diagnoseProfile(source: MailRuntime | (() => MailRuntime),
 class ProfileDiagnosis {
   /**
    * Its own token provider, not the runtime's: a cached token could be an hour old, and the
-   * point is to prove that the secret in the store gets a token now.
+   * point is to prove that the secret in the store gets a token now. The Graph client is keyed
+   * by the token provider, so a diagnosis also gets its own, dropped with it.
    */
   private readonly tokens: TokenProvider;
   private readonly permissions = new Map<string, PermissionCheck>();
@@ -111,7 +112,8 @@ class ProfileDiagnosis {
     if (scopesNeeded(p).length > 0) steps.push(['token', () => this.token()]);
     if (p.send?.via === 'smtp' || p.send?.via === 'graph') steps.push(['send-connect', () => this.sendConnect()]);
     if (p.receive) steps.push(['receive-connect', () => this.receiveConnect()]);
-    if (this.options.send) steps.push(['send-test', () => this.sendTest(this.options.send!.to)]);
+    const send = this.options.send;
+    if (send) steps.push(['send-test', () => this.sendTest(send.to)]);
     return steps;
   }
 
