@@ -6,6 +6,7 @@ import { createLogger } from '../../shared/log.js';
 import { MailRuntime } from '../../shared/runtime.js';
 import { GraphPeer } from '../peers/graphPeer.js';
 import { ImapPeer } from '../peers/imapPeer.js';
+import { Pop3Peer } from '../peers/pop3Peer.js';
 import { SmtpPeer } from '../peers/smtpPeer.js';
 import { TokenEndpointPeer } from '../peers/tokenEndpoint.js';
 
@@ -164,6 +165,23 @@ describe('diagnosing a profile step by step against loopback Entra, SMTP, IMAP a
       assert.match(report.steps.at(-1)!.hint!, /IMAP\.AccessAsApp/);
     } finally {
       await refusing.stop();
+    }
+  });
+
+  it('a POP3 receive-connect logs in and quits: no message is listed, retrieved or deleted', async () => {
+    const pop3 = new Pop3Peer(entra, { mailbox: MAILBOX });
+    await pop3.start();
+    try {
+      const uid = pop3.add('From: a@example.com\r\nSubject: waiting\r\n\r\nhello\r\n');
+      const report = await diagnose(runtime({ ...identity(), receive: { via: 'pop3', afterFetch: 'delete', deliver: webhook }, endpoints: { authority: entra.url, pop3: pop3.endpoint } }));
+      assert.deepEqual(stepNames(report), ['config:ok', 'secret:ok', 'token:ok', 'receive-connect:ok']);
+      assert.match(report.steps.at(-1)!.detail!, /^opened the mailbox of support@contoso\.com over pop3 at 127\.0\.0\.1:\d+ and closed it; nothing was read, marked or moved$/);
+      const verbs = pop3.commands.map((c) => c.split(' ')[0]!.toUpperCase());
+      assert.ok(verbs.includes('AUTH') && verbs.at(-1) === 'QUIT', verbs.join(' '));
+      assert.deepEqual(verbs.filter((v) => ['RETR', 'DELE', 'TOP'].includes(v)), []);
+      assert.deepEqual(pop3.uids(), [uid]);
+    } finally {
+      await pop3.stop();
     }
   });
 
