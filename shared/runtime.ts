@@ -60,7 +60,7 @@ export class MailRuntime {
   tokens(profile: Profile): TokenProvider {
     let provider = this.tokenProviders.get(profile.name);
     if (!provider) {
-      provider = new ProfileTokenProvider(profile, this.secrets);
+      provider = new ProfileTokenProvider(profile, this.secrets, { logger: this.logger });
       this.tokenProviders.set(profile.name, provider);
     }
     return provider;

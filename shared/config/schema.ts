@@ -16,6 +16,21 @@ const auth = z.discriminatedUnion('type', [
   z.object({ type: z.literal('clientSecret'), secret: secretName }).strict(),
   z.object({ type: z.literal('certificate'), certificate: secretName }).strict(),
   z.object({ type: z.literal('managedIdentity'), clientId: z.string().min(1).optional() }).strict(),
+  /**
+   * A user's delegated permissions: a refresh token from the consent flow (GET /api/connect/{profile}),
+   * kept in the secret store and rewritten whenever Entra rotates it.
+   */
+  z
+    .object({
+      type: z.literal('delegated'),
+      /** The client secret of a web (confidential) app; absent for a public client (personal accounts, "Allow public client flows"). */
+      secret: secretName.optional(),
+      /** The secret the refresh token lives in; the consent flow writes it. */
+      refreshToken: secretName,
+      /** Delegated permissions to consent to, as full scope URIs; default: what send.via and receive.via need. */
+      scopes: z.array(z.string().regex(/^https:\/\/[^/\s]+\/\S+$/, 'must be a full scope URI such as https://outlook.office365.com/SMTP.Send')).min(1).optional(),
+    })
+    .strict(),
   /** For the local file transport only: there is nobody to authenticate to. */
   z.object({ type: z.literal('none') }).strict(),
 ]);
@@ -90,7 +105,7 @@ export const profileSchema = z
   })
   .strict()
   .superRefine((p, ctx) => {
-    const needsIdentity = p.auth.type === 'clientSecret' || p.auth.type === 'certificate';
+    const needsIdentity = p.auth.type === 'clientSecret' || p.auth.type === 'certificate' || p.auth.type === 'delegated';
     if (needsIdentity && !p.tenantId) ctx.addIssue({ code: 'custom', path: ['tenantId'], message: `is required for auth type ${p.auth.type}` });
     if (needsIdentity && !p.clientId) ctx.addIssue({ code: 'custom', path: ['clientId'], message: `is required for auth type ${p.auth.type}` });
     const remote = [p.send?.via, p.receive?.via].some((via) => via !== undefined && via !== 'file');
@@ -109,6 +124,7 @@ export const profilesDocumentSchema = z.object({ profiles: z.record(z.string().r
 export type ProfileInput = z.input<typeof profileSchema>;
 export type ParsedProfile = z.output<typeof profileSchema>;
 export type AuthConfig = ParsedProfile['auth'];
+export type DelegatedAuthConfig = Extract<AuthConfig, { type: 'delegated' }>;
 export type SendConfig = NonNullable<ParsedProfile['send']>;
 export type ReceiveConfig = NonNullable<ParsedProfile['receive']>;
 export type FilterConfig = z.output<typeof filters>;

@@ -2,7 +2,9 @@ import type { TokenCredential } from '@azure/core-auth';
 import { isKnownAuthority } from '../config/cloud.js';
 import type { Profile } from '../config/profiles.js';
 import { MailError } from '../errors.js';
+import { createLogger, type Logger } from '../log.js';
 import type { SecretStore } from '../secrets/store.js';
+import { RefreshTokenCredential } from './delegated.js';
 
 type Identity = typeof import('@azure/identity');
 
@@ -16,9 +18,17 @@ export function authorityOptions(authorityHost: string): { authorityHost: string
   return { authorityHost, disableInstanceDiscovery: !isKnownAuthority(authorityHost) };
 }
 
+export interface ProfileCredentialOptions {
+  abortSignal?: AbortSignal;
+  /** Where a delegated credential reports storing a rotated refresh token. @default console */
+  logger?: Logger;
+}
+
 /** Builds the credential for a profile's auth mode, reading its secret from the store. */
-export async function createProfileCredential(profile: Profile, secrets: SecretStore, signal?: AbortSignal): Promise<TokenCredential> {
+export async function createProfileCredential(profile: Profile, secrets: SecretStore, credentialOptions: ProfileCredentialOptions = {}): Promise<TokenCredential> {
   const auth = profile.auth;
+  const signal = credentialOptions.abortSignal;
+  if (auth.type === 'delegated') return new RefreshTokenCredential({ ...profile, auth }, secrets, { logger: credentialOptions.logger ?? createLogger() });
   const sdk = identitySdk();
   const options = authorityOptions(profile.endpoints.authority);
   switch (auth.type) {
@@ -36,17 +46,19 @@ export async function createProfileCredential(profile: Profile, secrets: SecretS
       throw new MailError('ECONFIG', `profile "${profile.name}" has auth type "none" and cannot obtain tokens`, {
         profile: profile.name,
         field: 'auth.type',
-        hint: 'Use clientSecret, certificate or managedIdentity for Graph, SMTP, IMAP and POP3.',
+        hint: 'Use clientSecret, certificate, managedIdentity or delegated for Graph, SMTP, IMAP and POP3.',
       });
   }
 }
 
-/** The secret a profile's credential was built from, if any: re-read after an auth failure. */
-export function profileSecretName(profile: Profile): string | undefined {
+/** The secrets a profile's credential was built from: re-read after an auth failure. */
+export function profileSecretNames(profile: Profile): string[] {
   const auth = profile.auth;
-  if (auth.type === 'clientSecret') return auth.secret;
-  if (auth.type === 'certificate') return auth.certificate;
-  return undefined;
+  if (auth.type === 'clientSecret') return [auth.secret];
+  if (auth.type === 'certificate') return [auth.certificate];
+  // A refresh token re-read picks up a new consent, or a rotation written by another instance.
+  if (auth.type === 'delegated') return auth.secret === undefined ? [auth.refreshToken] : [auth.secret, auth.refreshToken];
+  return [];
 }
 
 /**

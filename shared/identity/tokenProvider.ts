@@ -1,9 +1,10 @@
 import type { TokenCredential } from '@azure/core-auth';
 import type { Profile } from '../config/profiles.js';
 import { isAuthFailure } from '../errors.js';
+import type { Logger } from '../log.js';
 import { registerSensitive } from '../redact.js';
 import type { SecretStore } from '../secrets/store.js';
-import { createProfileCredential, profileSecretName, translateTokenError } from './credential.js';
+import { createProfileCredential, profileSecretNames, translateTokenError, type ProfileCredentialOptions } from './credential.js';
 
 export interface TokenRequestOptions {
   abortSignal?: AbortSignal;
@@ -20,8 +21,10 @@ export interface ProfileTokenProviderOptions {
   /** A token is renewed this long before it expires. @default 300_000 */
   refreshMarginMs?: number;
   now?: () => number;
+  /** Where a delegated credential reports refresh token rotation. @default console */
+  logger?: Logger;
   /** Replaces credential construction (tests of caching only). */
-  credentialFactory?: (profile: Profile, secrets: SecretStore, signal?: AbortSignal) => Promise<TokenCredential>;
+  credentialFactory?: (profile: Profile, secrets: SecretStore, options: ProfileCredentialOptions) => Promise<TokenCredential>;
 }
 
 /**
@@ -37,6 +40,7 @@ export class ProfileTokenProvider implements TokenProvider {
   private readonly refreshMarginMs: number;
   private readonly now: () => number;
   private readonly credentialFactory: NonNullable<ProfileTokenProviderOptions['credentialFactory']>;
+  private readonly logger?: Logger;
 
   constructor(
     private readonly profile: Profile,
@@ -46,6 +50,7 @@ export class ProfileTokenProvider implements TokenProvider {
     this.refreshMarginMs = options.refreshMarginMs ?? 300_000;
     this.now = options.now ?? Date.now;
     this.credentialFactory = options.credentialFactory ?? createProfileCredential;
+    this.logger = options.logger;
   }
 
   getToken(scope: string, options: TokenRequestOptions = {}): Promise<string> {
@@ -62,7 +67,7 @@ export class ProfileTokenProvider implements TokenProvider {
   private async requestToken(scope: string, options: TokenRequestOptions): Promise<string> {
     const generation = this.generation;
     try {
-      this.credential ??= this.credentialFactory(this.profile, this.secrets, options.abortSignal);
+      this.credential ??= this.credentialFactory(this.profile, this.secrets, { abortSignal: options.abortSignal, logger: this.logger });
       const credential = await this.credential;
       const result = await credential.getToken(scope, { abortSignal: options.abortSignal });
       if (!result) throw new Error('the credential returned no token');
@@ -80,8 +85,7 @@ export class ProfileTokenProvider implements TokenProvider {
     this.tokens.clear();
     this.inflight.clear();
     this.credential = undefined;
-    const secret = profileSecretName(this.profile);
-    if (secret) this.secrets.invalidate?.(secret);
+    for (const secret of profileSecretNames(this.profile)) this.secrets.invalidate?.(secret);
   }
 }
 

@@ -1,5 +1,5 @@
 import { MailError } from '../errors.js';
-import type { SecretStore } from './store.js';
+import type { SecretStore, SecretWriteResult } from './store.js';
 
 /**
  * Secrets from app settings: for local.settings.json, and for App Service Key Vault
@@ -9,6 +9,8 @@ import type { SecretStore } from './store.js';
  */
 export class EnvironmentSecretStore implements SecretStore {
   readonly kind = 'environment' as const;
+  /** Values written at run time: app settings cannot be changed from inside the app, so they live here until a restart. */
+  private readonly written = new Map<string, string>();
 
   constructor(private readonly env: NodeJS.ProcessEnv = process.env) {}
 
@@ -17,7 +19,7 @@ export class EnvironmentSecretStore implements SecretStore {
   }
 
   async getSecret(name: string): Promise<string> {
-    const value = this.env[name] ?? this.env[EnvironmentSecretStore.settingName(name)];
+    const value = this.written.get(name) ?? this.env[name] ?? this.env[EnvironmentSecretStore.settingName(name)];
     if (value === undefined || value === '') {
       throw new MailError('ESECRET_NOT_FOUND', `secret "${name}" is not set`, {
         field: name,
@@ -25,5 +27,11 @@ export class EnvironmentSecretStore implements SecretStore {
       });
     }
     return value;
+  }
+
+  /** Keeps the value in memory only (persisted: false): the caller says so in its log, since a restart loses it. */
+  async setSecret(name: string, value: string): Promise<SecretWriteResult> {
+    this.written.set(name, value);
+    return { persisted: false };
   }
 }

@@ -1,7 +1,7 @@
 import type { SecretClient } from '@azure/keyvault-secrets';
 import type { TokenCredential } from '@azure/core-auth';
 import { MailError } from '../errors.js';
-import type { SecretReadOptions, SecretStore } from './store.js';
+import type { SecretReadOptions, SecretStore, SecretWriteResult } from './store.js';
 
 export interface KeyVaultSecretStoreOptions {
   vaultUrl: string;
@@ -37,30 +37,44 @@ export class KeyVaultSecretStore implements SecretStore {
       if (secret.value === undefined) throw new MailError('ESECRET_NOT_FOUND', `secret "${name}" has no value`, { field: name });
       return secret.value;
     } catch (error) {
-      throw translateKeyVaultError(name, error);
+      throw translateKeyVaultError(name, error, 'read');
+    }
+  }
+
+  /** A new version of the secret; readers get it from their next read (their cache TTL permitting). */
+  async setSecret(name: string, value: string, options: SecretReadOptions = {}): Promise<SecretWriteResult> {
+    const client = await this.getClient();
+    try {
+      await client.setSecret(name, value, { abortSignal: options.abortSignal });
+      return { persisted: true };
+    } catch (error) {
+      throw translateKeyVaultError(name, error, 'write');
     }
   }
 }
 
 /** A 403 is not a missing secret: say which it is (unstorage's Key Vault driver conflates them). */
-function translateKeyVaultError(name: string, error: unknown): MailError {
+function translateKeyVaultError(name: string, error: unknown, operation: 'read' | 'write'): MailError {
   if (error instanceof MailError) return error;
   const status = (error as { statusCode?: number }).statusCode;
   const message = error instanceof Error ? error.message : String(error);
-  if (status === 404) {
+  if (status === 404 && operation === 'read') {
     return new MailError('ESECRET_NOT_FOUND', `secret "${name}" does not exist in the vault`, {
       field: name,
       hint: `Create the secret "${name}" in the Key Vault named by KEY_VAULT_URL, or fix the name in the profile.`,
     });
   }
   if (status === 401 || status === 403) {
-    return new MailError('ESECRET_ACCESS', `the vault refused to read secret "${name}" (HTTP ${status})`, {
+    return new MailError('ESECRET_ACCESS', `the vault refused to ${operation} secret "${name}" (HTTP ${status})`, {
       field: name,
-      hint: 'Grant the Function App identity "Key Vault Secrets User" (RBAC) or a Get secret access policy on the vault.',
+      hint:
+        operation === 'read'
+          ? 'Grant the Function App identity "Key Vault Secrets User" (RBAC) or a Get secret access policy on the vault.'
+          : 'Storing refresh tokens needs "Key Vault Secrets Officer" (RBAC) or a Set secret access policy for the Function App identity.',
       cause: error,
     });
   }
-  return new MailError('ESECRET_ACCESS', `reading secret "${name}" from the vault failed: ${message}`, {
+  return new MailError('ESECRET_ACCESS', `${operation === 'read' ? 'reading' : 'writing'} secret "${name}" ${operation === 'read' ? 'from' : 'to'} the vault failed: ${message}`, {
     field: name,
     hint: 'Check KEY_VAULT_URL, the network path to the vault, and the app identity.',
     cause: error,

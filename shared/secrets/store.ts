@@ -4,10 +4,17 @@ export interface SecretReadOptions {
   abortSignal?: AbortSignal;
 }
 
+export interface SecretWriteResult {
+  /** false when the store cannot persist (app settings): the value then lives in this process only, until it restarts. */
+  persisted: boolean;
+}
+
 /** Resolves secret names (letters, digits, dashes) to values. */
 export interface SecretStore {
   readonly kind: 'keyVault' | 'environment';
   getSecret(name: string, options?: SecretReadOptions): Promise<string>;
+  /** Stores a new value (a refresh token from consent or rotation). Absent on stores that cannot take one. */
+  setSecret?(name: string, value: string, options?: SecretReadOptions): Promise<SecretWriteResult>;
   /** Forgets a cached value so the next read goes to the backing store (after an auth failure). */
   invalidate?(name: string): void;
 }
@@ -29,6 +36,15 @@ export class CachedSecretStore implements SecretStore {
     this.kind = inner.kind;
     this.ttlMs = options.ttlMs ?? 300_000;
     this.now = options.now ?? Date.now;
+    const write = inner.setSecret?.bind(inner);
+    if (write) {
+      this.setSecret = async (name, value, writeOptions) => {
+        registerSensitive(value);
+        const result = await write(name, value, writeOptions);
+        this.entries.set(name, { value: Promise.resolve(value), expiresAt: this.now() + this.ttlMs });
+        return result;
+      };
+    }
   }
 
   getSecret(name: string, options?: SecretReadOptions): Promise<string> {
@@ -44,6 +60,9 @@ export class CachedSecretStore implements SecretStore {
     });
     return value;
   }
+
+  /** Writes through, and serves the new value from memory at once: the next reader must not get the one it replaces. */
+  readonly setSecret?: (name: string, value: string, options?: SecretReadOptions) => Promise<SecretWriteResult>;
 
   invalidate(name: string): void {
     this.entries.delete(name);

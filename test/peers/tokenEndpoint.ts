@@ -4,8 +4,10 @@ import { HttpsPeer, readBody, sendJson as json } from './httpsServer.js';
 
 /**
  * An Entra-compatible token endpoint on https://127.0.0.1:<port>, enough for the real
- * @azure/identity (MSAL) clients: OpenID discovery, client credentials with a secret or a
- * certificate assertion, an App Service-style managed identity endpoint, and an RFC 7662
+ * @azure/identity and @azure/msal-node clients: OpenID discovery, client credentials with a
+ * secret or a certificate assertion, the delegated flows (an /authorize endpoint that stands
+ * in for the signed-in user's browser, authorization code with PKCE S256, refresh tokens that
+ * rotate or stay), an App Service-style managed identity endpoint, and an RFC 7662
  * introspection endpoint for mail servers that validate bearer tokens (Dovecot).
  */
 export interface RegisteredApp {
@@ -21,7 +23,47 @@ export interface RegisteredApp {
    * claim (unsigned: only this peer validates them). Otherwise tokens are opaque.
    */
   roles?: Record<string, string[]>;
+  /** Redirect URIs /authorize and the code redemption accept (delegated consent). */
+  redirectUris?: string[];
+  /**
+   * 'rotate': every refresh answers with a new refresh token and the used one stops working
+   * (Entra does this for single-page apps); 'keep': the refresh token stays valid and the answer
+   * carries none (a confidential client may get either). @default 'rotate'
+   */
+  refreshTokens?: 'rotate' | 'keep';
 }
+
+/** The user /authorize signs in, or the error the user's choice ends in. */
+export type ConsentOutcome = { upn: string; oid?: string } | { error: 'access_denied' | 'consent_required' };
+
+/** A refresh token grant: what the user consented to, for which app. */
+export interface RefreshTokenRecord {
+  clientId: string;
+  tenantId: string;
+  upn: string;
+  oid: string;
+  /** Consented delegated scopes, e.g. https://outlook.office365.com/SMTP.Send */
+  scopes: string[];
+  /** Why it no longer works, if it does not. */
+  invalid?: 'rotated' | 'revoked' | 'expired';
+}
+
+interface AuthorizationCode {
+  clientId: string;
+  tenantId: string;
+  redirectUri: string;
+  codeChallenge: string;
+  scopes: string[];
+  upn: string;
+  oid: string;
+  nonce?: string;
+  redeemed: boolean;
+}
+
+/** OpenID Connect scopes that name no resource. */
+const OIDC_SCOPES = new Set(['openid', 'profile', 'offline_access', 'email']);
+/** A scope without a resource URI is a Graph permission, as in Entra. */
+const DEFAULT_RESOURCE = 'https://graph.microsoft.com';
 
 export interface IssuedToken {
   token: string;
@@ -31,13 +73,19 @@ export interface IssuedToken {
   audience: string;
   scope: string;
   expiresAt: number;
-  via: 'clientSecret' | 'certificate' | 'managedIdentity';
+  via: 'clientSecret' | 'certificate' | 'managedIdentity' | 'delegated';
+  /** The signed-in user of a delegated token. */
+  upn?: string;
 }
 
 export interface TokenRequestRecord {
   path: string;
   clientId?: string;
   scope?: string;
+  /** grant_type of a token endpoint request. */
+  grant?: string;
+  /** The AADSTS code of a refusal. */
+  errorCode?: number;
   outcome: 'issued' | 'refused';
 }
 
@@ -51,6 +99,11 @@ export class TokenEndpointPeer extends HttpsPeer {
   readonly userAssignedIdentities = new Set<string>();
   /** Lifetime of issued tokens, seconds. */
   tokenLifetimeSeconds = 3600;
+  /** What the next visit to /authorize ends in: the user who signs in and consents, or an error. */
+  consent: ConsentOutcome = { upn: 'user@contoso.com' };
+  /** Every refresh token ever issued, valid or not. */
+  readonly refreshTokens = new Map<string, RefreshTokenRecord>();
+  private readonly codes = new Map<string, AuthorizationCode>();
 
   /** For IDENTITY_ENDPOINT (App Service managed identity). */
   get managedIdentityEndpoint(): string {
@@ -83,6 +136,24 @@ export class TokenEndpointPeer extends HttpsPeer {
     this.issued.clear();
   }
 
+  /** A refresh token as if the user had consented earlier (what an operator pastes into the vault). */
+  grantRefreshToken(input: { tenantId: string; clientId: string; upn: string; scopes: string[] }): string {
+    const token = `rt-${randomBytes(24).toString('base64url')}`;
+    this.refreshTokens.set(token, { ...input, oid: oidOf(input.upn) });
+    return token;
+  }
+
+  /** The user's refresh tokens stop working: 'revoked' (password reset, "revoke sessions": AADSTS50173) or 'expired' (90 days unused: AADSTS700082). */
+  invalidateRefreshTokens(upn: string, reason: 'revoked' | 'expired'): void {
+    for (const record of this.refreshTokens.values()) if (record.upn === upn && !record.invalid) record.invalid = reason;
+  }
+
+  /** Whether a refresh token would be accepted now. */
+  refreshTokenValid(token: string): boolean {
+    const record = this.refreshTokens.get(token);
+    return record !== undefined && record.invalid === undefined;
+  }
+
   protected errorBody(error: unknown): unknown {
     return { error: 'server_error', error_description: String(error) };
   }
@@ -105,7 +176,9 @@ export class TokenEndpointPeer extends HttpsPeer {
       });
     }
     const tokenPath = /^\/([^/]+)\/oauth2\/v2\.0\/token$/.exec(url.pathname);
-    if (req.method === 'POST' && tokenPath) return this.clientCredentials(tokenPath[1]!, new URLSearchParams(body), url.pathname, res);
+    if (req.method === 'POST' && tokenPath) return this.token(tokenPath[1]!, new URLSearchParams(body), url.pathname, res);
+    const authorizePath = /^\/([^/]+)\/oauth2\/v2\.0\/authorize$/.exec(url.pathname);
+    if (req.method === 'GET' && authorizePath) return this.authorize(authorizePath[1]!, url, res);
     if (req.method === 'GET' && url.pathname === '/msi/token') return this.managedIdentity(req, url, res);
     if (req.method === 'POST' && url.pathname === '/introspect') {
       const token = new URLSearchParams(body).get('token') ?? '';
@@ -117,14 +190,157 @@ export class TokenEndpointPeer extends HttpsPeer {
     return json(res, 404, { error: 'not_found', error_description: `no route for ${req.method} ${url.pathname}` });
   }
 
-  private clientCredentials(tenantId: string, form: URLSearchParams, path: string, res: ServerResponse): void {
+  private token(tenantId: string, form: URLSearchParams, path: string, res: ServerResponse): void {
     const clientId = form.get('client_id') ?? '';
     const scope = form.get('scope') ?? '';
-    const refuse = (status: number, error: string, code: number, description: string) => {
-      this.requests.push({ path, clientId, scope, outcome: 'refused' });
+    const grant = form.get('grant_type') ?? '';
+    const refuse: Refuse = (status, error, code, description) => {
+      this.requests.push({ path, clientId, scope, grant, errorCode: code, outcome: 'refused' });
       json(res, status, { error, error_description: `AADSTS${code}: ${description}`, error_codes: [code], timestamp: new Date().toISOString(), trace_id: randomBytes(8).toString('hex'), correlation_id: randomBytes(8).toString('hex') });
     };
-    if (form.get('grant_type') !== 'client_credentials') return refuse(400, 'unsupported_grant_type', 70003, 'The app requested an unsupported grant type.');
+    const issued = (body: Record<string, unknown>) => {
+      this.requests.push({ path, clientId, scope, grant, outcome: 'issued' });
+      json(res, 200, body);
+    };
+    if (grant === 'client_credentials') return this.clientCredentials(tenantId, form, refuse, issued);
+    if (grant === 'authorization_code') return this.authorizationCode(tenantId, form, refuse, issued);
+    if (grant === 'refresh_token') return this.refreshToken(tenantId, form, refuse, issued);
+    return refuse(400, 'unsupported_grant_type', 70003, 'The app requested an unsupported grant type.');
+  }
+
+  /**
+   * The browser leg of the authorization code flow, with the user's choice taken from
+   * `consent`: a redirect to redirect_uri with code and state, or with an error. Entra shows
+   * its own error page (no redirect) for an unknown app or redirect URI, and so does this.
+   */
+  private authorize(tenantId: string, url: URL, res: ServerResponse): void {
+    const q = url.searchParams;
+    const clientId = q.get('client_id') ?? '';
+    const redirectUri = q.get('redirect_uri') ?? '';
+    const record = (outcome: TokenRequestRecord['outcome'], errorCode?: number) => this.requests.push({ path: url.pathname, clientId, scope: q.get('scope') ?? '', outcome, errorCode });
+    const page = (code: number, description: string) => {
+      record('refused', code);
+      res.writeHead(400, { 'Content-Type': 'text/plain; charset=utf-8' });
+      res.end(`AADSTS${code}: ${description}`);
+    };
+    const app = this.apps.get(clientId);
+    if (!app || app.tenantId !== tenantId) return page(700016, `Application with identifier '${clientId}' was not found in the directory '${tenantId}'.`);
+    if (!app.redirectUris?.includes(redirectUri)) return page(50011, `The redirect URI '${redirectUri}' specified in the request does not match the redirect URIs configured for the application '${clientId}'.`);
+    if (q.get('response_type') !== 'code') return page(900144, "The request body must contain the following parameter: 'response_type' with value 'code'.");
+    const codeChallenge = q.get('code_challenge') ?? '';
+    // Entra also takes "plain"; the stand-in insists on S256 so that a client sending plain fails here.
+    if (q.get('code_challenge_method') !== 'S256' || !/^[A-Za-z0-9_-]{43}$/.test(codeChallenge)) return page(501481, 'The code challenge must be S256 and 43 characters.');
+    const back = new URL(redirectUri);
+    const state = q.get('state');
+    if (state !== null) back.searchParams.set('state', state);
+    const outcome = this.consent;
+    if ('error' in outcome) {
+      back.searchParams.set('error', outcome.error);
+      back.searchParams.set('error_description', outcome.error === 'access_denied' ? 'AADSTS65004: User declined to consent to access the app.' : 'AADSTS65001: The user or administrator has not consented to use the application.');
+      record('refused', outcome.error === 'access_denied' ? 65004 : 65001);
+    } else {
+      const code = `code-${randomBytes(24).toString('base64url')}`;
+      this.codes.set(code, {
+        clientId, tenantId, redirectUri, codeChallenge,
+        scopes: resourceScopes(q.get('scope') ?? ''),
+        upn: outcome.upn, oid: outcome.oid ?? oidOf(outcome.upn),
+        nonce: q.get('nonce') ?? undefined,
+        redeemed: false,
+      });
+      back.searchParams.set('code', code);
+      record('issued');
+    }
+    res.writeHead(302, { Location: back.toString() });
+    res.end();
+  }
+
+  /** Confidential clients prove themselves with their secret; a public client (no secret registered) sends none. */
+  private authenticateClient(app: RegisteredApp, form: URLSearchParams, refuse: Refuse): boolean {
+    if (app.secret === undefined) {
+      if (form.has('client_secret')) {
+        refuse(401, 'invalid_client', 700025, 'Client is public so neither client_assertion nor client_secret should be presented.');
+        return false;
+      }
+      return true;
+    }
+    if (form.get('client_secret') === app.secret) return true;
+    if (form.has('client_secret')) refuse(401, 'invalid_client', 7000215, 'Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.');
+    else refuse(401, 'invalid_client', 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
+    return false;
+  }
+
+  private authorizationCode(tenantId: string, form: URLSearchParams, refuse: Refuse, issued: (body: Record<string, unknown>) => void): void {
+    const clientId = form.get('client_id') ?? '';
+    const app = this.apps.get(clientId);
+    if (!app || app.tenantId !== tenantId) return refuse(400, 'unauthorized_client', 700016, `Application with identifier '${clientId}' was not found in the directory '${tenantId}'.`);
+    if (!this.authenticateClient(app, form, refuse)) return;
+    const code = this.codes.get(form.get('code') ?? '');
+    if (!code || code.clientId !== clientId) return refuse(400, 'invalid_grant', 70000, 'The provided authorization code is not valid.');
+    if (code.redeemed) return refuse(400, 'invalid_grant', 54005, 'OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.');
+    code.redeemed = true;
+    if (form.get('redirect_uri') !== code.redirectUri) return refuse(400, 'invalid_grant', 500112, 'The reply address does not match the reply address provided when requesting the authorization code.');
+    const verifier = form.get('code_verifier') ?? '';
+    if (createHash('sha256').update(verifier).digest('base64url') !== code.codeChallenge) return refuse(400, 'invalid_grant', 501481, 'The Code_Verifier does not match the code_challenge supplied in the authorization request.');
+    const requested = resourceScopes(form.get('scope') ?? '');
+    const resources = new Set(requested.map(resourceOf));
+    if (resources.size > 1) return refuse(400, 'invalid_scope', 28000, 'Provided value for the input parameter scope is not valid because it contains more than one resource.');
+    const grant: RefreshTokenRecord = { clientId, tenantId, upn: code.upn, oid: code.oid, scopes: code.scopes };
+    issued(this.delegatedAnswer(grant, requested, code.nonce, 'new'));
+  }
+
+  private refreshToken(tenantId: string, form: URLSearchParams, refuse: Refuse, issued: (body: Record<string, unknown>) => void): void {
+    const clientId = form.get('client_id') ?? '';
+    const app = this.apps.get(clientId);
+    if (!app || app.tenantId !== tenantId) return refuse(400, 'unauthorized_client', 700016, `Application with identifier '${clientId}' was not found in the directory '${tenantId}'.`);
+    if (!this.authenticateClient(app, form, refuse)) return;
+    const presented = form.get('refresh_token') ?? '';
+    const grant = this.refreshTokens.get(presented);
+    if (!grant || grant.clientId !== clientId) return refuse(400, 'invalid_grant', 9002313, 'Invalid request. Request is malformed or invalid.');
+    if (grant.invalid === 'revoked') return refuse(400, 'invalid_grant', 50173, 'The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password.');
+    if (grant.invalid === 'expired') return refuse(400, 'invalid_grant', 700082, 'The refresh token has expired due to inactivity.');
+    if (grant.invalid === 'rotated') return refuse(400, 'invalid_grant', 70000, 'The provided value for the input parameter \'refresh_token\' or \'assertion\' is not valid.');
+    const requested = resourceScopes(form.get('scope') ?? '');
+    const resources = new Set(requested.map(resourceOf));
+    if (resources.size !== 1) return refuse(400, 'invalid_scope', 28000, 'Provided value for the input parameter scope is not valid because it contains more than one resource.');
+    const resource = [...resources][0]!;
+    const consented = grant.scopes.filter((s) => resourceOf(s) === resource);
+    const missing = requested.filter((s) => !s.endsWith('/.default') && !consented.includes(s));
+    if (consented.length === 0 || missing.length > 0) return refuse(400, 'invalid_grant', 65001, `The user or administrator has not consented to use the application with ID '${clientId}'. Send an interactive authorization request for this user and resource.`);
+    const rotate = (app.refreshTokens ?? 'rotate') === 'rotate';
+    if (rotate) grant.invalid = 'rotated';
+    issued(this.delegatedAnswer({ ...grant, invalid: undefined }, requested, undefined, rotate ? 'new' : 'none'));
+  }
+
+  /** A delegated token answer: access token for the one requested resource, id token, client info, and maybe a new refresh token. */
+  private delegatedAnswer(grant: RefreshTokenRecord, requested: string[], nonce: string | undefined, refresh: 'new' | 'none'): Record<string, unknown> {
+    const resource = resourceOf(requested[0] ?? grant.scopes[0] ?? `${DEFAULT_RESOURCE}/.default`);
+    const consented = grant.scopes.filter((s) => resourceOf(s) === resource);
+    const token = this.issue({ clientId: grant.clientId, tenantId: grant.tenantId, scope: `${resource}/.default`, via: 'delegated', upn: grant.upn });
+    const now = Math.floor(Date.now() / 1000);
+    const idToken = [
+      { typ: 'JWT', alg: 'none' },
+      { aud: grant.clientId, iss: `${this.url}/${grant.tenantId}/v2.0`, iat: now, nbf: now, exp: now + 3600, name: grant.upn, preferred_username: grant.upn, oid: grant.oid, sub: grant.oid, tid: grant.tenantId, ver: '2.0', ...(nonce ? { nonce } : {}) },
+    ].map((part) => Buffer.from(JSON.stringify(part)).toString('base64url')).join('.') + '.';
+    const body: Record<string, unknown> = {
+      token_type: 'Bearer',
+      scope: consented.map((s) => s.slice(resource.length + 1)).join(' '),
+      expires_in: this.tokenLifetimeSeconds,
+      ext_expires_in: this.tokenLifetimeSeconds,
+      access_token: token.token,
+      id_token: idToken,
+      client_info: Buffer.from(JSON.stringify({ uid: grant.oid, utid: grant.tenantId })).toString('base64url'),
+    };
+    if (refresh === 'new') {
+      const next = `rt-${randomBytes(24).toString('base64url')}`;
+      this.refreshTokens.set(next, { clientId: grant.clientId, tenantId: grant.tenantId, upn: grant.upn, oid: grant.oid, scopes: grant.scopes });
+      body.refresh_token = next;
+    }
+    return body;
+  }
+
+  private clientCredentials(tenantId: string, form: URLSearchParams, refuse: Refuse, issued: (body: Record<string, unknown>) => void): void {
+    const clientId = form.get('client_id') ?? '';
+    const scope = form.get('scope') ?? '';
     const app = this.apps.get(clientId);
     if (!app || app.tenantId !== tenantId) return refuse(400, 'unauthorized_client', 700016, `Application with identifier '${clientId}' was not found in the directory '${tenantId}'.`);
     let via: IssuedToken['via'];
@@ -142,8 +358,7 @@ export class TokenEndpointPeer extends HttpsPeer {
     if (!/\/\.default$/.test(scope.split(' ').find((s) => s.endsWith('/.default')) ?? '')) return refuse(400, 'invalid_scope', 1002012, `The provided value for scope ${scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier.`);
     const resourceScope = scope.split(' ').find((s) => s.endsWith('/.default'))!;
     const token = this.issue({ clientId, tenantId, scope: resourceScope, via });
-    this.requests.push({ path, clientId, scope, outcome: 'issued' });
-    json(res, 200, { token_type: 'Bearer', expires_in: this.tokenLifetimeSeconds, ext_expires_in: this.tokenLifetimeSeconds, access_token: token.token });
+    issued({ token_type: 'Bearer', expires_in: this.tokenLifetimeSeconds, ext_expires_in: this.tokenLifetimeSeconds, access_token: token.token });
   }
 
   private managedIdentity(req: IncomingMessage, url: URL, res: ServerResponse): void {
@@ -162,7 +377,7 @@ export class TokenEndpointPeer extends HttpsPeer {
     json(res, 200, { access_token: token.token, expires_on: String(Math.floor(token.expiresAt / 1000)), resource, token_type: 'Bearer', client_id: clientId });
   }
 
-  private issue(input: { clientId: string; tenantId: string; scope: string; via: IssuedToken['via'] }): IssuedToken {
+  private issue(input: { clientId: string; tenantId: string; scope: string; via: IssuedToken['via']; upn?: string }): IssuedToken {
     const audience = input.scope.replace(/\/\.default$/, '');
     const granted = this.apps.get(input.clientId)?.roles;
     const jwtPart = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
@@ -180,10 +395,27 @@ export class TokenEndpointPeer extends HttpsPeer {
   }
 }
 
+type Refuse = (status: number, error: string, code: number, description: string) => void;
+
+/** The resource scopes of a scope parameter: OpenID scopes dropped, bare names qualified with Graph. */
+function resourceScopes(scope: string): string[] {
+  return scope.split(' ').filter((s) => s !== '' && !OIDC_SCOPES.has(s)).map((s) => (s.includes('://') ? s : `${DEFAULT_RESOURCE}/${s}`));
+}
+
+function resourceOf(scope: string): string {
+  return new URL(scope).origin;
+}
+
+/** A stable object id per user, as Entra has. */
+function oidOf(upn: string): string {
+  const h = createHash('sha256').update(upn.toLowerCase()).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
+
 /** Mailbox a token may act for in the introspection answer: tests map client ids to mailboxes. */
 export const tokenMailboxes = new Map<string, string>();
 function mailboxOf(t: IssuedToken): string | undefined {
-  return tokenMailboxes.get(t.clientId);
+  return t.upn ?? tokenMailboxes.get(t.clientId);
 }
 
 /** Verifies an RS256/PS256 client assertion JWT against the registered certificate. */
