@@ -19,6 +19,8 @@ export const ERROR_CODES = {
   ESECRET_NOT_FOUND: { status: 500, title: 'Secret not found' },
   ESECRET_ACCESS: { status: 502, title: 'Secret store refused access' },
   ETOKEN: { status: 502, title: 'Could not obtain an access token' },
+  // Delegated consent (GET /api/connect, /api/oauth/callback): declined, tampered, expired or out of order.
+  ECONSENT: { status: 400, title: 'Consent could not be completed' },
   ECERTIFICATE: { status: 500, title: 'The certificate in the secret store is not usable' },
   // Provider answers.
   EAUTH: { status: 502, title: 'The mail provider refused authentication' },

@@ -22,10 +22,10 @@ export function isDelegated(profile: Profile): profile is DelegatedProfile {
   return profile.auth.type === 'delegated';
 }
 
-/** The delegated profile of that name, or ECONFIG saying why consent does not apply to it. */
+/** The profile as a delegated one, or ECONSENT saying why consent does not apply to it. */
 export function requireDelegated(profile: Profile): DelegatedProfile {
   if (isDelegated(profile)) return profile;
-  throw new MailError('ECONFIG', `profile "${profile.name}" uses auth type "${profile.auth.type}", which needs no user consent`, {
+  throw new MailError('ECONSENT', `profile "${profile.name}" uses auth type "${profile.auth.type}", which needs no user consent`, {
     profile: profile.name,
     field: 'auth.type',
     hint: 'Consent applies to profiles with auth type "delegated" only; app-only modes are consented by an admin under API permissions.',

@@ -19,6 +19,9 @@ const EXPECTED: Record<string, { file: string; trigger: Record<string, unknown> 
   pollWorker: { file: 'pollWorker.js', trigger: { type: 'queueTrigger', queueName: 'mail-poll', connection: 'AzureWebJobsStorage' } },
   pollNow: { file: 'pollNow.js', trigger: { type: 'httpTrigger', methods: ['POST'], route: 'profiles/{name}/poll', authLevel: 'function' } },
   testProfile: { file: 'testProfile.js', trigger: { type: 'httpTrigger', methods: ['POST'], route: 'profiles/{name}/test', authLevel: 'function' } },
+  connect: { file: 'connect.js', trigger: { type: 'httpTrigger', methods: ['GET'], route: 'connect/{profile}', authLevel: 'function' } },
+  // The browser returns from the sign-in without a function key.
+  oauthCallback: { file: 'oauthCallback.js', trigger: { type: 'httpTrigger', methods: ['GET'], route: 'oauth/callback', authLevel: 'anonymous' } },
 };
 
 describe('the app registers its functions with the Functions host', () => {
