@@ -5,7 +5,7 @@ import { MailError } from '../../shared/errors.js';
 import { ImapReader } from '../../shared/transports/imap/imapReader.js';
 import { ImapPeer, type ImapPeerOptions } from '../peers/imapPeer.js';
 import { TokenEndpointPeer } from '../peers/tokenEndpoint.js';
-import { CLIENT_ID, largeMessage, MAILBOX, poll, rawMessage, readerSetup } from './readerHarness.js';
+import { CLIENT_ID, largeMessage, MAILBOX, poll, rawMessage, readAll, readerSetup } from './readerHarness.js';
 
 describe('IMAP reader (imapflow, XOAUTH2) against a loopback IMAP server', () => {
   const entra = new TokenEndpointPeer();
@@ -204,6 +204,36 @@ describe('IMAP reader (imapflow, XOAUTH2) against a loopback IMAP server', () =>
     assert.equal(result.messages[0]!.source.length, big.length);
     assert.ok(result.messages[0]!.source.equals(big));
     assert.ok(imap.commands.filter((c) => /BODY\.PEEK\[\]<\d+\.\d+>/i.test(c)).length > 1, 'fetched in partial chunks, not in one piece');
+  });
+
+  it('small messages come whole in one UID FETCH, byte for byte, and each source opens again (as dead-lettering does)', async (t) => {
+    const { imap, reader } = await setup(t);
+    const sources = Array.from({ length: 30 }, (_, i) => rawMessage(i + 1));
+    sources.forEach((s) => imap.append('INBOX', s));
+
+    const result = await poll(reader, undefined);
+
+    assert.equal(result.messages.length, 30);
+    result.messages.forEach((m, i) => assert.ok(m.source.equals(sources[i]!), `message ${i + 1} source differs`));
+    for (const m of result.messages) assert.ok((await readAll(await m.fetched.openSource())).equals(m.source), 'a second open gives the same bytes');
+    const sourceFetches = imap.commands.filter((c) => /FETCH/i.test(c) && /BODY\.PEEK\[\]/i.test(c));
+    assert.equal(sourceFetches.length, 1, 'one round trip for all thirty sources');
+    assert.match(sourceFetches[0]!, /UID FETCH 1:30 /i, 'consecutive UIDs travel as one range');
+    assert.deepEqual(imap.messages('INBOX').map((m) => m.flags), sources.map(() => []), 'reading must not set \\Seen');
+  });
+
+  it('a large message between small ones is streamed on its own; order and bytes of all are kept', async (t) => {
+    const { imap, reader } = await setup(t);
+    const sources = [rawMessage(1), rawMessage(2), largeMessage(2 * 1024 * 1024), rawMessage(4)];
+    sources.forEach((s) => imap.append('INBOX', s));
+
+    const result = await poll(reader, undefined);
+
+    assert.equal(result.messages.length, 4);
+    result.messages.forEach((m, i) => assert.ok(m.source.equals(sources[i]!), `message ${i + 1} source differs`));
+    const fetches = imap.commands.filter((c) => /FETCH/i.test(c));
+    assert.equal(fetches.filter((c) => /BODY\.PEEK\[\](?!<)/i.test(c)).length, 2, 'the small ones before and after it in two bulk fetches');
+    assert.ok(fetches.filter((c) => /UID FETCH 3 .*BODY\.PEEK\[\]<\d+\.\d+>/i.test(c)).length > 1, 'the large one in partial chunks');
   });
 
   it('a folder that does not exist is EMAILBOX', async (t) => {

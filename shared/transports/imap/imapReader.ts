@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import type { ImapFlow, Logger as ImapFlowLogger, SearchObject } from 'imapflow';
 import { z } from 'zod';
 import { exchangeScope } from '../../config/cloud.js';
@@ -15,6 +16,48 @@ export type ImapCursor = z.infer<typeof imapCursorSchema>;
 /** Exchange, like RFC 3501, names the inbox INBOX; profiles say "Inbox" as Outlook shows it. */
 export function imapFolderName(folder: string): string {
   return folder.toUpperCase() === 'INBOX' ? 'INBOX' : folder;
+}
+
+/**
+ * Messages up to this size are fetched whole, many per UID FETCH: one command round trip per
+ * message was what bounded ingest over IMAP (bench/poll). Larger ones are streamed one by one.
+ */
+const BULK_MESSAGE_MAX_BYTES = 1024 * 1024;
+/** What one bulk UID FETCH may bring into memory at once. */
+const BULK_BATCH_MAX_BYTES = 8 * 1024 * 1024;
+/** Keeps the first delivery early in a large backlog: a few round trips per thousand messages. */
+const BULK_BATCH_MAX_MESSAGES = 250;
+
+/**
+ * Consecutive small messages grouped within the bulk limits; each large message (or one whose
+ * size the server did not give) alone and streamed. The order stays the mailbox's.
+ */
+function sourceBatches<T extends { size?: number }>(messages: readonly T[]): Array<{ bulk: boolean; messages: T[] }> {
+  const batches: Array<{ bulk: boolean; messages: T[]; bytes: number }> = [];
+  for (const m of messages) {
+    const size = m.size ?? Infinity;
+    const small = size <= BULK_MESSAGE_MAX_BYTES;
+    const open = batches.at(-1);
+    if (small && open?.bulk && open.bytes + size <= BULK_BATCH_MAX_BYTES && open.messages.length < BULK_BATCH_MAX_MESSAGES) {
+      open.messages.push(m);
+      open.bytes += size;
+    } else {
+      batches.push({ bulk: small, messages: [m], bytes: size });
+    }
+  }
+  return batches.map(({ bulk, messages: batch }) => ({ bulk, messages: batch }));
+}
+
+/** Ascending UIDs as a compact sequence set (`1:3,7,9:10`, RFC 3501 9): a backlog is mostly consecutive. */
+function uidSet(uids: readonly number[]): string {
+  const ranges: string[] = [];
+  for (let i = 0; i < uids.length; ) {
+    let j = i;
+    while (j + 1 < uids.length && uids[j + 1] === uids[j]! + 1) j++;
+    ranges.push(i === j ? String(uids[i]) : `${uids[i]}:${uids[j]}`);
+    i = j + 1;
+  }
+  return ranges.join(',');
 }
 
 /**
@@ -108,31 +151,45 @@ class ImapSession implements MailboxSession {
     const uids = (found || []).filter((uid) => uid > lastUid).sort((a, b) => a - b).slice(0, options.limit);
     if (uids.length === 0) return;
 
-    const details = await this.run('fetch', () => this.client.fetchAll(uids.join(','), { uid: true, flags: true, size: true, internalDate: true }, { uid: true }));
+    const details = await this.run('fetch', () => this.client.fetchAll(uidSet(uids), { uid: true, flags: true, size: true, internalDate: true }, { uid: true }));
     const byUid = new Map(details.map((m) => [m.uid, m]));
-    for (const uid of uids) {
+    // Expunged between SEARCH and FETCH: nothing to deliver, and later UIDs move the cursor past it.
+    const listed = uids.map((uid) => byUid.get(uid)).filter((m) => m !== undefined);
+    for (const batch of sourceBatches(listed)) {
       options.abortSignal?.throwIfAborted();
-      const m = byUid.get(uid);
-      // Expunged between SEARCH and FETCH: nothing to deliver, and later UIDs move the cursor past it.
-      if (!m) continue;
-      const cursorAfter: ImapCursor = { uidValidity, lastUid: uid };
-      this.last = cursorAfter;
-      yield {
-        providerId: `${uidValidity}:${uid}`,
-        receivedAt: m.internalDate === undefined ? undefined : new Date(m.internalDate),
-        size: m.size,
-        seen: m.flags?.has('\\Seen') ?? false,
-        openSource: (o) => this.openSource(uid, o?.abortSignal),
-        cursorAfter,
-      };
+      const sources = batch.bulk ? await this.fetchSources(batch.messages.map((m) => m.uid)) : new Map<number, Buffer>();
+      for (const m of batch.messages) {
+        options.abortSignal?.throwIfAborted();
+        const uid = m.uid;
+        const source = sources.get(uid);
+        const cursorAfter: ImapCursor = { uidValidity, lastUid: uid };
+        this.last = cursorAfter;
+        yield {
+          providerId: `${uidValidity}:${uid}`,
+          receivedAt: m.internalDate === undefined ? undefined : new Date(m.internalDate),
+          size: m.size,
+          seen: m.flags?.has('\\Seen') ?? false,
+          // A source not in the bulk answer (expunged meanwhile) goes the single-message way, which says so.
+          openSource: async (o) => (source ? Readable.from([source], { objectMode: false }) : this.openSource(uid, o?.abortSignal)),
+          cursorAfter,
+        };
+      }
     }
+  }
+
+  /** Whole sources of small messages in one UID FETCH of BODY.PEEK[], so reading never sets \Seen. */
+  private async fetchSources(uids: readonly number[]): Promise<Map<number, Buffer>> {
+    const fetched = await this.run('fetch', () => this.client.fetchAll(uidSet(uids), { uid: true, source: true }, { uid: true }));
+    const sources = new Map<number, Buffer>();
+    for (const m of fetched) if (m.source) sources.set(m.uid, m.source);
+    return sources;
   }
 
   finalCursor(): ReaderCursor | undefined {
     return this.last;
   }
 
-  /** The raw source in 64 KB partial fetches of BODY.PEEK[] (imapflow's download), so reading never sets \Seen. */
+  /** A large message's source in 64 KB partial fetches of BODY.PEEK[] (imapflow's download), streamed, never held whole. */
   private async openSource(uid: number, abortSignal?: AbortSignal): Promise<NodeJS.ReadableStream> {
     const { content } = await this.run('download', () => this.client.download(String(uid), undefined, { uid: true }));
     if (!content) {
