@@ -14,6 +14,7 @@ import type { CursorOwner } from '../state/cursorStore.js';
 import type { MailboxLease } from '../state/mailboxLease.js';
 import { createReader } from '../transports/index.js';
 import type { FetchedMessage, MailboxReader, MailboxSession, ReaderCursor } from '../transports/types.js';
+import { settleBounded, settledPrefix } from './settleBounded.js';
 
 export type ReceivingProfile = Profile & { receive: NonNullable<Profile['receive']> };
 
@@ -54,11 +55,22 @@ export interface PollOptions {
 }
 
 /**
- * The cursor is written after every CURSOR_WRITE_EVERY handled messages and at the end,
- * never before the sink acknowledged them. Every delivery is also recorded in the dedupe
- * table first, so a crash before a cursor write makes the next poll skip, not redeliver.
+ * Messages are handled in windows: a window's dedupe lookups are a few table queries and its
+ * records one transaction, where one request each way per message was most of a poll's time
+ * (bench/poll). The cursor is written after each window, never past a message the sink has
+ * not acknowledged; every delivery is recorded in the dedupe table before that, so a crash
+ * before a cursor write makes the next poll skip, not redeliver.
  */
-const CURSOR_WRITE_EVERY = 25;
+const WINDOW = 50;
+
+/** Messages parsed at once, and deliveries in flight at once to a sink that keeps no order. */
+const CONCURRENCY = 8;
+
+/**
+ * A message over this size, or of a size the reader does not know (Graph), is parsed with no
+ * other in flight: it may stream attachments to blob, and memory stays that of one such message.
+ */
+const LARGE_MESSAGE_BYTES = 1024 * 1024;
 
 /** The profiles that receive mail: one poll each. */
 export function receivingProfiles(runtime: MailRuntime): ReceivingProfile[] {
@@ -120,6 +132,30 @@ function transportsFor(runtime: MailRuntime, profile: ReceivingProfile): { reade
   return transports;
 }
 
+/** One message of a window: parsed, or found unparseable (any other failure is thrown). */
+interface Parsed {
+  fetched: FetchedMessage;
+  started: number;
+  message?: DeliveredMessage;
+  parseError?: MailError;
+}
+
+/** What the poll does with a parsed message. */
+interface Planned extends Parsed {
+  step: 'deliver' | 'deadLetter' | 'duplicate' | 'filtered';
+  reason?: string;
+}
+
+type Delivery = 'delivered' | 'refused' | 'deadLettered';
+
+const COUNTED_AS = {
+  delivered: 'delivered',
+  refused: 'deadLettered',
+  deadLettered: 'deadLettered',
+  duplicate: 'duplicates',
+  filtered: 'filtered',
+} as const satisfies Record<Delivery | 'duplicate' | 'filtered', keyof PollResult>;
+
 class MailboxPoll {
   private readonly started = Date.now();
   private readonly owner: CursorOwner;
@@ -127,7 +163,6 @@ class MailboxPoll {
   private etag?: string;
   private stored?: ReaderCursor;
   private pending?: ReaderCursor;
-  private unwritten = 0;
   private resynced = false;
 
   constructor(
@@ -155,13 +190,17 @@ class MailboxPoll {
       const { reader } = transportsFor(this.runtime, this.profile);
       session = await withAuthRetry(this.runtime.tokens(this.profile), () => reader.open({ abortSignal: signal }));
       const open = session;
+      let window: FetchedMessage[] = [];
       for await (const fetched of open.messages(read.cursor, { limit: this.profile.receive.batchSize, abortSignal: signal })) {
         this.resynced = open.resynced;
         signal.throwIfAborted();
-        await this.handle(open, fetched, signal);
-        this.pending = fetched.cursorAfter ?? this.pending;
-        if (++this.unwritten >= CURSOR_WRITE_EVERY) await this.writeCursor(signal);
+        window.push(fetched);
+        if (window.length < WINDOW) continue;
+        await this.handleWindow(open, window, signal);
+        window = [];
+        await this.writeCursor(signal);
       }
+      await this.handleWindow(open, window, signal);
       this.resynced = open.resynced;
       this.pending = open.finalCursor() ?? this.pending;
       await this.writeCursor(signal);
@@ -179,14 +218,61 @@ class MailboxPoll {
     }
   }
 
-  private async handle(session: MailboxSession, fetched: FetchedMessage, signal: AbortSignal): Promise<void> {
-    const started = Date.now();
-    const log = (outcome: 'ok' | 'skipped', result: string, id?: string, reason?: string) =>
-      this.runtime.logger.info({ operation: 'poll.message', profile: this.profile.name, id, providerId: fetched.providerId, outcome, result, reason, durationMs: Date.now() - started });
+  /**
+   * Parse, dedupe, filter, deliver, record, afterFetch, in that order for each message, with
+   * the slow steps shared across the window: parses run side by side, lookups and records are
+   * batched, and a queue gets several deliveries at once. A webhook gets them one at a time in
+   * mailbox order, as before: a consumer may rely on a reply arriving after what it answers,
+   * and a failing webhook is not sent the rest. The cursor moves only over the unbroken run of
+   * acknowledged messages from the window's start; what failed comes again in the next poll,
+   * and what was delivered after it is recorded, so it is skipped then, not delivered twice.
+   */
+  private async handleWindow(session: MailboxSession, window: readonly FetchedMessage[], signal: AbortSignal): Promise<void> {
+    if (window.length === 0) return;
+    const parses = settledPrefix(await settleBounded(window, { limit: CONCURRENCY, alone: (f) => f.size === undefined || f.size > LARGE_MESSAGE_BYTES }, (fetched) => this.parse(fetched, signal)));
+    const plans = await this.plan(parses.values, signal);
 
-    let message: DeliveredMessage;
+    const work = plans.filter((p) => p.step === 'deliver' || p.step === 'deadLetter');
+    const ordered = transportsFor(this.runtime, this.profile).sink.kind !== 'queue';
+    const deliveries = await settleBounded(work, { limit: ordered ? 1 : CONCURRENCY }, (p) => this.deliver(p, signal));
+    const outcomes = new Map<Planned, Delivery>();
+    work.forEach((p, i) => {
+      const outcome = deliveries[i];
+      if (outcome?.ok) outcomes.set(p, outcome.value);
+    });
+    const records = work.flatMap((p) => {
+      const outcome = outcomes.get(p);
+      if (p.message === undefined || outcome === undefined || outcome === 'deadLettered') return [];
+      return [{ id: p.message.id, providerId: p.fetched.providerId, outcome: outcome === 'delivered' ? 'delivered' as const : 'deadLettered' as const }];
+    });
+    // Nothing counts as done before its record is stored: a crash here redelivers with the same ids.
+    if (records.length > 0) await this.state.dedupe.mark(this.profile.name, records, { abortSignal: signal });
+
+    let acknowledging = true;
+    for (const p of plans) {
+      const outcome = p.step === 'deliver' || p.step === 'deadLetter' ? outcomes.get(p) : p.step;
+      if (outcome === undefined) {
+        // It failed or never ran: the cursor stops before it.
+        acknowledging = false;
+        continue;
+      }
+      if (acknowledging) {
+        // A delivery recorded past the failure gets its afterFetch in the next poll, as a duplicate.
+        if (outcome === 'delivered' || outcome === 'duplicate') await session.applyAfterFetch(p.fetched, this.profile.receive.afterFetch, { abortSignal: signal });
+        this.pending = p.fetched.cursorAfter ?? this.pending;
+      } else if (outcome === 'duplicate' || outcome === 'filtered') {
+        continue;
+      }
+      this.count(p, outcome);
+    }
+    const failed = deliveries.find((d) => d !== undefined && !d.ok) ?? parses.failure;
+    if (failed !== undefined) throw failed.error;
+  }
+
+  private async parse(fetched: FetchedMessage, signal: AbortSignal): Promise<Parsed> {
+    const started = Date.now();
     try {
-      message = await parseMessage(await fetched.openSource({ abortSignal: signal }), {
+      const message = await parseMessage(await fetched.openSource({ abortSignal: signal }), {
         profile: this.profile,
         via: this.profile.receive.via,
         providerId: fetched.providerId,
@@ -194,39 +280,52 @@ class MailboxPoll {
         attachmentSink: this.attachmentSink(signal),
         abortSignal: signal,
       });
+      return { fetched, started, message };
     } catch (error) {
       if (!isMailError(error) || error.code !== 'EPARSE') throw error;
-      // The source is read again: the parser consumed the first stream.
-      await this.state.deadLetters.put({ profile: this.profile.name, providerId: fetched.providerId, error: describe(error), source: await fetched.openSource({ abortSignal: signal }) }, { abortSignal: signal });
-      this.counts.deadLettered++;
-      return log('skipped', 'deadLettered');
+      return { fetched, started, parseError: error };
     }
+  }
 
-    if (await this.state.dedupe.has(this.profile.name, message.id, { abortSignal: signal })) {
-      // Finishes what a crashed poll may have left undone after delivering it.
-      await session.applyAfterFetch(fetched, this.profile.receive.afterFetch, { abortSignal: signal });
-      this.counts.duplicates++;
-      return log('skipped', 'duplicate', message.id);
-    }
+  /** Which messages are new (one lookup for the window), which the filters pass over. */
+  private async plan(parsed: readonly Parsed[], signal: AbortSignal): Promise<Planned[]> {
+    const ids = parsed.flatMap((p) => (p.message ? [p.message.id] : []));
+    // Recorded before, or met earlier in this window (the same message in a folder twice).
+    const handled = ids.length === 0 ? new Set<string>() : await this.state.dedupe.recorded(this.profile.name, ids, { abortSignal: signal });
     const filters = this.profile.receive.filters;
-    const verdict = filters === undefined ? undefined : matchesFilters(message, { ...(fetched.seen !== undefined && { seen: fetched.seen }), ...(fetched.size !== undefined && { size: fetched.size }) }, filters);
-    if (verdict && !verdict.pass) {
-      this.counts.filtered++;
-      return log('skipped', 'filtered', message.id, verdict.reason);
+    return parsed.map((p): Planned => {
+      const message = p.message;
+      if (message === undefined) return { ...p, step: 'deadLetter' };
+      if (handled.has(message.id)) return { ...p, step: 'duplicate' };
+      const verdict = filters === undefined ? undefined : matchesFilters(message, { ...(p.fetched.seen !== undefined && { seen: p.fetched.seen }), ...(p.fetched.size !== undefined && { size: p.fetched.size }) }, filters);
+      if (verdict && !verdict.pass) return { ...p, step: 'filtered', ...(verdict.reason !== undefined && { reason: verdict.reason }) };
+      handled.add(message.id);
+      return { ...p, step: 'deliver' };
+    });
+  }
+
+  /** Delivers one message, or dead-letters it: unparseable (with its source, read again) or refused by the sink. */
+  private async deliver(p: Planned, signal: AbortSignal): Promise<Delivery> {
+    const { fetched, message } = p;
+    if (message === undefined) {
+      const error = describe(p.parseError);
+      // The parser consumed the first stream.
+      await this.state.deadLetters.put({ profile: this.profile.name, providerId: fetched.providerId, error, source: await fetched.openSource({ abortSignal: signal }) }, { abortSignal: signal });
+      return 'deadLettered';
     }
     try {
       await transportsFor(this.runtime, this.profile).sink.deliver(message, { abortSignal: signal });
+      return 'delivered';
     } catch (error) {
       if (!isMailError(error) || error.code !== 'ESINK_REJECTED') throw error;
       await this.state.deadLetters.put({ profile: this.profile.name, providerId: fetched.providerId, error: describe(error), message }, { abortSignal: signal });
-      await this.state.dedupe.mark(this.profile.name, message.id, { providerId: fetched.providerId, outcome: 'deadLettered' }, { abortSignal: signal });
-      this.counts.deadLettered++;
-      return log('skipped', 'refused', message.id);
+      return 'refused';
     }
-    await this.state.dedupe.mark(this.profile.name, message.id, { providerId: fetched.providerId, outcome: 'delivered' }, { abortSignal: signal });
-    await session.applyAfterFetch(fetched, this.profile.receive.afterFetch, { abortSignal: signal });
-    this.counts.delivered++;
-    return log('ok', 'delivered', message.id);
+  }
+
+  private count(p: Planned, result: Delivery | 'duplicate' | 'filtered'): void {
+    this.counts[COUNTED_AS[result]]++;
+    this.runtime.logger.info({ operation: 'poll.message', profile: this.profile.name, id: p.message?.id, providerId: p.fetched.providerId, outcome: result === 'delivered' ? 'ok' : 'skipped', result, reason: p.reason, durationMs: Date.now() - p.started });
   }
 
   /** Large attachments are streamed to mail-payloads under a fresh name; the JSON carries the reference. */
@@ -236,7 +335,6 @@ class MailboxPoll {
   }
 
   private async writeCursor(signal: AbortSignal | undefined): Promise<void> {
-    this.unwritten = 0;
     if (this.pending === undefined || JSON.stringify(this.pending) === JSON.stringify(this.stored)) return;
     this.etag = await this.state.cursors.write(this.owner, this.pending, this.etag, { abortSignal: signal });
     this.stored = this.pending;

@@ -1,7 +1,7 @@
 import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { DeliveredMessage } from '../../shared/mail/incoming.js';
-import { pollMailbox } from '../../shared/receive/pollMailbox.js';
+import { pollMailbox, type PollResult } from '../../shared/receive/pollMailbox.js';
 import { STATE_NAMES } from '../../shared/state/storage.js';
 import { HOOK_SECRET, ReceiveHarness, composeEml, dropEml } from '../support/receiveHarness.js';
 import { WebhookReceiverPeer } from '../peers/webhookReceiver.js';
@@ -9,27 +9,44 @@ import { WebhookReceiverPeer } from '../peers/webhookReceiver.js';
 const ticket = (n: number) =>
   composeEml({ from: `customer${n}@fabrikam.com`, to: 'support@contoso.com', subject: `Ticket ${n}`, text: `Body ${n}`, messageId: `<guarantee-${n}@fabrikam.com>` });
 
+/** Runs `poll` while `object[method]` fails as a crash or an outage would, and restores it. */
+async function pollFailing<T extends object>(object: T, method: keyof T, message: string, poll: () => Promise<PollResult>): Promise<PollResult> {
+  const original = object[method];
+  object[method] = (async () => {
+    throw new Error(message);
+  }) as T[keyof T];
+  try {
+    return await poll();
+  } finally {
+    object[method] = original;
+  }
+}
+
 describe('delivery guarantees: at-least-once with stable ids, retries, refusals', () => {
   const h = new ReceiveHarness();
   before(() => h.start());
   after(() => h.stop());
   beforeEach(() => h.webhook.reset());
 
+  /** Every message on a queue (the sink writes base64 JSON), removed from it. */
+  async function drainQueue(name: string): Promise<DeliveredMessage[]> {
+    const queue = await h.state.account.queue(name);
+    const out: DeliveredMessage[] = [];
+    for (;;) {
+      const { receivedMessageItems } = await queue.receiveMessages({ numberOfMessages: 32 });
+      if (receivedMessageItems.length === 0) return out;
+      for (const item of receivedMessageItems) {
+        out.push(JSON.parse(Buffer.from(item.messageText, 'base64').toString('utf8')) as DeliveredMessage);
+        await queue.deleteMessage(item.messageId, item.popReceipt);
+      }
+    }
+  }
+
   it('a crash after delivery and before anything is recorded redelivers the same message with the same id', async () => {
     const inbox = h.folder('inbox');
     dropEml(inbox, 'one.eml', await ticket(1), 1);
     const runtime = h.runtime({ crash: h.fileProfile(inbox) });
-    const dedupe = h.state.dedupe;
-    const mark = dedupe.mark;
-    dedupe.mark = async () => {
-      throw new Error('process killed');
-    };
-    let first;
-    try {
-      first = await pollMailbox(runtime, 'crash');
-    } finally {
-      dedupe.mark = mark;
-    }
+    const first = await pollFailing(h.state.dedupe, 'mark', 'process killed', () => pollMailbox(runtime, 'crash'));
     assert.equal(first.status, 'failed');
     assert.equal(first.delivered, 0);
     assert.equal(first.cursor, undefined, 'the cursor did not move past the unrecorded message');
@@ -47,17 +64,7 @@ describe('delivery guarantees: at-least-once with stable ids, retries, refusals'
     dropEml(inbox, 'one.eml', await ticket(2), 1);
     dropEml(inbox, 'two.eml', await ticket(3), 2);
     const runtime = h.runtime({ cursorcrash: h.fileProfile(inbox) });
-    const cursors = h.state.cursors;
-    const write = cursors.write;
-    cursors.write = async () => {
-      throw new Error('process killed');
-    };
-    let first;
-    try {
-      first = await pollMailbox(runtime, 'cursorcrash');
-    } finally {
-      cursors.write = write;
-    }
+    const first = await pollFailing(h.state.cursors, 'write', 'process killed', () => pollMailbox(runtime, 'cursorcrash'));
     assert.equal(first.status, 'failed');
     assert.equal(first.delivered, 2);
     assert.equal(first.cursor, undefined);
@@ -172,6 +179,50 @@ describe('delivery guarantees: at-least-once with stable ids, retries, refusals'
     assert.ok(attachment.blob);
     const container = await h.state.account.container(attachment.blob.container);
     assert.deepEqual(await container.getBlockBlobClient(attachment.blob.name).downloadToBuffer(), content);
+  });
+
+  it('with a queue sink, a message in the middle that fails keeps the cursor before it; those delivered after it are recorded and never delivered twice', async () => {
+    const inbox = h.folder('inbox');
+    for (let n = 1; n <= 6; n++) {
+      // Message 3 is over the queue limit: it needs a claim-check blob, and that store is down.
+      const text = n === 3 ? 'A long description of the outage. '.repeat(2_500) : `Body ${n}`;
+      dropEml(inbox, `m${n}.eml`, await composeEml({ from: `customer${n}@fabrikam.com`, to: 'support@contoso.com', subject: `Queued ${n}`, text, messageId: `<queued-${n}@fabrikam.com>` }), n);
+    }
+    const queueName = 'middle-failure';
+    const runtime = h.runtime({ middle: { ...h.fileProfile(inbox), receive: { via: 'file', folder: inbox, deliver: { queue: { name: queueName } } } } });
+    const first = await pollFailing(h.state.payloads, 'putText', 'blob store unavailable', () => pollMailbox(runtime, 'middle'));
+    assert.equal(first.status, 'failed');
+    assert.deepEqual(first.cursor, { seen: ['m1.eml', 'm2.eml'] }, 'the cursor stops before the failed message');
+    assert.equal(first.delivered, 5, 'the messages after it were delivered side by side and are counted');
+    assert.deepEqual((await drainQueue(queueName)).map((m) => m.subject).sort(), ['Queued 1', 'Queued 2', 'Queued 4', 'Queued 5', 'Queued 6']);
+
+    const second = await pollMailbox(runtime, 'middle');
+    assert.deepEqual([second.status, second.delivered, second.duplicates], ['completed', 1, 3], JSON.stringify(second.error));
+    assert.deepEqual(second.cursor, { seen: ['m1.eml', 'm2.eml', 'm3.eml', 'm4.eml', 'm5.eml', 'm6.eml'] });
+    const redelivered = await drainQueue(queueName);
+    assert.equal(redelivered.length, 1, 'only the failed message comes again');
+    assert.ok('claimCheck' in redelivered[0]!);
+  });
+
+  it('over several windows every message is delivered once, and the same message twice in a folder, even windows apart, only once', async () => {
+    const inbox = h.folder('inbox');
+    for (let n = 1; n <= 60; n++) dropEml(inbox, `m${String(n).padStart(2, '0')}.eml`, await ticket(100 + n), n);
+    // A copy of the first message and a copy of the second-to-last, each dropped again later.
+    dropEml(inbox, 'm61.eml', await ticket(101), 61);
+    dropEml(inbox, 'm62.eml', await ticket(159), 62);
+    const queueName = 'many-windows';
+    const runtime = h.runtime({ many: { ...h.fileProfile(inbox), receive: { via: 'file', folder: inbox, deliver: { queue: { name: queueName } } } } });
+
+    const first = await pollMailbox(runtime, 'many');
+    assert.deepEqual([first.status, first.delivered, first.duplicates], ['completed', 60, 2], JSON.stringify(first.error));
+    assert.equal((first.cursor as { seen: string[] }).seen.length, 62);
+    const delivered = await drainQueue(queueName);
+    assert.equal(delivered.length, 60);
+    assert.equal(new Set(delivered.map((m) => m.id)).size, 60);
+    assert.deepEqual(delivered.map((m) => m.subject).sort(), Array.from({ length: 60 }, (_, i) => `Ticket ${101 + i}`).sort());
+
+    const second = await pollMailbox(runtime, 'many');
+    assert.deepEqual([second.status, second.delivered, second.duplicates], ['completed', 0, 0]);
   });
 
   it('two polls of one mailbox started together: one works, the other skips because the mailbox is leased', async () => {

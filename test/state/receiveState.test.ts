@@ -53,10 +53,25 @@ describe('receive state in Azure Storage (Azurite)', () => {
   });
 
   it('the dedupe table remembers delivered ids per profile', async () => {
-    assert.equal(await state.dedupe.has('support', 'abc/def'), false);
-    await state.dedupe.mark('support', 'abc/def', { providerId: '7:1', outcome: 'delivered' });
-    assert.equal(await state.dedupe.has('support', 'abc/def'), true);
-    assert.equal(await state.dedupe.has('other', 'abc/def'), false);
+    assert.deepEqual(await state.dedupe.recorded('support', ['abc/def']), new Set());
+    await state.dedupe.mark('support', [{ id: 'abc/def', providerId: '7:1', outcome: 'delivered' }]);
+    assert.deepEqual(await state.dedupe.recorded('support', ['abc/def', 'other']), new Set(['abc/def']));
+    assert.deepEqual(await state.dedupe.recorded('other', ['abc/def']), new Set());
+  });
+
+  it('many ids are recorded and looked up at once, beyond one query and one transaction, quotes and all', async () => {
+    const ids = Array.from({ length: 230 }, (_, i) => `${i}'s id #${i}?`);
+    await state.dedupe.mark('bulk', ids.filter((_, i) => i % 3 === 0).map((id, i) => ({ id, providerId: `7:${i}`, outcome: i % 2 ? 'delivered' : 'deadLettered' })));
+    assert.deepEqual(await state.dedupe.recorded('bulk', ids), new Set(ids.filter((_, i) => i % 3 === 0)));
+    assert.deepEqual(await state.dedupe.recorded('bulk', []), new Set());
+  });
+
+  it('an id given twice in one record batch is recorded once, the last entry winning', async () => {
+    await state.dedupe.mark('twice', [{ id: 'same', providerId: '7:1', outcome: 'deadLettered' }, { id: 'same', providerId: '7:2', outcome: 'delivered' }]);
+    const table = await storageAccount(env).table(STATE_NAMES.delivered);
+    const rows = [];
+    for await (const row of table.listEntities<{ providerId: string; outcome: string }>({ queryOptions: { filter: "PartitionKey eq 'twice'" } })) rows.push([row.providerId, row.outcome]);
+    assert.deepEqual(rows, [['7:2', 'delivered']]);
   });
 
   it('a mailbox lease is exclusive until released', async () => {
