@@ -11,13 +11,17 @@ const path = require('node:path');
 async function main() {
   const root = path.resolve(__dirname, '..');
   const testRoot = path.join(root, 'dist', 'test');
-  const wanted = process.argv.slice(2);
+  // `--e2e` runs the end-to-end files (`*.e2e.js`: real Dovecot and Postfix, root) instead of
+  // the unit and integration tests, which never need root or system packages.
+  const args = process.argv.slice(2);
+  const suffix = args.includes('--e2e') ? '.e2e.js' : '.test.js';
+  const wanted = args.filter((a) => a !== '--e2e');
   const files = [];
   (function walk(d) {
     for (const name of readdirSync(d).sort()) {
       const full = path.join(d, name);
       if (statSync(full).isDirectory()) walk(full);
-      else if (name.endsWith('.test.js') && (wanted.length === 0 || wanted.some((w) => full.includes(w)))) files.push(full);
+      else if (name.endsWith(suffix) && (wanted.length === 0 || wanted.some((w) => full.includes(w)))) files.push(full);
     }
   })(testRoot);
   if (files.length === 0) {
