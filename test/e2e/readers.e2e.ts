@@ -19,7 +19,7 @@ const readers = {
   },
 };
 
-describe('mailbox readers against the real Dovecot (TLS, XOAUTH2 tokens from @azure/identity, checked by RFC 7662 introspection)', () => {
+describe('mailbox readers against the real Dovecot (TLS, XOAUTH2 tokens from @azure/identity, checked by RFC 7662 introspection)', { timeout: 300_000 }, () => {
   const entra = new TokenEndpointPeer();
   let servers: MailServers;
 
