@@ -29,6 +29,8 @@ describe('the app registers its functions with the Functions host', () => {
   let functions: readonly RegisteredFunction[] = [];
 
   before(() => {
+    // As in Azure, where the setting is defined: the timer then names it rather than a value.
+    process.env.POLL_SCHEDULE = '0 */5 * * * *';
     installFunctionsCore();
     for (const file of functionEntryFiles(APP_ROOT)) byFile.set(path.basename(file), require(file) as Record<string, unknown>);
     functions = registeredFunctions();
