@@ -1,17 +1,22 @@
 /**
  * Ingest throughput of a poll: N messages (default 2,000) from the loopback IMAP server
  * through our whole poll (ImapReader + parser + dedupe table + queue sink, state in Azurite),
- * through our reader + parser alone, and, in the same run, raw imapflow fetching the same
- * messages' sources; with the ratios. Then the peak RSS while one poll ingests a message with a
- * 50 MB attachment (streamed to blob), from the file inbox (our code alone) and over IMAP.
+ * through our reader + parser alone, through the parser alone, and raw imapflow fetching the
+ * same messages' sources; with the ratios. Every path runs once on a small mailbox first, so
+ * each is measured warm (JIT, SDK modules loaded, connections and tables made), over the same
+ * messages, in the same process, against the same in-process peer.
+ * Then the peak RSS of a poll ingesting one message with a 50 MB attachment (streamed to blob),
+ * each in a fresh process whose only work is that poll: from the file inbox, and over IMAP
+ * with the IMAP server in a process of its own, so its copy of the message is not counted.
  * Figures, never assertions.
  * Usage: npm run bench:poll -- [--n 2000] [--large-mb 50]
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import { exchangeScope } from '../shared/config/cloud.js';
@@ -20,6 +25,7 @@ import { parseMessage } from '../shared/mail/parse.js';
 import { pollMailbox } from '../shared/receive/pollMailbox.js';
 import { MailRuntime } from '../shared/runtime.js';
 import { receiveState } from '../shared/state/index.js';
+import { STATE_NAMES } from '../shared/state/storage.js';
 import { createReader } from '../shared/transports/index.js';
 import { AzuritePeer } from '../test/peers/azurite.js';
 import { ImapPeer } from '../test/peers/imapPeer.js';
@@ -28,6 +34,7 @@ import { TokenEndpointPeer } from '../test/peers/tokenEndpoint.js';
 
 const MAILBOX = 'bench@contoso.com';
 const APP = { tenantId: 'bench-tenant', clientId: 'bench-app', secret: 'bench-secret-value' };
+const WARM_UP_MESSAGES = 200;
 
 /** Node reads NODE_EXTRA_CA_CERTS only at start-up: make the test CA, then run this file again with it trusted. */
 async function reexecWithTestCa(): Promise<number> {
@@ -35,7 +42,7 @@ async function reexecWithTestCa(): Promise<number> {
   try {
     const env: NodeJS.ProcessEnv = { ...process.env, ...ca.env, NO_PROXY: '127.0.0.1,localhost' };
     for (const k of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy', 'ALL_PROXY']) delete env[k];
-    return spawnSync(process.execPath, ['--expose-gc', __filename, ...process.argv.slice(2)], { stdio: 'inherit', env }).status ?? 1;
+    return spawnSync(process.execPath, [__filename, ...process.argv.slice(2)], { stdio: 'inherit', env }).status ?? 1;
   } finally {
     ca.dispose();
   }
@@ -54,7 +61,13 @@ function compose(i: number, attachment?: Buffer): Promise<Buffer> {
   }).compile().build();
 }
 
-function runtimeFor(name: string, imapEndpoint: string, authority: string, storage: string): MailRuntime {
+function largeSource(mb: number): Promise<Buffer> {
+  const payload = Buffer.alloc(mb * 1024 * 1024);
+  for (let i = 0; i < payload.length; i += 4096) payload[i] = i % 251;
+  return compose(0, payload);
+}
+
+function imapRuntime(name: string, imapEndpoint: string, authority: string, storage: string): MailRuntime {
   return new MailRuntime({
     env: {
       AzureWebJobsStorage: storage,
@@ -70,118 +83,211 @@ function runtimeFor(name: string, imapEndpoint: string, authority: string, stora
   });
 }
 
-async function peakRss<T>(run: () => Promise<T>): Promise<{ result: T; baseline: number; peak: number; seconds: number }> {
-  (globalThis as { gc?: () => void }).gc?.();
-  const baseline = process.memoryUsage().rss;
-  let peak = baseline;
-  const sampler = setInterval(() => {
-    peak = Math.max(peak, process.memoryUsage().rss);
-  }, 10);
+/** Messages per second of `run`, which answers how many messages it handled. */
+async function rate(run: () => Promise<number>): Promise<{ count: number; perSecond: number }> {
   const started = performance.now();
-  const result = await run();
-  const seconds = (performance.now() - started) / 1000;
-  clearInterval(sampler);
-  return { result, baseline, peak: Math.max(peak, process.memoryUsage().rss), seconds };
+  const count = await run();
+  return { count, perSecond: count / ((performance.now() - started) / 1000) };
 }
 
-async function bench(n: number, largeMb: number): Promise<void> {
+interface Target {
+  imap: ImapPeer;
+  entra: TokenEndpointPeer;
+  storage: string;
+}
+
+let profiles = 0;
+
+/** Our full poll under a fresh profile (its own cursor, dedupe partition and queue), in batches of 1,000 (the batchSize maximum). */
+async function fullPoll({ imap, entra, storage }: Target): Promise<number> {
+  const name = `full${++profiles}`;
+  const runtime = imapRuntime(name, imap.endpoint, entra.url, storage);
+  let delivered = 0;
+  for (;;) {
+    const result = await pollMailbox(runtime, name);
+    if (result.status !== 'completed') throw new Error(`poll ${result.status}: ${result.error?.message ?? ''}`);
+    if (result.delivered === 0) return delivered;
+    delivered += result.delivered;
+  }
+}
+
+/** Our reader and parser alone: what the transport and the normalization cost. */
+async function readerAndParser({ imap, entra, storage }: Target): Promise<number> {
+  const runtime = imapRuntime('reader', imap.endpoint, entra.url, storage);
+  const profile = runtime.profile('reader');
+  const session = await createReader(profile, { tokens: runtime.tokens(profile), logger: silentLogger }).open();
+  let parsed = 0;
+  for await (const fetched of session.messages(undefined, { limit: imap.messages('INBOX').length })) {
+    await parseMessage(await fetched.openSource(), { profile, via: 'imap', providerId: fetched.providerId });
+    parsed++;
+  }
+  await session.close();
+  return parsed;
+}
+
+/** The parser alone over the same sources, from memory: splits the reader's cost from the parser's. */
+async function parserAlone({ imap }: Target): Promise<number> {
+  const profile = { name: 'parser', mailbox: MAILBOX };
+  const sources = imap.messages('INBOX').map((m) => m.raw);
+  for (const [i, source] of sources.entries()) await parseMessage(source, { profile, via: 'imap', providerId: String(i) });
+  return sources.length;
+}
+
+/** Raw imapflow: one connection, the same kind of token, every source in one FETCH. */
+async function rawFetch({ imap, entra, storage }: Target): Promise<number> {
+  const runtime = imapRuntime('raw', imap.endpoint, entra.url, storage);
+  const profile = runtime.profile('raw');
+  const token = await runtime.tokens(profile).getToken(exchangeScope(profile.endpoints));
+  const { ImapFlow } = require('imapflow') as typeof import('imapflow');
+  const [host, port] = imap.endpoint.split(':');
+  const client = new ImapFlow({ host: host!, port: Number(port), secure: true, auth: { user: MAILBOX, accessToken: token }, logger: false });
+  await client.connect();
+  await client.mailboxOpen('INBOX');
+  let fetched = 0;
+  for await (const message of client.fetch('1:*', { uid: true, source: true })) if (message.source) fetched++;
+  await client.logout();
+  return fetched;
+}
+
+async function mailboxWith(entra: TokenEndpointPeer, count: number): Promise<ImapPeer> {
+  const imap = await new ImapPeer(entra, { mailbox: MAILBOX }).start();
+  for (let i = 0; i < count; i++) imap.append('INBOX', await compose(i));
+  return imap;
+}
+
+async function throughput(n: number, storage: string): Promise<void> {
   const entra = await new TokenEndpointPeer().start();
   entra.register(APP);
-  const imap = await new ImapPeer(entra, { mailbox: MAILBOX }).start();
-  const azurite = new AzuritePeer();
-  await azurite.start();
+  const warm = await mailboxWith(entra, WARM_UP_MESSAGES);
+  const measured = await mailboxWith(entra, n);
   try {
-    for (let i = 0; i < n; i++) imap.append('INBOX', await compose(i));
-    const storage = azurite.connectionString;
-
-    // Our full poll, in batches of 1,000 (the batchSize maximum), state and queue in Azurite.
-    const full = runtimeFor('full', imap.endpoint, entra.url, storage);
-    await receiveState(full.env).account.queue('bench-full');
-    let started = performance.now();
-    let delivered = 0;
-    for (;;) {
-      const result = await pollMailbox(full, 'full');
-      if (result.status !== 'completed') throw new Error(`poll ${result.status}: ${result.error?.message ?? ''}`);
-      if (result.delivered === 0) break;
-      delivered += result.delivered;
-    }
-    const fullRate = delivered / ((performance.now() - started) / 1000);
-
-    // Our reader and parser alone: what the transport and the normalization cost.
-    const readerOnly = runtimeFor('reader', imap.endpoint, entra.url, storage);
-    const profile = readerOnly.profile('reader');
-    const reader = createReader(profile, { tokens: readerOnly.tokens(profile), logger: silentLogger });
-    started = performance.now();
-    const session = await reader.open();
-    let parsed = 0;
-    for await (const fetched of session.messages(undefined, { limit: n })) {
-      await parseMessage(await fetched.openSource(), { profile, via: 'imap', providerId: fetched.providerId });
-      parsed++;
-    }
-    await session.close();
-    const readerRate = parsed / ((performance.now() - started) / 1000);
-
-    // The parser alone over the same sources, from memory: splits the reader's cost from the parser's.
-    const sources = imap.messages('INBOX').map((m) => m.raw);
-    started = performance.now();
-    for (const [i, source] of sources.entries()) await parseMessage(source, { profile, via: 'imap', providerId: String(i) });
-    const parserRate = sources.length / ((performance.now() - started) / 1000);
-
-    // Raw imapflow: one connection, the same token, every source in one UID FETCH.
-    const { ImapFlow } = require('imapflow') as typeof import('imapflow');
-    const [host, port] = imap.endpoint.split(':');
-    const token = await readerOnly.tokens(profile).getToken(exchangeScope(profile.endpoints));
-    started = performance.now();
-    const client = new ImapFlow({ host: host!, port: Number(port), secure: true, auth: { user: MAILBOX, accessToken: token }, logger: false });
-    await client.connect();
-    await client.mailboxOpen('INBOX');
-    let fetchedRaw = 0;
-    for await (const message of client.fetch('1:*', { uid: true, source: true })) if (message.source) fetchedRaw++;
-    await client.logout();
-    const rawRate = fetchedRaw / ((performance.now() - started) / 1000);
-
-    console.log(`bench/poll: ${n} messages (~${Math.round(imap.messages('INBOX')[0]!.raw.length / 1024)} KiB each) from the loopback IMAP server (TLS, XOAUTH2)`);
-    console.log(`  pollMailbox (reader + parser + dedupe + queue sink, Azurite): ${fullRate.toFixed(0)} messages/s (${delivered} delivered)`);
-    console.log(`  ImapReader + parser only:                                  ${readerRate.toFixed(0)} messages/s (${parsed} parsed)`);
-    console.log(`  parser alone (sources in memory):                          ${parserRate.toFixed(0)} messages/s`);
-    console.log(`  raw imapflow fetch of the sources:                         ${rawRate.toFixed(0)} messages/s (${fetchedRaw} fetched)`);
-    console.log(`  ratio reader+parser/raw: ${(readerRate / rawRate).toFixed(2)}, full poll/raw: ${(fullRate / rawRate).toFixed(2)}`);
-
-    const payload = Buffer.alloc(largeMb * 1024 * 1024);
-    for (let i = 0; i < payload.length; i += 4096) payload[i] = i % 251;
-    const largeSource = await compose(n + 1, payload);
-    const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(0);
-
-    // Peak RSS while the file reader's poll ingests it: our code alone, the source read from disk.
-    const inbox = mkdtempSync(path.join(os.tmpdir(), 'bench-poll-'));
-    writeFileSync(path.join(inbox, 'large.eml'), largeSource);
-    const fileRuntime = new MailRuntime({
-      env: { AzureWebJobsStorage: storage, MAIL_PROFILES: JSON.stringify({ profiles: { file: { mailbox: MAILBOX, auth: { type: 'none' }, receive: { via: 'file', folder: inbox, deliver: { queue: { name: 'bench-file' } } } } } }) },
-      logger: silentLogger,
-    });
-    const fromFile = await peakRss(() => pollMailbox(fileRuntime, 'file'));
-    rmSync(inbox, { recursive: true, force: true });
-    console.log(`  one message with a ${largeMb} MB attachment, file inbox: ${fromFile.result.status}, ${fromFile.result.delivered} delivered in ${fromFile.seconds.toFixed(1)} s; RSS ${mb(fromFile.baseline)} MB before, peak ${mb(fromFile.peak)} MB (+${mb(fromFile.peak - fromFile.baseline)} MB)`);
-
-    // Peak RSS while polling one message with a large attachment. The IMAP peer runs in this
-    // process and keeps the message in memory, so the baseline is taken after it holds it; what
-    // the peer allocates to serve it is still inside the peak.
-    const largeBox = new ImapPeer(entra, { mailbox: MAILBOX });
-    await largeBox.start();
-    largeBox.append('INBOX', largeSource);
-    const largeRuntime = runtimeFor('large', largeBox.endpoint, entra.url, storage);
-    const overImap = await peakRss(() => pollMailbox(largeRuntime, 'large'));
-    await largeBox.stop();
-    console.log(`  the same over IMAP (peer in this process, its serving included): ${overImap.result.status}, ${overImap.result.delivered} delivered in ${overImap.seconds.toFixed(1)} s; RSS ${mb(overImap.baseline)} MB before, peak ${mb(overImap.peak)} MB (+${mb(overImap.peak - overImap.baseline)} MB)`);
+    const paths = [fullPoll, readerAndParser, parserAlone, rawFetch];
+    for (const run of paths) await run({ imap: warm, entra, storage });
+    const target = { imap: measured, entra, storage };
+    const [full, reader, parser, raw] = [await rate(() => fullPoll(target)), await rate(() => readerAndParser(target)), await rate(() => parserAlone(target)), await rate(() => rawFetch(target))] as const;
+    console.log(`bench/poll: ${n} messages (~${Math.round(measured.messages('INBOX')[0]!.raw.length / 1024)} KiB each) from the loopback IMAP server (TLS, XOAUTH2), each path warmed up on ${WARM_UP_MESSAGES} others first`);
+    console.log(`  pollMailbox (reader + parser + dedupe + queue sink, Azurite): ${full.perSecond.toFixed(0)} messages/s (${full.count} delivered)`);
+    console.log(`  ImapReader + parser only:                                  ${reader.perSecond.toFixed(0)} messages/s (${reader.count} parsed)`);
+    console.log(`  parser alone (sources in memory):                          ${parser.perSecond.toFixed(0)} messages/s`);
+    console.log(`  raw imapflow fetch of the sources:                         ${raw.perSecond.toFixed(0)} messages/s (${raw.count} fetched)`);
+    console.log(`  ratio reader+parser/raw: ${(reader.perSecond / raw.perSecond).toFixed(2)}, full poll/raw: ${(full.perSecond / raw.perSecond).toFixed(2)}`);
   } finally {
-    await imap.stop();
-    await azurite.stop();
+    await Promise.all([warm.stop(), measured.stop()]);
     await entra.stop();
   }
 }
 
+/** What a measuring child process reports. */
+interface LargePollReport {
+  status: string;
+  delivered: number;
+  seconds: number;
+  /** RSS once everything the poll needs is loaded, right before it starts. */
+  baselineBytes: number;
+  /**
+   * Peak RSS during the poll, sampled every 5 ms. Not getrusage's maxrss: Linux carries that
+   * across exec from the parent, so a child of this (large) bench process would report ours.
+   */
+  peakBytes: number;
+}
+
+/** Child mode `--serve-large MB`: an IMAP server (and its token endpoint) holding one large message, in a process of its own. */
+async function serveLarge(mb: number): Promise<void> {
+  const entra = await new TokenEndpointPeer().start();
+  entra.register(APP);
+  const imap = await new ImapPeer(entra, { mailbox: MAILBOX }).start();
+  imap.append('INBOX', await largeSource(mb));
+  console.log(JSON.stringify({ imap: imap.endpoint, authority: entra.url }));
+  // The parent closes stdin when it is done with this server.
+  for await (const line of createInterface({ input: process.stdin })) void line;
+  await imap.stop();
+  await entra.stop();
+}
+
+/** Child mode `--poll-large`: one poll of the profile in BENCH_LARGE, in a process that does nothing else. */
+async function pollLarge(): Promise<void> {
+  const { name, profile, storage, imapSecret } = JSON.parse(process.env.BENCH_LARGE ?? '{}') as { name: string; profile: Record<string, unknown>; storage: string; imapSecret?: string };
+  const runtime = new MailRuntime({
+    env: { AzureWebJobsStorage: storage, MAIL_PROFILES: JSON.stringify({ profiles: { [name]: profile } }), ...(imapSecret && { BENCH_CLIENT_SECRET: imapSecret }) },
+    logger: silentLogger,
+  });
+  // Load what the poll loads (SDKs, tables, containers), so the baseline holds the code and only the message makes the difference.
+  const state = receiveState(runtime.env);
+  await Promise.all([state.account.table(STATE_NAMES.cursors), state.account.table(STATE_NAMES.delivered), state.account.container(STATE_NAMES.payloads), state.account.container(STATE_NAMES.leases)]);
+  require('mailparser');
+  require('imapflow');
+  (globalThis as { gc?: () => void }).gc?.();
+  const baselineBytes = process.memoryUsage.rss();
+  let peakBytes = baselineBytes;
+  const sampler = setInterval(() => {
+    peakBytes = Math.max(peakBytes, process.memoryUsage.rss());
+  }, 5);
+  const started = performance.now();
+  const result = await pollMailbox(runtime, name);
+  clearInterval(sampler);
+  const report: LargePollReport = {
+    status: result.status === 'completed' ? result.status : `${result.status}: ${result.error?.message ?? ''}`,
+    delivered: result.delivered,
+    seconds: (performance.now() - started) / 1000,
+    baselineBytes,
+    peakBytes: Math.max(peakBytes, process.memoryUsage.rss()),
+  };
+  console.log(JSON.stringify(report));
+}
+
+function runChild(args: string[], env: NodeJS.ProcessEnv): Promise<LargePollReport> {
+  const child = spawn(process.execPath, ['--expose-gc', __filename, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.once('error', reject);
+    child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(output.trim().split('\n').at(-1)!) as LargePollReport) : reject(new Error(`the measuring process exited with ${code}`))));
+  });
+}
+
+async function largeMessage(mb: number, storage: string): Promise<void> {
+  const inbox = mkdtempSync(path.join(os.tmpdir(), 'bench-poll-'));
+  const server = spawn(process.execPath, [__filename, '--serve-large', String(mb)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const serving = new Promise<string>((resolve) => createInterface({ input: server.stdout }).once('line', resolve));
+  try {
+    writeFileSync(path.join(inbox, 'large.eml'), await largeSource(mb));
+    const fromFile = await runChild(['--poll-large'], {
+      BENCH_LARGE: JSON.stringify({ name: 'largefile', storage, profile: { mailbox: MAILBOX, auth: { type: 'none' }, receive: { via: 'file', folder: inbox, deliver: { queue: { name: 'bench-large-file' } } } } }),
+    });
+    const { imap, authority } = JSON.parse(await serving) as { imap: string; authority: string };
+    const overImap = await runChild(['--poll-large'], {
+      BENCH_LARGE: JSON.stringify({
+        name: 'largeimap',
+        storage,
+        imapSecret: APP.secret,
+        profile: {
+          mailbox: MAILBOX, tenantId: APP.tenantId, clientId: APP.clientId,
+          auth: { type: 'clientSecret', secret: 'bench-client-secret' },
+          receive: { via: 'imap', deliver: { queue: { name: 'bench-large-imap' } } },
+          endpoints: { authority, imap },
+        },
+      }),
+    });
+    const mib = (bytes: number) => (bytes / 1024 / 1024).toFixed(0);
+    const describe = (r: LargePollReport) =>
+      `${r.status}, ${r.delivered} delivered in ${r.seconds.toFixed(1)} s; RSS ${mib(r.baselineBytes)} MiB before the poll, peak ${mib(r.peakBytes)} MiB (+${mib(r.peakBytes - r.baselineBytes)} MiB)`;
+    console.log(`  one message with a ${mb} MB attachment (a fresh process each, doing only that poll):`);
+    console.log(`    from the file inbox: ${describe(fromFile)}`);
+    console.log(`    over IMAP (the server in another process): ${describe(overImap)}`);
+  } finally {
+    server.stdin.end();
+    rmSync(inbox, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { n: { type: 'string', default: '2000' }, 'large-mb': { type: 'string', default: '50' } } });
+  const { values } = parseArgs({
+    options: { n: { type: 'string', default: '2000' }, 'large-mb': { type: 'string', default: '50' }, 'serve-large': { type: 'string' }, 'poll-large': { type: 'boolean' } },
+  });
+  if (values['serve-large'] !== undefined) return serveLarge(Number(values['serve-large']));
+  if (values['poll-large']) return pollLarge();
   const n = Number(values.n);
   const largeMb = Number(values['large-mb']);
   if (!Number.isInteger(n) || n < 1) throw new Error(`--n must be a positive integer, got ${values.n}`);
@@ -190,7 +296,14 @@ async function main(): Promise<void> {
     process.exitCode = await reexecWithTestCa();
     return;
   }
-  await bench(n, largeMb);
+  const azurite = new AzuritePeer();
+  await azurite.start();
+  try {
+    await throughput(n, azurite.connectionString);
+    await largeMessage(largeMb, azurite.connectionString);
+  } finally {
+    await azurite.stop();
+  }
 }
 
 main().catch((error: unknown) => {
