@@ -44,8 +44,9 @@ export class MailServers {
   private postfix?: ChildProcess;
   private readonly output: string[] = [];
   private ports = { imaps: 0, pop3s: 0, submission: 0 };
+  /** If the test process ends without `stop` (a crash), the servers' process groups go with it. */
   private readonly killOnExit = () => {
-    for (const child of [this.dovecot, this.postfix]) if (child?.pid && child.exitCode === null) process.kill(child.pid, 'SIGKILL');
+    for (const child of [this.dovecot, this.postfix]) if (child) killGroup(child, 'SIGKILL');
   };
 
   constructor(private readonly options: MailServersOptions) {
@@ -103,19 +104,20 @@ export class MailServers {
     this.dovecot = this.spawnLogged('dovecot', ['-F', '-c', this.dovecotConf]);
     await this.waitForPort(this.ports.imaps, 'dovecot', this.dovecot);
     await this.waitForPort(this.ports.pop3s, 'dovecot', this.dovecot);
-    // start-fg keeps Postfix's master under this process, so a crashed run leaves nothing behind.
+    // start-fg keeps Postfix's master in the spawned process group, so killOnExit reaches it.
     this.postfix = this.spawnLogged('postfix', ['-c', this.postfixConfDir, 'start-fg']);
     await this.waitForPort(this.ports.submission, 'postfix', this.postfix);
   }
 
   async stop(): Promise<void> {
     if (this.postfix) {
-      await run('postfix', ['-c', this.postfixConfDir, 'stop']).catch(() => this.postfix?.kill('SIGTERM'));
-      await exited(this.postfix);
+      const postfix = this.postfix;
+      await run('postfix', ['-c', this.postfixConfDir, 'stop']).catch(() => killGroup(postfix, 'SIGTERM'));
+      await stopped(postfix);
     }
     if (this.dovecot) {
-      this.dovecot.kill('SIGTERM');
-      await exited(this.dovecot);
+      killGroup(this.dovecot, 'SIGTERM');
+      await stopped(this.dovecot);
     }
     process.removeListener('exit', this.killOnExit);
     rmSync(this.dir, { recursive: true, force: true });
@@ -219,6 +221,7 @@ listen = 127.0.0.1
 ssl = required
 ssl_cert = <${path.join(tls, 'server.pem')}
 ssl_key = <${path.join(tls, 'server.key')}
+# Mail processes run as Debian's "mail" user (uid 8), below the default first_valid_uid of 500.
 first_valid_uid = 1
 mail_location = maildir:${mail}/%u
 # Office 365 offers XOAUTH2 only; imapflow would pick OAUTHBEARER whenever it is offered,
@@ -326,7 +329,8 @@ smtpd_recipient_restrictions = permit_sasl_authenticated, reject
   }
 
   private spawnLogged(command: string, args: string[]): ChildProcess {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // A process group of its own: stopping it reaches every daemon the server started.
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     const keep = (chunk: Buffer) => this.output.push(`[${command}] ${chunk.toString()}`);
     child.stdout?.on('data', keep);
     child.stderr?.on('data', keep);
@@ -399,6 +403,23 @@ function accepts(port: number): Promise<boolean> {
     });
     socket.once('error', () => resolve(false));
   });
+}
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch (error) {
+    // ESRCH: the group is already gone, which is what was wanted.
+    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+  }
+}
+
+/** Waits for a server's exit, bounded: one that ignores SIGTERM for 15 s is killed. */
+async function stopped(child: ChildProcess): Promise<void> {
+  const timer = setTimeout(() => killGroup(child, 'SIGKILL'), 15_000);
+  await exited(child);
+  clearTimeout(timer);
 }
 
 function exited(child: ChildProcess): Promise<number | null> {
