@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import type { Profile } from '../config/profiles.js';
 import { MailError, isMailError, type ErrorCode } from '../errors.js';
 import { withAuthRetry } from '../identity/tokenProvider.js';
@@ -140,6 +141,15 @@ interface Parsed {
   parseError?: MailError;
 }
 
+/** A window as read: the messages parsed up to the first failure (any but EPARSE), that failure, and whether the reader has no more. */
+interface ReadWindow {
+  parsed: Parsed[];
+  failure?: { error: unknown };
+  last: boolean;
+}
+
+const EMPTY_WINDOW: ReadWindow = { parsed: [], last: true };
+
 /** What the poll does with a parsed message. */
 interface Planned extends Parsed {
   step: 'deliver' | 'deadLetter' | 'duplicate' | 'filtered';
@@ -182,6 +192,9 @@ class MailboxPoll {
     }
     if (!lease) return this.result('leased');
     const signal = abortSignal ? AbortSignal.any([abortSignal, lease.signal]) : lease.signal;
+    // Parses of one window and deliveries of another are in flight together, each listening
+    // for the abort (a stream pipeline, an SDK request): more than Node's default of 10.
+    setMaxListeners(4 * CONCURRENCY + 10, signal);
     let session: MailboxSession | undefined;
     try {
       const read = await this.state.cursors.read(this.owner, { abortSignal: signal });
@@ -190,17 +203,25 @@ class MailboxPoll {
       const { reader } = transportsFor(this.runtime, this.profile);
       session = await withAuthRetry(this.runtime.tokens(this.profile), () => reader.open({ abortSignal: signal }));
       const open = session;
-      let window: FetchedMessage[] = [];
-      for await (const fetched of open.messages(read.cursor, { limit: this.profile.receive.batchSize, abortSignal: signal })) {
+      const messages = open.messages(read.cursor, { limit: this.profile.receive.batchSize, abortSignal: signal })[Symbol.asyncIterator]();
+      // The next window is read and parsed while this one is delivered: one waits on the
+      // reader and our CPU, the other on the sink and the state tables.
+      let ahead = this.readWindow(messages, signal);
+      for (;;) {
+        const current = await ahead;
         this.resynced = open.resynced;
-        signal.throwIfAborted();
-        window.push(fetched);
-        if (window.length < WINDOW) continue;
-        await this.handleWindow(open, window, signal);
-        window = [];
+        if (current.parsed.length === 0 && current.failure === undefined) break;
+        ahead = current.last ? Promise.resolve(EMPTY_WINDOW) : this.readWindow(messages, signal);
+        try {
+          await this.handleWindow(open, current, signal);
+        } catch (error) {
+          // Nothing of the next window is acted on; it is only let finish before the session closes.
+          await ahead;
+          throw error;
+        }
         await this.writeCursor(signal);
+        if (current.last) break;
       }
-      await this.handleWindow(open, window, signal);
       this.resynced = open.resynced;
       this.pending = open.finalCursor() ?? this.pending;
       await this.writeCursor(signal);
@@ -219,18 +240,39 @@ class MailboxPoll {
   }
 
   /**
+   * Up to WINDOW messages from the reader, parsed side by side (a large or unsized one alone).
+   * It never rejects: a failure is reported with what came before it, which is still handled.
+   */
+  private async readWindow(messages: AsyncIterator<FetchedMessage>, signal: AbortSignal): Promise<ReadWindow> {
+    const window: FetchedMessage[] = [];
+    let failure: { error: unknown } | undefined;
+    let last = false;
+    try {
+      while (window.length < WINDOW && !last) {
+        signal.throwIfAborted();
+        const next = await messages.next();
+        if (next.done) last = true;
+        else window.push(next.value);
+      }
+    } catch (error) {
+      failure = { error };
+    }
+    const parses = settledPrefix(await settleBounded(window, { limit: CONCURRENCY, alone: (f) => f.size === undefined || f.size > LARGE_MESSAGE_BYTES }, (fetched) => this.parse(fetched, signal)));
+    failure = parses.failure ?? failure;
+    return { parsed: parses.values, ...(failure && { failure }), last: last || failure !== undefined };
+  }
+
+  /**
    * Parse, dedupe, filter, deliver, record, afterFetch, in that order for each message, with
-   * the slow steps shared across the window: parses run side by side, lookups and records are
-   * batched, and a queue gets several deliveries at once. A webhook gets them one at a time in
+   * the slow steps shared across the window: parses ran side by side (while the window before
+   * was delivered), lookups and records are batched, and a queue gets several deliveries at once. A webhook gets them one at a time in
    * mailbox order, as before: a consumer may rely on a reply arriving after what it answers,
    * and a failing webhook is not sent the rest. The cursor moves only over the unbroken run of
    * acknowledged messages from the window's start; what failed comes again in the next poll,
    * and what was delivered after it is recorded, so it is skipped then, not delivered twice.
    */
-  private async handleWindow(session: MailboxSession, window: readonly FetchedMessage[], signal: AbortSignal): Promise<void> {
-    if (window.length === 0) return;
-    const parses = settledPrefix(await settleBounded(window, { limit: CONCURRENCY, alone: (f) => f.size === undefined || f.size > LARGE_MESSAGE_BYTES }, (fetched) => this.parse(fetched, signal)));
-    const plans = await this.plan(parses.values, signal);
+  private async handleWindow(session: MailboxSession, parses: ReadWindow, signal: AbortSignal): Promise<void> {
+    const plans = await this.plan(parses.parsed, signal);
 
     const work = plans.filter((p) => p.step === 'deliver' || p.step === 'deadLetter');
     const ordered = transportsFor(this.runtime, this.profile).sink.kind !== 'queue';
