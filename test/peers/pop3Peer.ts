@@ -57,7 +57,7 @@ export class Pop3Peer {
   /** Adds a message; returns its UIDL. */
   add(raw: Buffer | string): string {
     const uid = `AQ${randomBytes(9).toString('hex')}`;
-    this.store.push({ uid, raw: typeof raw === 'string' ? Buffer.from(raw) : raw });
+    this.store.push({ uid, raw: crlfLines(typeof raw === 'string' ? Buffer.from(raw) : raw) });
     return uid;
   }
 
@@ -204,6 +204,17 @@ async function selfSigned(): Promise<{ key: string; cert: string }> {
   const selfsigned = require('selfsigned') as typeof import('selfsigned');
   const pems = await selfsigned.generate([{ name: 'commonName', value: 'localhost' }], { keySize: 2048 });
   return { key: pems.private, cert: pems.cert };
+}
+
+/**
+ * A multi-line answer is made of CRLF-terminated lines (RFC 1939 3), so a server holding a
+ * message with bare LF line ends sends each as CRLF and counts it as two octets in LIST and
+ * STAT (RFC 1939 11), as Dovecot does. Sent as stored instead, the last line's LF is followed
+ * by the CRLF that must precede the terminating ".", which the client then rightly keeps as
+ * part of the message: an empty line the sender never wrote.
+ */
+export function crlfLines(raw: Buffer): Buffer {
+  return Buffer.from(raw.toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1');
 }
 
 /** RFC 1939 3: a line starting with "." gets another "."; the answer ends with CRLF "." CRLF. */
