@@ -1,3 +1,4 @@
+import { pollCommand } from './commands/poll.js';
 import { profilesCommand } from './commands/profiles.js';
 import { sendCommand } from './commands/send.js';
 import { testCommand } from './commands/test.js';
@@ -6,6 +7,7 @@ import { EXIT_BAD_INPUT, EXIT_OK, type CliCommand } from './command.js';
 /** Adding a subcommand: one file under cli/commands/ and one line here. */
 const COMMANDS: Record<string, CliCommand> = {
   send: sendCommand,
+  poll: pollCommand,
   profiles: profilesCommand,
   test: testCommand,
 };
@@ -13,7 +15,7 @@ const COMMANDS: Record<string, CliCommand> = {
 function help(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
   return [
-    'm365-mail: send Microsoft 365 mail through a profile, with the same core as the Functions app.',
+    'm365-mail: send and receive Microsoft 365 mail through a profile, with the same core as the Functions app.',
     '',
     'Usage: m365-mail <command> [options]     m365-mail <command> --help',
     '',
@@ -21,7 +23,8 @@ function help(): string {
     ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
     '',
     'Profiles come from MAIL_PROFILES, MAIL_PROFILES_FILE or profiles.json; with none, the built-in',
-    '"local" profile writes .eml files to <MAIL_DIR>/outbox (default .mail/outbox).',
+    '"local" profile writes .eml files to <MAIL_DIR>/outbox (default .mail/outbox) and polls <MAIL_DIR>/inbox.',
+    'poll keeps its state in AzureWebJobsStorage (default: the development storage, Azurite, as npm start runs it).',
     'Exit codes: 0 success (JSON result on stdout), 2 bad input, 1 other failure (problem JSON on stderr).',
   ].join('\n');
 }

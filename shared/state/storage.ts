@@ -109,8 +109,13 @@ export function statusOf(error: unknown): number | undefined {
 export function stateError(error: unknown, what: string): MailError {
   if (isMailError(error)) return error;
   const status = statusOf(error);
-  return new MailError('ESTATE', `${what}${status === undefined ? '' : ` (storage answered ${status})`}`, {
-    hint: 'Check that the storage account in AzureWebJobsStorage is reachable and the connection string is current.',
+  // Without an HTTP answer the socket error is the whole story (e.g. ECONNREFUSED: Azurite not running).
+  const code = (error as { code?: unknown } | null)?.code;
+  const reason = status !== undefined ? ` (storage answered ${status})` : typeof code === 'string' ? ` (${code})` : '';
+  return new MailError('ESTATE', `${what}${reason}`, {
+    hint: code === 'ECONNREFUSED'
+      ? 'Nothing listens at the storage endpoint of AzureWebJobsStorage: start Azurite locally (npm start does), or point the setting at a storage account.'
+      : 'Check that the storage account in AzureWebJobsStorage is reachable and the connection string is current.',
     cause: error,
   });
 }

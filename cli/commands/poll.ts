@@ -1,0 +1,50 @@
+import { parseArgs } from 'node:util';
+import { pollMailbox, receivingProfiles } from '../../shared/receive/pollMailbox.js';
+import { pollDeadline } from '../../shared/receive/pollRequests.js';
+import { MailError } from '../../shared/errors.js';
+import { MailRuntime } from '../../shared/runtime.js';
+import { argumentError, EXIT_FAILURE, EXIT_OK, printFailure, printResult, stderrLogger, type CliCommand } from '../command.js';
+
+const usage = 'm365-mail poll [--profile P | --all]';
+
+const options = {
+  profile: { type: 'string' },
+  all: { type: 'boolean' },
+} as const;
+
+/**
+ * The state (cursors, dedupe, leases) lives in AzureWebJobsStorage, as in the app; without the
+ * setting the CLI uses the development storage (Azurite on its default ports, as `npm start` runs it).
+ */
+function cliEnv(): NodeJS.ProcessEnv {
+  return process.env.AzureWebJobsStorage?.trim() ? process.env : { ...process.env, AzureWebJobsStorage: 'UseDevelopmentStorage=true' };
+}
+
+export const pollCommand: CliCommand = {
+  summary: 'Poll a receiving profile (or --all) once, as pollNow does: deliver new mail, print the result.',
+  usage,
+  async run(args) {
+    let runtime: MailRuntime | undefined;
+    try {
+      let flags: ReturnType<typeof parseArgs<{ options: typeof options; strict: true }>>['values'];
+      try {
+        flags = parseArgs({ args, options, strict: true, allowPositionals: false }).values;
+      } catch (error) {
+        throw argumentError(error, 'poll');
+      }
+      if (flags.all && flags.profile !== undefined) {
+        throw new MailError('EINPUT', '--profile and --all exclude each other', { field: 'arguments', hint: 'Name one profile, or poll them all.' });
+      }
+      runtime = new MailRuntime({ env: cliEnv(), logger: stderrLogger });
+      const names = flags.all ? receivingProfiles(runtime).map((p) => p.name) : [runtime.profile(flags.profile).name];
+      const results = [];
+      for (const name of names) results.push(await pollMailbox(runtime, name, { abortSignal: pollDeadline(runtime.env) }));
+      printResult(flags.all ? results : results[0]);
+      return results.every((r) => r.status === 'completed' || r.status === 'leased') ? EXIT_OK : EXIT_FAILURE;
+    } catch (error) {
+      return printFailure(error, 'poll');
+    } finally {
+      await runtime?.close();
+    }
+  },
+};
