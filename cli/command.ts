@@ -1,3 +1,4 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { isMailError, MailError } from '../shared/errors.js';
 import { toProblem } from '../shared/http/problem.js';
 import { createLogger, type Logger } from '../shared/log.js';
@@ -33,7 +34,18 @@ export function printFailure(error: unknown, operation: string): number {
 }
 
 /** node:util parseArgs errors (unknown option, missing value) as EINPUT pointing at the command's help. */
-export function argumentError(error: unknown, command: string): MailError {
+function argumentError(error: unknown, command: string): MailError {
   const message = error instanceof Error ? error.message : String(error);
   return new MailError('EINPUT', message, { field: 'arguments', hint: `Run "m365-mail ${command} --help" for the options.` });
+}
+
+type FlagOptions = NonNullable<ParseArgsConfig['options']>;
+
+/** The command's flags, strictly parsed (no positionals, no unknown options); a mistake is EINPUT. */
+export function parseFlags<O extends FlagOptions>(args: string[], options: O, command: string): ReturnType<typeof parseArgs<{ options: O; strict: true }>>['values'] {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false }).values;
+  } catch (error) {
+    throw argumentError(error, command);
+  }
 }

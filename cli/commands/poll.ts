@@ -1,9 +1,8 @@
-import { parseArgs } from 'node:util';
 import { pollMailbox, receivingProfiles } from '../../shared/receive/pollMailbox.js';
 import { pollDeadline } from '../../shared/receive/pollRequests.js';
 import { MailError } from '../../shared/errors.js';
 import { MailRuntime } from '../../shared/runtime.js';
-import { argumentError, EXIT_FAILURE, EXIT_OK, printFailure, printResult, stderrLogger, type CliCommand } from '../command.js';
+import { parseFlags, EXIT_FAILURE, EXIT_OK, printFailure, printResult, stderrLogger, type CliCommand } from '../command.js';
 
 const usage = 'm365-mail poll [--profile P | --all]';
 
@@ -26,12 +25,7 @@ export const pollCommand: CliCommand = {
   async run(args) {
     let runtime: MailRuntime | undefined;
     try {
-      let flags: ReturnType<typeof parseArgs<{ options: typeof options; strict: true }>>['values'];
-      try {
-        flags = parseArgs({ args, options, strict: true, allowPositionals: false }).values;
-      } catch (error) {
-        throw argumentError(error, 'poll');
-      }
+      const flags = parseFlags(args, options, 'poll');
       if (flags.all && flags.profile !== undefined) {
         throw new MailError('EINPUT', '--profile and --all exclude each other', { field: 'arguments', hint: 'Name one profile, or poll them all.' });
       }

@@ -1,7 +1,6 @@
-import { parseArgs } from 'node:util';
 import { describeProfiles } from '../../shared/profiles/describe.js';
 import { MailRuntime } from '../../shared/runtime.js';
-import { argumentError, printFailure, printResult, stderrLogger, type CliCommand } from '../command.js';
+import { parseFlags, printFailure, printResult, stderrLogger, type CliCommand } from '../command.js';
 
 const usage = 'm365-mail profiles';
 
@@ -10,11 +9,7 @@ export const profilesCommand: CliCommand = {
   usage,
   async run(args) {
     try {
-      try {
-        parseArgs({ args, options: {}, allowPositionals: false, strict: true });
-      } catch (error) {
-        throw argumentError(error, 'profiles');
-      }
+      parseFlags(args, {}, 'profiles');
       return printResult(describeProfiles(new MailRuntime({ logger: stderrLogger }).profiles));
     } catch (error) {
       return printFailure(error, 'profiles');

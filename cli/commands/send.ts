@@ -1,12 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { detectMimeType } from 'nodemailer/lib/mime-funcs';
 import { MailError } from '../../shared/errors.js';
 import { parseJsonObject } from '../../shared/http/jsonBody.js';
 import { MailRuntime } from '../../shared/runtime.js';
 import { sendMail } from '../../shared/send/sendMail.js';
-import { argumentError, printFailure, printResult, stderrLogger, type CliCommand } from '../command.js';
+import { parseFlags, printFailure, printResult, stderrLogger, type CliCommand } from '../command.js';
 
 const usage = [
   'm365-mail send [--profile P] --to A [--to B] [--cc C] [--bcc D] [--reply-to R] [--from F]',
@@ -29,7 +28,7 @@ const options = {
   json: { type: 'string' },
 } as const;
 
-type SendFlags = ReturnType<typeof parseArgs<{ options: typeof options; strict: true }>>['values'];
+type SendFlags = ReturnType<typeof parseFlags<typeof options>>;
 
 export const sendCommand: CliCommand = {
   summary: 'Send one message through a profile, with the same validation and transports as POST /api/send.',
@@ -37,11 +36,7 @@ export const sendCommand: CliCommand = {
   async run(args) {
     let flags: SendFlags;
     try {
-      try {
-        flags = parseArgs({ args, options, strict: true, allowPositionals: false }).values;
-      } catch (error) {
-        throw argumentError(error, 'send');
-      }
+      flags = parseFlags(args, options, 'send');
       const body = flags.json === undefined ? await bodyFromFlags(flags) : await bodyFromJson(flags);
       const runtime = new MailRuntime({ logger: stderrLogger });
       try {

@@ -1,8 +1,7 @@
-import { parseArgs } from 'node:util';
 import { DIAGNOSIS_TIMEOUT_MS, diagnoseProfile, diagnoseRequestSchema, type DiagnosisReport } from '../../shared/diagnose/diagnoseProfile.js';
 import { inputError } from '../../shared/http/problem.js';
 import { MailRuntime } from '../../shared/runtime.js';
-import { argumentError, EXIT_FAILURE, EXIT_OK, printFailure, printResult, stderrLogger, type CliCommand } from '../command.js';
+import { parseFlags, EXIT_FAILURE, EXIT_OK, printFailure, printResult, stderrLogger, type CliCommand } from '../command.js';
 
 const usage = 'm365-mail test [--profile P] [--send-to ADDRESS] [--json]';
 
@@ -18,12 +17,7 @@ export const testCommand: CliCommand = {
   async run(args) {
     let runtime: MailRuntime | undefined;
     try {
-      let flags: ReturnType<typeof parseArgs<{ options: typeof options; strict: true }>>['values'];
-      try {
-        flags = parseArgs({ args, options, strict: true, allowPositionals: false }).values;
-      } catch (error) {
-        throw argumentError(error, 'test');
-      }
+      const flags = parseFlags(args, options, 'test');
       const request = diagnoseRequestSchema.safeParse(flags['send-to'] === undefined ? {} : { sendTo: flags['send-to'] });
       if (!request.success) throw inputError(request.error);
       const sendTo = request.data.sendTo;
