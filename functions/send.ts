@@ -4,14 +4,21 @@ import { assertJsonContentType, parseJsonObject } from '../shared/http/jsonBody.
 import { jsonResponse, problemResponse } from '../shared/http/problem.js';
 import { createLogger } from '../shared/log.js';
 import { getRuntime } from '../shared/runtime.js';
-import { sendMail } from '../shared/send/sendMail.js';
+import { acceptSend, idempotencyKeyOf, sendModeOf } from '../shared/send/acceptSend.js';
 
 export async function send(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   try {
     assertJsonContentType(request.headers.get('content-type'));
+    const runtime = getRuntime();
+    const mode = sendModeOf({ query: request.query.get('mode'), prefer: request.headers.get('prefer'), env: runtime.env });
+    const idempotencyKey = idempotencyKeyOf(request.headers.get('idempotency-key'));
     const body = parseJsonObject(await request.text());
-    const outcome = await sendMail(getRuntime(), body, { id: context.invocationId });
-    return jsonResponse(200, { id: outcome.id, status: outcome.status, messageId: outcome.messageId });
+    const answer = await acceptSend(runtime, body, { id: context.invocationId, mode, idempotencyKey });
+    const response = jsonResponse(answer.status, answer.body);
+    const headers = response.headers as Record<string, string>;
+    if (answer.status === 202) headers.Location = answer.location;
+    if (answer.replayed) headers['Idempotent-Replayed'] = 'true';
+    return response;
   } catch (error) {
     // MailErrors are expected outcomes, already logged where they arose; anything else is a bug
     // whose details belong in the (redacted) log, never in the response.

@@ -39,6 +39,10 @@ export const ERROR_CODES = {
   ESTATE_CONFLICT: { status: 409, title: 'Mailbox state was changed by another worker' },
   ESINK_REJECTED: { status: 502, title: 'The delivery target refused the message' },
   ESINK_UNAVAILABLE: { status: 502, title: 'The delivery target is unavailable' },
+  // Queued sending and idempotency (POST /api/send, GET /api/send/{id}).
+  ESEND_NOT_FOUND: { status: 404, title: 'No send with this id' },
+  EIDEMPOTENCY_MISMATCH: { status: 422, title: 'Idempotency key reused with a different request' },
+  EIDEMPOTENCY_IN_PROGRESS: { status: 409, title: 'A request with this idempotency key is still in progress' },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -21,14 +21,27 @@ export interface SendMailOptions {
   id?: string;
 }
 
+/** A validated, normalized message and the profile it goes out through: what the outbox stores. */
+export interface PreparedMessage {
+  profile: Profile;
+  message: OutgoingMessage;
+}
+
 /**
  * Validates a send request completely (nothing invalid ever reaches a transport),
- * authorizes `from`, then sends through the profile's transport, re-reading the
- * secret once after an authentication failure.
+ * authorizes `from`, then sends it.
  */
 export async function sendMail(runtime: MailRuntime, body: unknown, options: SendMailOptions = {}): Promise<SendOutcome> {
-  const id = options.id ?? randomUUID();
-  const { profile, message } = prepareMessage(runtime, body);
+  return deliverMessage(runtime, prepareMessage(runtime, body), { ...options, id: options.id ?? randomUUID() });
+}
+
+/**
+ * The one sending path, for a request sent now and for a queued one: through the profile's
+ * transport, re-reading the secret once after an authentication failure.
+ */
+export async function deliverMessage(runtime: MailRuntime, prepared: PreparedMessage, options: { id: string; abortSignal?: AbortSignal }): Promise<SendOutcome> {
+  const { profile, message } = prepared;
+  const id = options.id;
   const started = Date.now();
   const sender = runtime.sender(profile);
   try {
@@ -43,7 +56,7 @@ export async function sendMail(runtime: MailRuntime, body: unknown, options: Sen
 }
 
 /** Parses, normalizes and checks a send request against the profile; throws 4xx MailErrors. */
-export function prepareMessage(runtime: MailRuntime, body: unknown): { profile: Profile; message: OutgoingMessage } {
+export function prepareMessage(runtime: MailRuntime, body: unknown): PreparedMessage {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw new MailError('EINPUT', 'the body must be a JSON object', { hint: 'Send Content-Type: application/json with a message object.' });
   }

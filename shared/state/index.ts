@@ -33,3 +33,4 @@ export function receiveState(env: NodeJS.ProcessEnv): ReceiveState {
   }
   return state;
 }
+export { sendState, type SendState } from './sendState.js';

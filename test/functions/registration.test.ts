@@ -13,6 +13,8 @@ import { functionEntryFiles, installFunctionsCore, registeredFunctions, triggerO
  */
 const EXPECTED: Record<string, { file: string; trigger: Record<string, unknown> }> = {
   send: { file: 'send.js', trigger: { type: 'httpTrigger', methods: ['POST'], route: 'send', authLevel: 'function' } },
+  sendStatus: { file: 'sendStatus.js', trigger: { type: 'httpTrigger', methods: ['GET'], route: 'send/{id}', authLevel: 'function' } },
+  sendWorker: { file: 'sendWorker.js', trigger: { type: 'queueTrigger', queueName: 'mail-send', connection: 'AzureWebJobsStorage' } },
   profiles: { file: 'profiles.js', trigger: { type: 'httpTrigger', methods: ['GET'], route: 'profiles', authLevel: 'function' } },
   health: { file: 'health.js', trigger: { type: 'httpTrigger', methods: ['GET'], route: 'health', authLevel: 'anonymous' } },
   poll: { file: 'poll.js', trigger: { type: 'timerTrigger', schedule: '%POLL_SCHEDULE%' } },

@@ -1,0 +1,13 @@
+import { app, type InvocationContext } from '@azure/functions';
+import { getRuntime } from '../shared/runtime.js';
+import { processQueuedSend } from '../shared/send/queuedSend.js';
+import { SEND_QUEUE } from '../shared/state/sendQueue.js';
+import { sendState } from '../shared/state/sendState.js';
+
+export async function sendWorker(item: unknown, context: InvocationContext): Promise<void> {
+  const runtime = getRuntime();
+  const dequeueCount = context.triggerMetadata?.dequeueCount;
+  await processQueuedSend(runtime, sendState(runtime.env), item, { dequeueCount: typeof dequeueCount === 'number' ? dequeueCount : undefined });
+}
+
+app.storageQueue('sendWorker', { queueName: SEND_QUEUE, connection: 'AzureWebJobsStorage', handler: sendWorker });

@@ -1,0 +1,186 @@
+import { createHash } from 'node:crypto';
+import { ERROR_CODES, MailError, isMailError, type ErrorCode } from '../errors.js';
+import type { MailRuntime } from '../runtime.js';
+import { sendState, type SendState } from '../state/sendState.js';
+import type { IdempotencyRecord } from '../state/idempotencyStore.js';
+import type { SendError, SendRecord, SendStatus } from '../state/sendStatusStore.js';
+import { isTransient } from './retryPolicy.js';
+import { deliverMessage, prepareMessage, type PreparedMessage } from './sendMail.js';
+import { sendErrorOf } from './sendStatus.js';
+import { toStoredMessage } from './storedMessage.js';
+
+export type SendMode = 'sync' | 'queued';
+
+export interface AcceptSendOptions {
+  /** Our id for this send (the invocation id). */
+  id: string;
+  mode: SendMode;
+  /** The request's Idempotency-Key, checked with idempotencyKeyOf. */
+  idempotencyKey?: string;
+  abortSignal?: AbortSignal;
+}
+
+/** What POST /api/send answers when it does not answer with a problem. */
+export type SendAnswer =
+  | { status: 200; body: { id: string; status: 'sent'; messageId?: string }; replayed: boolean }
+  | { status: 202; body: { id: string; status: SendStatus }; location: string; replayed: boolean };
+
+/**
+ * The mode of one request: `?mode=` first, then `Prefer: respond-async` (RFC 7240), then the
+ * app setting SEND_MODE (default sync, which is how the API has always answered).
+ */
+export function sendModeOf(input: { query: string | null; prefer: string | null; env: NodeJS.ProcessEnv }): SendMode {
+  if (input.query !== null) {
+    if (input.query === 'sync' || input.query === 'queued') return input.query;
+    throw new MailError('EINPUT', `mode must be "sync" or "queued", not "${input.query.slice(0, 40)}"`, { field: 'mode', hint: 'Use ?mode=queued to queue the message, or leave mode out.' });
+  }
+  // Prefer is a list of preferences, each possibly with parameters: respond-async, wait=10
+  const preferences = (input.prefer ?? '').split(',').map((p) => p.split(';')[0]!.trim().toLowerCase());
+  if (preferences.includes('respond-async')) return 'queued';
+  const setting = input.env.SEND_MODE?.trim();
+  if (setting === undefined || setting === '' || setting === 'sync') return 'sync';
+  if (setting === 'queued') return 'queued';
+  throw new MailError('ECONFIG', `SEND_MODE must be "sync" or "queued", not "${setting}"`, { field: 'SEND_MODE', hint: 'Fix or remove the app setting (default sync).' });
+}
+
+/**
+ * The Idempotency-Key header: 1 to 255 printable ASCII characters, as Stripe takes it, or the
+ * quoted form of the IETF draft (draft-ietf-httpapi-idempotency-key-header), whose quotes are
+ * not part of the key.
+ */
+export function idempotencyKeyOf(header: string | null): string | undefined {
+  if (header === null) return undefined;
+  const trimmed = header.trim();
+  const key = /^".*"$/.test(trimmed) && trimmed.length >= 2 ? trimmed.slice(1, -1) : trimmed;
+  if (key.length === 0 || key.length > 255 || !/^[\x20-\x7e]+$/.test(key)) {
+    throw new MailError('EINPUT', 'Idempotency-Key must be 1 to 255 printable ASCII characters', {
+      field: 'idempotency-key',
+      hint: 'Use a random value such as a UUID, one per message, and the same one when you repeat a request.',
+    });
+  }
+  return key;
+}
+
+/**
+ * POST /api/send after the body was parsed: validates the message completely (a 4xx problem
+ * leaves nothing stored and nothing sent), applies the idempotency key, then sends now or
+ * stores and queues. A 202 is answered only once the message is in the outbox, its status
+ * row exists and the queue holds its id.
+ */
+export async function acceptSend(runtime: MailRuntime, body: Record<string, unknown>, options: AcceptSendOptions): Promise<SendAnswer> {
+  const prepared = prepareMessage(runtime, body);
+  const { id, idempotencyKey: key } = options;
+  if (options.mode === 'sync' && key === undefined) {
+    const outcome = await deliverMessage(runtime, prepared, { id, abortSignal: options.abortSignal });
+    return { status: 200, body: { id, status: 'sent', messageId: outcome.messageId }, replayed: false };
+  }
+  const state = sendState(runtime.env);
+  const profile = prepared.profile.name;
+  let release = async (): Promise<void> => {};
+  if (key !== undefined) {
+    const requestHash = hashRequest(body);
+    const claim = await state.idempotency.claim(profile, key, { id, requestHash }, { abortSignal: options.abortSignal });
+    if (!claim.claimed) return replay(state, claim.record, requestHash, profile);
+    release = () =>
+      state.idempotency.release(profile, key, claim.etag).catch((error: unknown) => {
+        runtime.logger.warn({ operation: 'send.idempotency', profile, id, outcome: 'error', code: isMailError(error) ? error.code : 'ESTATE' });
+      });
+  }
+  if (options.mode === 'queued') {
+    try {
+      await enqueue(state, prepared, id, options.abortSignal);
+    } catch (error) {
+      await release();
+      throw error;
+    }
+    runtime.logger.info({ operation: 'send.queue', profile, id, outcome: 'ok' });
+    return { status: 202, body: { id, status: 'queued' }, location: statusLocation(id), replayed: false };
+  }
+  return sendRecorded(runtime, state, prepared, id, release, options.abortSignal);
+}
+
+export function statusLocation(id: string): string {
+  return `/api/send/${encodeURIComponent(id)}`;
+}
+
+/** Outbox blob, then status row, then queue message; what was written is removed again when a later write fails. */
+async function enqueue(state: SendState, prepared: PreparedMessage, id: string, abortSignal: AbortSignal | undefined): Promise<void> {
+  const now = new Date().toISOString();
+  await state.outbox.put(id, toStoredMessage(id, prepared), { abortSignal });
+  try {
+    await state.statuses.create({ id, profile: prepared.profile.name, mode: 'queued', status: 'queued', attempts: 0, createdAt: now, updatedAt: now }, { abortSignal });
+    await state.queue.enqueue({ id }, { abortSignal });
+  } catch (error) {
+    await Promise.allSettled([state.statuses.remove(id), state.outbox.remove(id)]);
+    throw error;
+  }
+}
+
+/**
+ * A sync send with an idempotency key: its outcome is recorded so that a repeat answers the
+ * same. A transient failure (throttled, unavailable) releases the key instead: nothing was
+ * sent, and the client's retry with the same key should try again rather than replay a 429.
+ */
+async function sendRecorded(runtime: MailRuntime, state: SendState, prepared: PreparedMessage, id: string, release: () => Promise<void>, abortSignal: AbortSignal | undefined): Promise<SendAnswer> {
+  const now = new Date().toISOString();
+  const record: SendRecord = { id, profile: prepared.profile.name, mode: 'sync', status: 'sending', attempts: 1, createdAt: now, updatedAt: now };
+  const logStatusFailure = (error: unknown) => runtime.logger.error({ operation: 'send.status', profile: record.profile, id, outcome: 'error', code: isMailError(error) ? error.code : 'ESTATE' });
+  let etag: string;
+  try {
+    etag = await state.statuses.create(record, { abortSignal });
+  } catch (error) {
+    await release();
+    throw error;
+  }
+  try {
+    const outcome = await deliverMessage(runtime, prepared, { id, abortSignal });
+    // The message is sent: that answer stands even when recording it failed.
+    await state.statuses.replace({ ...record, status: 'sent', messageId: outcome.messageId, via: outcome.via, updatedAt: new Date().toISOString() }, etag).catch(logStatusFailure);
+    return { status: 200, body: { id, status: 'sent', messageId: outcome.messageId }, replayed: false };
+  } catch (error) {
+    const failure = isMailError(error) ? error : new MailError('EPROVIDER', 'internal error', { hint: 'See the function logs for this invocation.' });
+    await state.statuses.replace({ ...record, status: 'failed', lastError: sendErrorOf(failure), updatedAt: new Date().toISOString() }, etag).catch(logStatusFailure);
+    if (isTransient(failure)) await release();
+    throw error;
+  }
+}
+
+async function replay(state: SendState, held: IdempotencyRecord, requestHash: string, profile: string): Promise<SendAnswer> {
+  if (held.requestHash !== requestHash) {
+    throw new MailError('EIDEMPOTENCY_MISMATCH', `this Idempotency-Key was used for a different request (send ${held.id})`, {
+      field: 'idempotency-key',
+      profile,
+      hint: 'Use a new key for a new message; repeat a request only with exactly the same body.',
+    });
+  }
+  const stored = await state.statuses.get(held.id);
+  const record = stored?.record;
+  if (record?.mode === 'queued') return { status: 202, body: { id: record.id, status: record.status }, location: statusLocation(record.id), replayed: true };
+  if (record?.status === 'sent') return { status: 200, body: { id: record.id, status: 'sent', messageId: record.messageId }, replayed: true };
+  if (record?.status === 'failed' && record.lastError) throw replayedError(record.lastError);
+  throw new MailError('EIDEMPOTENCY_IN_PROGRESS', `the first request with this Idempotency-Key (send ${held.id}) is still being handled`, {
+    field: 'idempotency-key',
+    profile,
+    retryAfter: 1,
+    hint: 'Repeat the request in a moment: it will then answer with the first request\'s result.',
+  });
+}
+
+/** The recorded error of a sync send, answered again with its code, status, detail and hint. */
+function replayedError(recorded: SendError): MailError {
+  const code = (recorded.code in ERROR_CODES ? recorded.code : 'EPROVIDER') as ErrorCode;
+  return new MailError(code, recorded.detail, { hint: recorded.hint });
+}
+
+/** SHA-256 of the request body with object keys sorted, so that key order and whitespace do not make a repeat look different. */
+export function hashRequest(body: unknown): string {
+  return createHash('sha256').update(JSON.stringify(canonical(body))).digest('hex');
+}
+
+function canonical(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(canonical);
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.keys(value).sort().map((key) => [key, canonical((value as Record<string, unknown>)[key])]));
+  }
+  return value;
+}

@@ -1,0 +1,170 @@
+import { z } from 'zod';
+import { MailError, isMailError } from '../errors.js';
+import type { MailRuntime } from '../runtime.js';
+import type { SendState } from '../state/sendState.js';
+import type { SendRecord } from '../state/sendStatusStore.js';
+import { isTransient, maxSendAttempts, retryDelaySeconds } from './retryPolicy.js';
+import { deliverMessage, type SendOutcome } from './sendMail.js';
+import { sendErrorOf } from './sendStatus.js';
+import { fromStoredMessage } from './storedMessage.js';
+
+const queueItemSchema = z.object({ id: z.string().min(1) });
+
+/**
+ * host.json `functionTimeout`: the host ends an invocation after it, so a send marked
+ * `sending` longer ago than this has no live worker and may be taken over.
+ */
+export const SENDING_HOLD_SECONDS = 10 * 60;
+/** One attempt gives up well inside the hold, so that a slow attempt never overlaps a takeover. */
+const ATTEMPT_TIMEOUT_MS = 5 * 60 * 1000;
+/**
+ * host.json `extensions.queues.maxDequeueCount`: after this many failed deliveries the host
+ * moves the message to `mail-send-poison`, so the last delivery records the failure first.
+ */
+export const HOST_MAX_DEQUEUE_COUNT = 5;
+
+export type QueuedSendOutcome = 'sent' | 'retrying' | 'failed' | 'skipped';
+
+export interface QueuedSendOptions {
+  /** How many times the queue has delivered this message (the trigger's `dequeueCount`). */
+  dequeueCount?: number;
+}
+
+/**
+ * Handles one `mail-send` queue item: sends the outbox entry once, whatever the number of
+ * deliveries (the queue is at-least-once). Provider failures never escape: a transient one is
+ * rescheduled on the queue after its back-off or Retry-After, a permanent one, or the last
+ * allowed attempt, records the send as failed. Only a storage failure is thrown, for the host
+ * to deliver the item again; on the host's last delivery the send is marked failed first, so
+ * that nothing the host poisons stays `queued`.
+ */
+export async function processQueuedSend(runtime: MailRuntime, state: SendState, item: unknown, options: QueuedSendOptions = {}): Promise<QueuedSendOutcome> {
+  const parsed = queueItemSchema.safeParse(item);
+  if (!parsed.success) {
+    runtime.logger.error({ operation: 'sendWorker', outcome: 'error', code: 'EINPUT', error: `not a send request: ${parsed.error.issues[0]?.message ?? 'invalid'}` });
+    return 'skipped';
+  }
+  const { id } = parsed.data;
+  try {
+    return await claimAndSend(runtime, state, id);
+  } catch (error) {
+    if ((options.dequeueCount ?? 1) >= HOST_MAX_DEQUEUE_COUNT) await failAfterHostRetries(runtime, state, id, error);
+    throw error;
+  }
+}
+
+async function claimAndSend(runtime: MailRuntime, state: SendState, id: string): Promise<QueuedSendOutcome> {
+  // A lost claim means another worker moved the row on: the next read shows what it did.
+  for (let pass = 0; pass < 3; pass++) {
+    const stored = await state.statuses.get(id);
+    if (!stored) {
+      runtime.logger.warn({ operation: 'sendWorker', id, outcome: 'skipped', reason: 'no such send' });
+      return 'skipped';
+    }
+    const { record, etag } = stored;
+    if (record.status === 'sent' || record.status === 'failed') {
+      runtime.logger.info({ operation: 'sendWorker', profile: record.profile, id, outcome: 'skipped', reason: `already ${record.status}` });
+      return 'skipped';
+    }
+    const now = Date.now();
+    const holdEnds = record.sendingUntil === undefined ? 0 : Date.parse(record.sendingUntil);
+    if (record.status === 'sending' && holdEnds > now) {
+      // Another worker is sending it right now (this is a second delivery). Look again when its
+      // hold ends: if that worker died, this is what picks the send up.
+      await state.queue.enqueue({ id }, { delaySeconds: (holdEnds - now) / 1000 + 1 });
+      runtime.logger.info({ operation: 'sendWorker', profile: record.profile, id, outcome: 'skipped', reason: 'sending elsewhere' });
+      return 'skipped';
+    }
+    const claimed: SendRecord = {
+      ...record,
+      status: 'sending',
+      attempts: record.attempts + 1,
+      updatedAt: new Date(now).toISOString(),
+      sendingUntil: new Date(now + SENDING_HOLD_SECONDS * 1000).toISOString(),
+      nextAttemptAt: undefined,
+    };
+    let claimedEtag: string;
+    try {
+      claimedEtag = await state.statuses.replace(claimed, etag);
+    } catch (error) {
+      if (isMailError(error) && error.code === 'ESTATE_CONFLICT') continue;
+      throw error;
+    }
+    return attempt(runtime, state, claimed, claimedEtag);
+  }
+  throw new MailError('ESTATE_CONFLICT', `send ${id} kept changing while it was claimed`, { hint: 'The queue delivers it again.' });
+}
+
+async function attempt(runtime: MailRuntime, state: SendState, record: SendRecord, etag: string): Promise<QueuedSendOutcome> {
+  const { id } = record;
+  const result = await sendOnce(runtime, state, record);
+  if (!(result instanceof MailError)) {
+    // Unconditional: the message went out, whatever else happened to the row meanwhile.
+    await state.statuses.replace({ ...record, status: 'sent', messageId: result.messageId, via: result.via, lastError: undefined, sendingUntil: undefined, updatedAt: new Date().toISOString() }, '*');
+    await removePayload(runtime, state, record);
+    return 'sent';
+  }
+  const failure = result;
+  const maxAttempts = maxSendAttempts(runtime.env);
+  const transient = isTransient(failure);
+  if (transient && record.attempts < maxAttempts) {
+    const delaySeconds = retryDelaySeconds(record.attempts, failure.retryAfter);
+    // Queued before the row says so: a failure between the two leaves a retry that finds the
+    // row `sending` past its hold and takes over, never a row that waits for no message.
+    const { nextVisibleOn } = await state.queue.enqueue({ id }, { delaySeconds });
+    await state.statuses
+      .replace({ ...record, status: 'queued', lastError: sendErrorOf(failure), nextAttemptAt: nextVisibleOn.toISOString(), sendingUntil: undefined, updatedAt: new Date().toISOString() }, etag)
+      .catch((error: unknown) => runtime.logger.warn({ operation: 'sendWorker', profile: record.profile, id, outcome: 'error', code: isMailError(error) ? error.code : 'ESTATE', reason: 'retry not recorded' }));
+    runtime.logger.warn({ operation: 'sendWorker', profile: record.profile, id, outcome: 'retry', code: failure.code, attempts: record.attempts, delaySeconds, retryAfter: failure.retryAfter });
+    return 'retrying';
+  }
+  const lastError = sendErrorOf(failure);
+  if (transient) lastError.hint = `${lastError.hint ?? ''} Gave up after ${record.attempts} attempts (SEND_MAX_ATTEMPTS).`.trim();
+  await state.statuses.replace({ ...record, status: 'failed', lastError, sendingUntil: undefined, updatedAt: new Date().toISOString() }, '*');
+  await removePayload(runtime, state, record);
+  runtime.logger.error({ operation: 'sendWorker', profile: record.profile, id, outcome: 'error', code: failure.code, attempts: record.attempts, final: true });
+  return 'failed';
+}
+
+/** One attempt: the outcome, or the MailError it failed with. Only reading the outbox may throw (storage). */
+async function sendOnce(runtime: MailRuntime, state: SendState, record: SendRecord): Promise<SendOutcome | MailError> {
+  const document = await state.outbox.get(record.id);
+  try {
+    if (document === undefined) {
+      throw new MailError('ESTATE', `the queued message of send ${record.id} is missing from the outbox`, { hint: 'The outbox blob was removed outside this app; send the message again.' });
+    }
+    const stored = fromStoredMessage(document);
+    return await deliverMessage(runtime, { profile: runtime.profile(stored.profile), message: stored.message }, { id: record.id, abortSignal: AbortSignal.timeout(ATTEMPT_TIMEOUT_MS) });
+  } catch (error) {
+    return isMailError(error) ? error : unexpected(runtime, record, error);
+  }
+}
+
+/** A sender that throws something other than a MailError has a bug: fail the send (retrying could repeat whatever it did), log the cause. */
+function unexpected(runtime: MailRuntime, record: SendRecord, error: unknown): MailError {
+  runtime.logger.error({ operation: 'sendWorker', profile: record.profile, id: record.id, outcome: 'error', error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+  return new MailError('EPROVIDER', 'internal error', { hint: 'See the function logs for this send id.' });
+}
+
+/**
+ * The outbox keeps a message only until it is sent or has failed for good: the caller still
+ * has it, and the status says what happened. A blob that cannot be removed is only storage.
+ */
+async function removePayload(runtime: MailRuntime, state: SendState, record: SendRecord): Promise<void> {
+  await state.outbox.remove(record.id).catch((error: unknown) => {
+    runtime.logger.warn({ operation: 'sendWorker', profile: record.profile, id: record.id, outcome: 'error', code: isMailError(error) ? error.code : 'ESTATE', reason: 'outbox entry not removed' });
+  });
+}
+
+async function failAfterHostRetries(runtime: MailRuntime, state: SendState, id: string, error: unknown): Promise<void> {
+  const failure = isMailError(error) ? error : new MailError('EPROVIDER', 'internal error', { hint: 'See the function logs for this send id.' });
+  try {
+    const stored = await state.statuses.get(id);
+    if (!stored || stored.record.status === 'sent' || stored.record.status === 'failed') return;
+    const lastError = sendErrorOf(failure);
+    lastError.hint = `${lastError.hint ?? ''} The queue gave up after ${HOST_MAX_DEQUEUE_COUNT} deliveries; the message is in mail-send-poison.`.trim();
+    await state.statuses.replace({ ...stored.record, status: 'failed', lastError, sendingUntil: undefined, updatedAt: new Date().toISOString() }, stored.etag);
+  } catch (recordError) {
+    runtime.logger.error({ operation: 'sendWorker', id, outcome: 'error', code: isMailError(recordError) ? recordError.code : 'ESTATE', reason: 'failure after the last delivery not recorded' });
+  }
+}

@@ -1,0 +1,47 @@
+import { MailError } from '../errors.js';
+import { redact } from '../redact.js';
+import type { SendState } from '../state/sendState.js';
+import type { SendError, SendStatus } from '../state/sendStatusStore.js';
+
+/** GET /api/send/{id}: what a client sees of one send. */
+export interface SendStatusView {
+  id: string;
+  status: SendStatus;
+  attempts: number;
+  messageId?: string;
+  lastError?: { code: string; detail: string; hint?: string };
+  /** When a send waiting for a retry is next tried. */
+  nextAttemptAt?: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/**
+ * The status of a queued send, or of a sync send that carried an Idempotency-Key (a sync send
+ * without one is answered in full by its 200 and not recorded): ESEND_NOT_FOUND otherwise.
+ */
+export async function readSendStatus(state: SendState, id: string, options: { abortSignal?: AbortSignal } = {}): Promise<SendStatusView> {
+  const stored = id === '' ? undefined : await state.statuses.get(id, options);
+  if (!stored) {
+    throw new MailError('ESEND_NOT_FOUND', `no send with id "${id.slice(0, 100)}"`, {
+      field: 'id',
+      hint: 'Use the id (or Location) that POST /api/send answered with; sends without an Idempotency-Key in sync mode are not recorded.',
+    });
+  }
+  const { record } = stored;
+  return {
+    id: record.id,
+    status: record.status,
+    attempts: record.attempts,
+    ...(record.messageId !== undefined ? { messageId: record.messageId } : {}),
+    ...(record.lastError ? { lastError: { code: record.lastError.code, detail: record.lastError.detail, ...(record.lastError.hint !== undefined ? { hint: record.lastError.hint } : {}) } } : {}),
+    ...(record.status === 'queued' && record.nextAttemptAt !== undefined ? { nextAttemptAt: record.nextAttemptAt } : {}),
+    createdAt: record.createdAt,
+    updatedAt: record.updatedAt,
+  };
+}
+
+/** How an error is recorded on a send: code, status, and detail and hint redacted as a problem's are. */
+export function sendErrorOf(error: MailError): SendError {
+  return { code: error.code, detail: redact(error.message), hint: error.hint === undefined ? undefined : redact(error.hint), status: error.status };
+}

@@ -1,0 +1,158 @@
+import type { TableEntity } from '@azure/data-tables';
+import { z } from 'zod';
+import { MailError } from '../errors.js';
+import { tableKey } from './keys.js';
+import { stateError, statusOf, type StorageAccount } from './storage.js';
+
+/** The table holding one status row per send. */
+export const SENDS_TABLE = 'mailsends';
+
+export const SEND_STATUSES = ['queued', 'sending', 'sent', 'failed'] as const;
+export type SendStatus = (typeof SEND_STATUSES)[number];
+
+/** What went wrong last, as the API shows it: the code, the (redacted) detail and the hint. */
+export interface SendError {
+  code: string;
+  detail: string;
+  hint?: string;
+  /** The HTTP status the error answers with, so that a replayed sync outcome answers the same. */
+  status: number;
+}
+
+export interface SendRecord {
+  id: string;
+  profile: string;
+  /** How the request was accepted: `queued` answered 202, `sync` sent inside the request. */
+  mode: 'queued' | 'sync';
+  status: SendStatus;
+  /** Send attempts started so far. */
+  attempts: number;
+  createdAt: string;
+  updatedAt: string;
+  messageId?: string;
+  via?: string;
+  lastError?: SendError;
+  /** When the queue shows the next attempt to a worker (a retry waiting out back-off or Retry-After). */
+  nextAttemptAt?: string;
+  /** Until when the worker that marked the send `sending` owns it; after that another may take over. */
+  sendingUntil?: string;
+}
+
+export interface StoredSendRecord {
+  record: SendRecord;
+  etag: string;
+}
+
+const ROW_KEY = 'send';
+
+const rowSchema = z.object({
+  id: z.string(),
+  profile: z.string(),
+  mode: z.enum(['queued', 'sync']),
+  status: z.enum(SEND_STATUSES),
+  attempts: z.number().int().nonnegative(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  messageId: z.string().optional(),
+  via: z.string().optional(),
+  lastErrorCode: z.string().optional(),
+  lastErrorDetail: z.string().optional(),
+  lastErrorHint: z.string().optional(),
+  lastErrorStatus: z.number().int().optional(),
+  nextAttemptAt: z.string().optional(),
+  sendingUntil: z.string().optional(),
+});
+type SendRow = z.infer<typeof rowSchema>;
+
+function toEntity(record: SendRecord): TableEntity<SendRow> {
+  const { lastError, ...rest } = record;
+  const row: SendRow = {
+    ...rest,
+    ...(lastError ? { lastErrorCode: lastError.code, lastErrorDetail: lastError.detail, lastErrorHint: lastError.hint, lastErrorStatus: lastError.status } : {}),
+  };
+  // The Tables SDK would send an undefined property as null: leave it out instead.
+  const defined = Object.fromEntries(Object.entries(row).filter(([, value]) => value !== undefined)) as SendRow;
+  return { partitionKey: tableKey(record.id), rowKey: ROW_KEY, ...defined };
+}
+
+function fromRow(row: SendRow): SendRecord {
+  const { lastErrorCode, lastErrorDetail, lastErrorHint, lastErrorStatus, ...rest } = row;
+  return {
+    ...rest,
+    ...(lastErrorCode !== undefined ? { lastError: { code: lastErrorCode, detail: lastErrorDetail ?? '', hint: lastErrorHint, status: lastErrorStatus ?? 502 } } : {}),
+  };
+}
+
+/**
+ * The status of every send that was queued or carried an idempotency key, one row per id in
+ * table `mailsends` (the id is the partition: status reads and writes are point operations).
+ * Writes are conditional on the row's ETag, which is what keeps two workers that got the same
+ * queue message from both sending it.
+ */
+export class SendStatusStore {
+  constructor(private readonly account: StorageAccount) {}
+
+  /** Inserts the first row of a send; an existing id is ESTATE_CONFLICT. */
+  async create(record: SendRecord, options: { abortSignal?: AbortSignal } = {}): Promise<string> {
+    const table = await this.account.table(SENDS_TABLE);
+    try {
+      const response = await table.createEntity(toEntity(record), { abortSignal: options.abortSignal });
+      return etagOf(response.etag);
+    } catch (error) {
+      throw conflictOr(error, record.id, `could not store the status of send ${record.id}`);
+    }
+  }
+
+  async get(id: string, options: { abortSignal?: AbortSignal } = {}): Promise<StoredSendRecord | undefined> {
+    const table = await this.account.table(SENDS_TABLE);
+    let entity: Record<string, unknown> & { etag: string };
+    try {
+      entity = await table.getEntity<Record<string, unknown>>(tableKey(id), ROW_KEY, { abortSignal: options.abortSignal });
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw stateError(error, `could not read the status of send ${id}`);
+    }
+    const row = rowSchema.safeParse(entity);
+    if (!row.success) throw new MailError('ESTATE', `the status row of send ${id} is not readable: ${row.error.issues[0]?.message ?? 'invalid'}`, { hint: `Inspect or remove the row ${id} in table ${SENDS_TABLE}.` });
+    return { record: fromRow(row.data), etag: entity.etag };
+  }
+
+  /**
+   * Replaces the row if it is still at `etag` (`*`: whatever it holds) and returns the new
+   * ETag; another writer in between is ESTATE_CONFLICT.
+   */
+  async replace(record: SendRecord, etag: string, options: { abortSignal?: AbortSignal } = {}): Promise<string> {
+    const table = await this.account.table(SENDS_TABLE);
+    try {
+      const response = await table.updateEntity(toEntity(record), 'Replace', { etag, abortSignal: options.abortSignal });
+      return etagOf(response.etag);
+    } catch (error) {
+      throw conflictOr(error, record.id, `could not update the status of send ${record.id}`);
+    }
+  }
+
+  async remove(id: string, options: { abortSignal?: AbortSignal } = {}): Promise<void> {
+    const table = await this.account.table(SENDS_TABLE);
+    try {
+      await table.deleteEntity(tableKey(id), ROW_KEY, { abortSignal: options.abortSignal });
+    } catch (error) {
+      if (statusOf(error) !== 404) throw stateError(error, `could not remove the status of send ${id}`);
+    }
+  }
+}
+
+function etagOf(etag: string | undefined): string {
+  if (!etag) throw new Error('the table service returned no ETag');
+  return etag;
+}
+
+function conflictOr(error: unknown, id: string, what: string): MailError {
+  const status = statusOf(error);
+  if (status === 409 || status === 412) {
+    return new MailError('ESTATE_CONFLICT', `the status of send ${id} was changed by another worker`, {
+      hint: 'Another request or worker handled this send at the same time; its outcome stands.',
+      cause: error,
+    });
+  }
+  return stateError(error, what);
+}
