@@ -62,6 +62,7 @@ interface HoodiecrowParsed {
 }
 interface HoodiecrowConnection {
   state: string;
+  socket: import('node:net').Socket | null;
   scheduleCommand(data: string): void;
   send(response: unknown, description: string, parsed: HoodiecrowParsed, data: string): void;
 }
@@ -88,6 +89,7 @@ export class ImapPeer {
   private readonly server: HoodiecrowServer;
   private port = 0;
   private readonly sockets = new Set<import('node:net').Socket>();
+  private dropOn?: (command: string) => boolean;
 
   constructor(
     private readonly entra: TokenEndpointPeer,
@@ -114,6 +116,11 @@ export class ImapPeer {
       const schedule = connection.scheduleCommand.bind(connection);
       connection.scheduleCommand = (data: string) => {
         this.commands.push(/^\S+\s+AUTHENTICATE\b/i.test(data) ? data.split(/\s+/).slice(0, 3).join(' ') : data);
+        if (this.dropOn?.(data)) {
+          this.dropOn = undefined;
+          connection.socket?.destroy();
+          return;
+        }
         schedule(data);
       };
     });
@@ -144,6 +151,14 @@ export class ImapPeer {
   async stop(): Promise<void> {
     for (const socket of this.sockets) socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /**
+   * The connection that receives the first command `matches` accepts is closed without an
+   * answer, as a server restart or a network cut does; later connections are served as usual.
+   */
+  dropConnectionOn(matches: (command: string) => boolean): void {
+    this.dropOn = matches;
   }
 
   /** Validates an XOAUTH2 login the way Exchange does for app-only access. */

@@ -109,6 +109,36 @@ describe('polling real mail protocols (IMAP and POP3 with XOAUTH2, Graph delta) 
     assert.ok(!h.logs.some((l) => l.includes(SECRET)), 'the secret never reaches a log line');
   });
 
+  it('IMAP: the server closing the connection in the middle of a window keeps the cursor at the last acknowledged message, and the next poll delivers the rest once', async (t) => {
+    const imap = await imapPeer(t);
+    // A message over 1 MiB is streamed in partial fetches after the small ones came in bulk:
+    // the connection goes down half-way through streaming it.
+    const large = await ticket(44, { attachments: [{ filename: 'dump.bin', content: Buffer.alloc(1536 * 1024, 7) }] });
+    for (const n of [41, 42, 43]) imap.append('INBOX', await ticket(n));
+    imap.append('INBOX', large);
+    for (const n of [45, 46]) imap.append('INBOX', await ticket(n));
+    const uids = imap.messages('INBOX').map((m) => m.uid);
+    const { name, runtime } = runtimeFor({ via: 'imap', afterFetch: 'none' }, { imap: imap.endpoint });
+    let partials = 0;
+    imap.dropConnectionOn((command) => /\bUID FETCH\b.*BODY\.PEEK\[\]<\d+\.\d+>/i.test(command) && ++partials === 2);
+
+    const broken = await pollMailbox(runtime, name);
+    assert.equal(broken.status, 'failed');
+    assert.equal(broken.error?.code, 'ECONNECTION', JSON.stringify(broken.error));
+    assert.equal(partials, 2, 'the connection went down while the large message was streamed');
+    assert.equal(broken.delivered, 3);
+    assert.deepEqual(broken.cursor, { uidValidity: imap.uidValidity('INBOX'), lastUid: uids[2] });
+    assert.deepEqual(h.webhook.accepted<DeliveredMessage>().map((m) => m.subject), ['Request 41', 'Request 42', 'Request 43']);
+
+    const next = await pollMailbox(runtime, name);
+    assert.deepEqual([next.status, next.delivered, next.duplicates], ['completed', 3, 0], JSON.stringify(next.error));
+    assert.deepEqual(next.cursor, { uidValidity: imap.uidValidity('INBOX'), lastUid: uids[5] });
+    const delivered = h.webhook.accepted<DeliveredMessage>();
+    assert.deepEqual(delivered.map((m) => m.subject), ['Request 41', 'Request 42', 'Request 43', 'Request 44', 'Request 45', 'Request 46']);
+    assert.equal(new Set(delivered.map((m) => m.id)).size, 6, 'nothing was delivered twice');
+    assert.equal(delivered[3]!.attachments[0]?.size, 1536 * 1024, 'the large message arrived whole');
+  });
+
   it('Graph: new mail is delivered once and marked read; an expired delta token resyncs without delivering anything twice', async (t) => {
     const graph = await new GraphPeer(entra).start();
     t.after(() => graph.stop());

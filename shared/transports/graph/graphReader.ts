@@ -7,7 +7,8 @@ import type { Logger } from '../../log.js';
 import type { TransportDeps } from '../index.js';
 import type { AfterFetch, FetchedMessage, MailboxReader, MailboxSession, ReaderCursor } from '../types.js';
 import { graphConnection, type GraphConnection } from './graphClient.js';
-import { isExpiredDeltaError } from './graphErrors.js';
+import { translatedSource } from '../sourceStream.js';
+import { isExpiredDeltaError, translateGraphError } from './graphErrors.js';
 
 /**
  * The Graph cursor: the link the next poll resumes from. Normally the round's
@@ -243,7 +244,8 @@ class GraphSession implements MailboxSession {
     if (!(body instanceof ReadableStream)) {
       throw new MailError('EPROVIDER', `profile "${this.profile.name}": Graph returned no MIME content for message ${id}`, { profile: this.profile.name, hint: 'The next poll tries again.' });
     }
-    return Readable.fromWeb(body as WebReadableStream<Uint8Array>);
+    return translatedSource(Readable.fromWeb(body as WebReadableStream<Uint8Array>), (error) =>
+      translateGraphError(error, { profile: this.profile.name, mailbox: this.profile.mailbox }));
   }
 
   async applyAfterFetch(message: FetchedMessage, action: AfterFetch, options: { moveTo?: string; abortSignal?: AbortSignal } = {}): Promise<void> {

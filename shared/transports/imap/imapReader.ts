@@ -7,6 +7,7 @@ import { MailError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { TransportDeps } from '../index.js';
 import type { AfterFetch, FetchedMessage, MailboxReader, MailboxSession, ReaderCursor } from '../types.js';
+import { translatedSource } from '../sourceStream.js';
 import { translateImapError } from './imapErrors.js';
 
 /** UIDVALIDITY is a 32-bit number (RFC 3501 2.3.1.1), so it fits a JSON number; imapflow hands it over as a bigint. */
@@ -204,12 +205,13 @@ class ImapSession implements MailboxSession {
         hint: 'Another client moved or deleted it after this poll listed it; the next poll carries on.',
       });
     }
+    const source = translatedSource(content, (error) => translateImapError(this.profile, error, 'download'));
     if (abortSignal) {
-      const abort = () => content.destroy(abortSignal.reason as Error);
+      const abort = () => source.destroy(abortSignal.reason as Error);
       abortSignal.addEventListener('abort', abort, { once: true });
-      content.once('close', () => abortSignal.removeEventListener('abort', abort));
+      source.once('close', () => abortSignal.removeEventListener('abort', abort));
     }
-    return content;
+    return source;
   }
 
   async applyAfterFetch(message: FetchedMessage, action: AfterFetch, options: { moveTo?: string; abortSignal?: AbortSignal } = {}): Promise<void> {

@@ -5,6 +5,7 @@ import { MailError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { TransportDeps } from '../index.js';
 import type { AfterFetch, FetchedMessage, MailboxReader, MailboxSession, ReaderCursor } from '../types.js';
+import { translatedSource } from '../sourceStream.js';
 import { Pop3Client } from './pop3Client.js';
 import { translatePop3Error } from './pop3Errors.js';
 
@@ -108,12 +109,13 @@ class Pop3Session implements MailboxSession {
   private async openSource(messageNumber: number, abortSignal?: AbortSignal): Promise<NodeJS.ReadableStream> {
     abortSignal?.throwIfAborted();
     const content = await this.run('RETR', () => this.client.retrieve(messageNumber));
+    const source = translatedSource(content, (error) => translatePop3Error(this.profile, error, 'RETR'));
     if (abortSignal) {
-      const abort = () => content.destroy(abortSignal.reason as Error);
+      const abort = () => source.destroy(abortSignal.reason as Error);
       abortSignal.addEventListener('abort', abort, { once: true });
-      content.once('close', () => abortSignal.removeEventListener('abort', abort));
+      source.once('close', () => abortSignal.removeEventListener('abort', abort));
     }
-    return content;
+    return source;
   }
 
   finalCursor(): ReaderCursor | undefined {
