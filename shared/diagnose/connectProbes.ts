@@ -1,3 +1,4 @@
+import { untilAborted } from '../abort.js';
 import type { Profile } from '../config/profiles.js';
 import type { TokenProvider } from '../identity/tokenProvider.js';
 import { graphConnection } from '../transports/graph/graphClient.js';
@@ -17,6 +18,8 @@ export async function verifySmtpLogin(profile: Profile, token: string, options: 
     auth: { type: 'OAuth2', user: profile.mailbox, accessToken: token },
   });
   try {
+    // verify takes no AbortSignal: the diagnosis stops waiting when the signal fires, and the
+    // abandoned connection ends on nodemailer's own timeouts.
     await untilAborted(transport.verify(), options.abortSignal);
   } catch (error) {
     options.abortSignal?.throwIfAborted();
@@ -33,27 +36,4 @@ export async function verifySmtpLogin(profile: Profile, token: string, options: 
 export async function reachGraphMailbox(profile: Profile, tokens: TokenProvider, options: { abortSignal?: AbortSignal }): Promise<void> {
   const graph = graphConnection(profile, { tokens });
   await graph.call(`${graph.userPath}/mailFolders/inbox`, { abortSignal: options.abortSignal }, (request) => request.select('id').get() as Promise<unknown>);
-}
-
-/**
- * nodemailer's verify takes no AbortSignal: the diagnosis stops waiting when the signal fires,
- * and the abandoned connection ends on nodemailer's own timeouts.
- */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise;
-  signal.throwIfAborted();
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
 }

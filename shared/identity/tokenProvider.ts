@@ -1,4 +1,5 @@
 import type { TokenCredential } from '@azure/core-auth';
+import { untilAborted } from '../abort.js';
 import type { Profile } from '../config/profiles.js';
 import { isAuthFailure } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -23,6 +24,8 @@ export interface ProfileTokenProviderOptions {
   now?: () => number;
   /** Where a delegated credential reports refresh token rotation. @default console */
   logger?: Logger;
+  /** How long one shared token request (secret read included) may take. @default 60_000 */
+  requestTimeoutMs?: number;
   /** Replaces credential construction (tests of caching only). */
   credentialFactory?: (profile: Profile, secrets: SecretStore, options: ProfileCredentialOptions) => Promise<TokenCredential>;
 }
@@ -38,6 +41,7 @@ export class ProfileTokenProvider implements TokenProvider {
   private readonly inflight = new Map<string, Promise<string>>();
   private generation = 0;
   private readonly refreshMarginMs: number;
+  private readonly requestTimeoutMs: number;
   private readonly now: () => number;
   private readonly credentialFactory: NonNullable<ProfileTokenProviderOptions['credentialFactory']>;
   private readonly logger?: Logger;
@@ -48,28 +52,37 @@ export class ProfileTokenProvider implements TokenProvider {
     options: ProfileTokenProviderOptions = {},
   ) {
     this.refreshMarginMs = options.refreshMarginMs ?? 300_000;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 60_000;
     this.now = options.now ?? Date.now;
     this.credentialFactory = options.credentialFactory ?? createProfileCredential;
     this.logger = options.logger;
   }
 
+  /**
+   * The shared request runs under its own time limit, not under the signal of the caller that
+   * happened to start it: one caller giving up must not fail the others waiting for the same
+   * token, nor look like an authentication failure. A caller's signal ends its own wait only.
+   */
   getToken(scope: string, options: TokenRequestOptions = {}): Promise<string> {
     const cached = this.tokens.get(scope);
     if (cached && cached.expiresAt - this.refreshMarginMs > this.now()) return Promise.resolve(cached.token);
     let pending = this.inflight.get(scope);
     if (!pending) {
-      pending = this.requestToken(scope, options).finally(() => this.inflight.delete(scope));
+      const request = this.requestToken(scope, AbortSignal.timeout(this.requestTimeoutMs));
+      pending = request.finally(() => {
+        if (this.inflight.get(scope) === pending) this.inflight.delete(scope);
+      });
       this.inflight.set(scope, pending);
     }
-    return pending;
+    return untilAborted(pending, options.abortSignal);
   }
 
-  private async requestToken(scope: string, options: TokenRequestOptions): Promise<string> {
+  private async requestToken(scope: string, abortSignal: AbortSignal): Promise<string> {
     const generation = this.generation;
     try {
-      this.credential ??= this.credentialFactory(this.profile, this.secrets, { abortSignal: options.abortSignal, logger: this.logger });
+      this.credential ??= this.credentialFactory(this.profile, this.secrets, { abortSignal, logger: this.logger });
       const credential = await this.credential;
-      const result = await credential.getToken(scope, { abortSignal: options.abortSignal });
+      const result = await credential.getToken(scope, { abortSignal });
       if (!result) throw new Error('the credential returned no token');
       registerSensitive(result.token);
       if (generation === this.generation) this.tokens.set(scope, { token: result.token, expiresAt: result.expiresOnTimestamp });

@@ -5,7 +5,7 @@ import { parseProfiles, type Profile } from '../../shared/config/profiles.js';
 import { MailError } from '../../shared/errors.js';
 import { ProfileTokenProvider } from '../../shared/identity/tokenProvider.js';
 import { EnvironmentSecretStore } from '../../shared/secrets/environment.js';
-import { CachedSecretStore } from '../../shared/secrets/store.js';
+import { CachedSecretStore, type SecretStore } from '../../shared/secrets/store.js';
 import { TokenEndpointPeer } from '../peers/tokenEndpoint.js';
 import { mailErrorFrom } from '../support/mailError.js';
 
@@ -109,4 +109,56 @@ describe('access tokens from the real @azure/identity against a loopback Entra e
     assert.ok(entra.validate(await tokens.getToken(OUTLOOK)));
     assert.deepEqual(requestsFor('app-retry').map((r) => r.outcome), ['refused', 'issued']);
   });
+
+  it('a renewal while a token request is in flight still leaves one request for the callers after it', async () => {
+    const p = profile('app-renew-inflight', 'renew-inflight-secret');
+    // Every secret read waits until the test lets it through, oldest first.
+    const held: Array<() => void> = [];
+    const gated: SecretStore = {
+      kind: 'keyVault',
+      getSecret: () => new Promise<string>((resolve) => held.push(() => resolve('renew-inflight-secret'))),
+    };
+    const tokens = new ProfileTokenProvider(p, new CachedSecretStore(gated));
+    const beforeRenewal = tokens.getToken(OUTLOOK);
+    await until(() => held.length === 1);
+    tokens.renew();
+    const afterRenewal = tokens.getToken(OUTLOOK);
+    await until(() => held.length === 2);
+    held[0]!();
+    await beforeRenewal;
+    const later = tokens.getToken(OUTLOOK);
+    held[1]!();
+    assert.equal(await later, await afterRenewal);
+    assert.deepEqual(requestsFor('app-renew-inflight').map((r) => r.outcome), ['issued', 'issued']);
+  });
+
+  it('a caller that gives up does not fail the others waiting for the same token, nor count as an auth failure', async () => {
+    const p = profile('app-abort', 'abort-secret-value');
+    // The secret read is held until released, as a slow Key Vault would; like the real store, it stops when its signal fires.
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const slow: SecretStore = {
+      kind: 'keyVault',
+      async getSecret(_name, options = {}) {
+        await new Promise<void>((resolve, reject) => {
+          options.abortSignal?.addEventListener('abort', () => reject(options.abortSignal!.reason), { once: true });
+          void released.then(resolve);
+        });
+        return 'abort-secret-value';
+      },
+    };
+    const tokens = new ProfileTokenProvider(p, new CachedSecretStore(slow));
+    const impatient = new AbortController();
+    const first = tokens.getToken(OUTLOOK, { abortSignal: impatient.signal });
+    const second = tokens.getToken(OUTLOOK);
+    impatient.abort();
+    await assert.rejects(first, (e: unknown) => !(e instanceof MailError) && (e as Error).name === 'AbortError');
+    release();
+    assert.ok(entra.validate(await second, 'https://outlook.office365.com'));
+    assert.deepEqual(requestsFor('app-abort').map((r) => r.outcome), ['issued']);
+  });
 });
+
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setImmediate(resolve));
+}
