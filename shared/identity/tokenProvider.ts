@@ -5,7 +5,7 @@ import { isAuthFailure } from '../errors.js';
 import type { Logger } from '../log.js';
 import { registerSensitive } from '../redact.js';
 import type { SecretStore } from '../secrets/store.js';
-import { createProfileCredential, profileSecretNames, translateTokenError, type ProfileCredentialOptions } from './credential.js';
+import { createProfileCredential, profileSecretNames, translateTokenError } from './credential.js';
 
 export interface TokenRequestOptions {
   abortSignal?: AbortSignal;
@@ -24,11 +24,10 @@ export interface ProfileTokenProviderOptions {
   now?: () => number;
   /** Where a delegated credential reports refresh token rotation. @default console */
   logger?: Logger;
-  /** How long one shared token request (secret read included) may take. @default 60_000 */
-  requestTimeoutMs?: number;
-  /** Replaces credential construction (tests of caching only). */
-  credentialFactory?: (profile: Profile, secrets: SecretStore, options: ProfileCredentialOptions) => Promise<TokenCredential>;
 }
+
+/** How long one shared token request, secret read included, may take. */
+const TOKEN_REQUEST_TIMEOUT_MS = 60_000;
 
 /**
  * Tokens are kept until shortly before expiry, and concurrent callers share one
@@ -41,9 +40,7 @@ export class ProfileTokenProvider implements TokenProvider {
   private readonly inflight = new Map<string, Promise<string>>();
   private generation = 0;
   private readonly refreshMarginMs: number;
-  private readonly requestTimeoutMs: number;
   private readonly now: () => number;
-  private readonly credentialFactory: NonNullable<ProfileTokenProviderOptions['credentialFactory']>;
   private readonly logger?: Logger;
 
   constructor(
@@ -52,9 +49,7 @@ export class ProfileTokenProvider implements TokenProvider {
     options: ProfileTokenProviderOptions = {},
   ) {
     this.refreshMarginMs = options.refreshMarginMs ?? 300_000;
-    this.requestTimeoutMs = options.requestTimeoutMs ?? 60_000;
     this.now = options.now ?? Date.now;
-    this.credentialFactory = options.credentialFactory ?? createProfileCredential;
     this.logger = options.logger;
   }
 
@@ -68,7 +63,7 @@ export class ProfileTokenProvider implements TokenProvider {
     if (cached && cached.expiresAt - this.refreshMarginMs > this.now()) return Promise.resolve(cached.token);
     let pending = this.inflight.get(scope);
     if (!pending) {
-      const request = this.requestToken(scope, AbortSignal.timeout(this.requestTimeoutMs));
+      const request = this.requestToken(scope, AbortSignal.timeout(TOKEN_REQUEST_TIMEOUT_MS));
       pending = request.finally(() => {
         if (this.inflight.get(scope) === pending) this.inflight.delete(scope);
       });
@@ -80,7 +75,7 @@ export class ProfileTokenProvider implements TokenProvider {
   private async requestToken(scope: string, abortSignal: AbortSignal): Promise<string> {
     const generation = this.generation;
     try {
-      this.credential ??= this.credentialFactory(this.profile, this.secrets, { abortSignal, logger: this.logger });
+      this.credential ??= createProfileCredential(this.profile, this.secrets, { abortSignal, logger: this.logger });
       const credential = await this.credential;
       const result = await credential.getToken(scope, { abortSignal });
       if (!result) throw new Error('the credential returned no token');
