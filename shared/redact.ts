@@ -4,15 +4,39 @@
  * CLI output, error text) passes through `redact`. Belt and braces: code also avoids
  * putting secrets into messages in the first place.
  */
-const known = new Set<string>();
 const MIN_LENGTH = 6; // shorter values would redact ordinary words
 
 export const REDACTED = '[redacted]';
 
-export function registerSensitive(value: string | undefined): void {
+/**
+ * Registered values, oldest registration first, each with its base64 forms and the time it may
+ * be forgotten. An access token is forgotten an hour after it expires (nothing presents it after
+ * that, so nothing can echo it); without that a process renewing tokens every hour would grow
+ * this map, and the work of every `redact` call, for as long as it runs. Secrets have no expiry
+ * and stay. MAX_SENSITIVE_VALUES bounds the rest: past it, the oldest registration goes first
+ * (a secret read from the store again is registered again).
+ */
+const known = new Map<string, { forms: string[]; forgetAt: number }>();
+export const MAX_SENSITIVE_VALUES = 1000;
+const KEEP_AFTER_EXPIRY_MS = 60 * 60 * 1000;
+
+export interface SensitiveOptions {
+  /** When the value stops being presented anywhere (a token's expiry, a replaced refresh token's retirement). Absent: never. */
+  expiresAt?: number;
+}
+
+/** Registers a value for redaction; registering it again refreshes it and replaces its expiry. */
+export function registerSensitive(value: string | undefined, options: SensitiveOptions = {}): void {
   if (!value || value.length < MIN_LENGTH) return;
-  known.add(value);
-  for (const form of base64Forms(value)) known.add(form);
+  const now = Date.now();
+  const forms = known.get(value)?.forms ?? [value, ...base64Forms(value)];
+  known.delete(value);
+  known.set(value, { forms, forgetAt: options.expiresAt === undefined ? Infinity : options.expiresAt + KEEP_AFTER_EXPIRY_MS });
+  for (const [registered, entry] of known) if (entry.forgetAt <= now) known.delete(registered);
+  for (const registered of known.keys()) {
+    if (known.size <= MAX_SENSITIVE_VALUES) break;
+    known.delete(registered);
+  }
 }
 
 /**
@@ -38,7 +62,9 @@ const SECRET_PARAM = /\b(client_secret|refresh_token|access_token|client_asserti
 
 export function redact(text: string): string {
   let out = text;
-  for (const value of known) if (out.includes(value)) out = out.split(value).join(REDACTED);
+  for (const { forms } of known.values()) {
+    for (const form of forms) if (out.includes(form)) out = out.split(form).join(REDACTED);
+  }
   return out.replace(BEARER, `$1${REDACTED}`).replace(JWT, REDACTED).replace(SECRET_PARAM, `$1=${REDACTED}`);
 }
 

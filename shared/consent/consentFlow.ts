@@ -113,7 +113,8 @@ export async function completeConsent(runtime: MailRuntime, options: { requestUr
   }
   const code = query.get('code');
   if (!code) throw new MailError('ECONSENT', 'the sign-in returned neither a code nor an error', { profile: expected.profile, hint: again });
-  registerSensitive(code);
+  // Presented once, just below.
+  registerSensitive(code, { expiresAt: Date.now() });
 
   const profile = requireDelegated(runtime.profile(expected.profile));
   const app = await createDelegatedApplication(profile, runtime.secrets);
@@ -132,7 +133,7 @@ export async function completeConsent(runtime: MailRuntime, options: { requestUr
   } catch (redeemError) {
     throw consentError(profile, redeemError);
   }
-  registerSensitive(result.accessToken);
+  registerSensitive(result.accessToken, { expiresAt: result.expiresOn?.getTime() ?? Date.now() });
   const refreshToken = await takeRefreshToken(app, result.account);
   if (!refreshToken) {
     throw new MailError('ETOKEN', `profile "${profile.name}": the sign-in returned no refresh token`, {

@@ -173,16 +173,19 @@ export class RefreshTokenCredential implements TokenCredential {
       throw consentError(this.profile, error);
     }
     if (!result) throw consentError(this.profile, new Error('no token in the answer'));
-    registerSensitive(result.accessToken);
+    const expiresOnTimestamp = (result.expiresOn ?? new Date()).getTime();
+    registerSensitive(result.accessToken, { expiresAt: expiresOnTimestamp });
     const next = await takeRefreshToken(app, result.account);
     if (next !== undefined && next !== refreshToken) {
       registerSensitive(next);
+      // This process never presents the replaced token again.
+      registerSensitive(refreshToken, { expiresAt: Date.now() });
       this.current = next;
       await this.persist(next, signal);
     } else {
       this.current = refreshToken;
     }
-    return { token: result.accessToken, expiresOnTimestamp: (result.expiresOn ?? new Date()).getTime() };
+    return { token: result.accessToken, expiresOnTimestamp };
   }
 
   /**

@@ -79,7 +79,7 @@ export class ProfileTokenProvider implements TokenProvider {
       const credential = await this.credential;
       const result = await credential.getToken(scope, { abortSignal });
       if (!result) throw new Error('the credential returned no token');
-      registerSensitive(result.token);
+      registerSensitive(result.token, { expiresAt: result.expiresOnTimestamp });
       if (generation === this.generation) this.tokens.set(scope, { token: result.token, expiresAt: result.expiresOnTimestamp });
       return result.token;
     } catch (error) {

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createLogger } from '../../shared/log.js';
-import { REDACTED, redact, redactValue, registerSensitive } from '../../shared/redact.js';
+import { MAX_SENSITIVE_VALUES, REDACTED, redact, redactValue, registerSensitive } from '../../shared/redact.js';
 
 describe('redact removes registered secrets and tokens from any text', () => {
   it('a registered value is replaced wherever it appears', () => {
@@ -47,5 +47,38 @@ describe('redact removes registered secrets and tokens from any text', () => {
     assert.equal(lines.length, 1);
     assert.ok(!lines[0]!.includes(token));
     assert.deepEqual(JSON.parse(lines[0]!), { operation: 'send', detail: { error: `refused ${REDACTED}` } });
+  });
+
+  it('an access token is forgotten an hour after it expires, while a secret registered before it is kept', () => {
+    const secret = `secret-${randomBytes(8).toString('hex')}`;
+    const stale = `tok-${randomBytes(16).toString('hex')}`;
+    const current = `tok-${randomBytes(16).toString('hex')}`;
+    registerSensitive(secret);
+    registerSensitive(stale, { expiresAt: Date.now() - 61 * 60 * 1000 });
+    registerSensitive(current, { expiresAt: Date.now() + 60 * 60 * 1000 });
+    assert.equal(redact(`${secret} ${current}`), `${REDACTED} ${REDACTED}`);
+    assert.equal(redact(stale), stale);
+  });
+
+  it('an expired token is still redacted within the hour after its expiry', () => {
+    const token = `tok-${randomBytes(16).toString('hex')}`;
+    registerSensitive(token, { expiresAt: Date.now() - 59 * 60 * 1000 });
+    registerSensitive(`other-${randomBytes(8).toString('hex')}`);
+    assert.equal(redact(token), REDACTED);
+  });
+
+  it(`keeps at most ${MAX_SENSITIVE_VALUES} values: past that the oldest registration goes, a re-registered one stays`, () => {
+    const first = `first-${randomBytes(8).toString('hex')}`;
+    const refreshed = `refreshed-${randomBytes(8).toString('hex')}`;
+    registerSensitive(first);
+    registerSensitive(refreshed);
+    const values = Array.from({ length: MAX_SENSITIVE_VALUES }, (_, i) => `value-${i}-${randomBytes(8).toString('hex')}`);
+    values.forEach((value, i) => {
+      registerSensitive(value);
+      if (i % 100 === 0) registerSensitive(refreshed);
+    });
+    assert.equal(redact(first), first);
+    assert.equal(redact(refreshed), REDACTED);
+    assert.equal(redact(values.at(-1)!), REDACTED);
   });
 });
