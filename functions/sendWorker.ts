@@ -6,8 +6,11 @@ import { sendState } from '../shared/state/sendState.js';
 
 export async function sendWorker(item: unknown, context: InvocationContext): Promise<void> {
   const runtime = getRuntime();
-  const dequeueCount = context.triggerMetadata?.dequeueCount;
-  await processQueuedSend(runtime, sendState(runtime.env), item, { dequeueCount: typeof dequeueCount === 'number' ? dequeueCount : undefined });
+  const { dequeueCount, id } = context.triggerMetadata ?? {};
+  await processQueuedSend(runtime, sendState(runtime.env), item, {
+    dequeueCount: typeof dequeueCount === 'number' ? dequeueCount : undefined,
+    messageId: typeof id === 'string' ? id : undefined,
+  });
 }
 
 app.storageQueue('sendWorker', { queueName: SEND_QUEUE, connection: 'AzureWebJobsStorage', handler: sendWorker });

@@ -106,7 +106,7 @@ export function statusLocation(id: string): string {
 /** Outbox blob, then status row, then queue message; what was written is removed again when a later write fails. */
 async function enqueue(state: SendState, prepared: PreparedMessage, id: string, abortSignal: AbortSignal | undefined): Promise<void> {
   const now = new Date().toISOString();
-  await state.outbox.put(id, toStoredMessage(id, prepared), { abortSignal });
+  await state.outbox.put(id, JSON.stringify(toStoredMessage(id, prepared)), { abortSignal });
   try {
     await state.statuses.create({ id, profile: prepared.profile.name, mode: 'queued', status: 'queued', attempts: 0, createdAt: now, updatedAt: now }, { abortSignal });
     await state.queue.enqueue({ id }, { abortSignal });

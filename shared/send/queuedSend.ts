@@ -28,6 +28,8 @@ export type QueuedSendOutcome = 'sent' | 'retrying' | 'failed' | 'skipped';
 export interface QueuedSendOptions {
   /** How many times the queue has delivered this message (the trigger's `dequeueCount`). */
   dequeueCount?: number;
+  /** The queue message's own id (the trigger's `id`): a redelivery of the message a worker failed on takes its send over at once. */
+  messageId?: string;
 }
 
 /**
@@ -46,14 +48,14 @@ export async function processQueuedSend(runtime: MailRuntime, state: SendState, 
   }
   const { id } = parsed.data;
   try {
-    return await claimAndSend(runtime, state, id);
+    return await claimAndSend(runtime, state, id, options.messageId);
   } catch (error) {
     if ((options.dequeueCount ?? 1) >= HOST_MAX_DEQUEUE_COUNT) await failAfterHostRetries(runtime, state, id, error);
     throw error;
   }
 }
 
-async function claimAndSend(runtime: MailRuntime, state: SendState, id: string): Promise<QueuedSendOutcome> {
+async function claimAndSend(runtime: MailRuntime, state: SendState, id: string, messageId: string | undefined): Promise<QueuedSendOutcome> {
   // A lost claim means another worker moved the row on: the next read shows what it did.
   for (let pass = 0; pass < 3; pass++) {
     const stored = await state.statuses.get(id);
@@ -68,9 +70,10 @@ async function claimAndSend(runtime: MailRuntime, state: SendState, id: string):
     }
     const now = Date.now();
     const holdEnds = record.sendingUntil === undefined ? 0 : Date.parse(record.sendingUntil);
-    if (record.status === 'sending' && holdEnds > now) {
-      // Another worker is sending it right now (this is a second delivery). Look again when its
-      // hold ends: if that worker died, this is what picks the send up.
+    const redelivered = messageId !== undefined && record.sendingBy === messageId;
+    if (record.status === 'sending' && holdEnds > now && !redelivered) {
+      // Another worker is sending it right now (this is another queue message for the same
+      // send). Look again when its hold ends: if that worker died, this is what picks it up.
       await state.queue.enqueue({ id }, { delaySeconds: (holdEnds - now) / 1000 + 1 });
       runtime.logger.info({ operation: 'sendWorker', profile: record.profile, id, outcome: 'skipped', reason: 'sending elsewhere' });
       return 'skipped';
@@ -81,6 +84,7 @@ async function claimAndSend(runtime: MailRuntime, state: SendState, id: string):
       attempts: record.attempts + 1,
       updatedAt: new Date(now).toISOString(),
       sendingUntil: new Date(now + SENDING_HOLD_SECONDS * 1000).toISOString(),
+      sendingBy: messageId,
       nextAttemptAt: undefined,
     };
     let claimedEtag: string;
@@ -100,7 +104,7 @@ async function attempt(runtime: MailRuntime, state: SendState, record: SendRecor
   const result = await sendOnce(runtime, state, record);
   if (!(result instanceof MailError)) {
     // Unconditional: the message went out, whatever else happened to the row meanwhile.
-    await state.statuses.replace({ ...record, status: 'sent', messageId: result.messageId, via: result.via, lastError: undefined, sendingUntil: undefined, updatedAt: new Date().toISOString() }, '*');
+    await state.statuses.replace({ ...record, status: 'sent', messageId: result.messageId, via: result.via, lastError: undefined, sendingUntil: undefined, sendingBy: undefined, updatedAt: new Date().toISOString() }, '*');
     await removePayload(runtime, state, record);
     return 'sent';
   }
@@ -113,20 +117,23 @@ async function attempt(runtime: MailRuntime, state: SendState, record: SendRecor
     // row `sending` past its hold and takes over, never a row that waits for no message.
     const { nextVisibleOn } = await state.queue.enqueue({ id }, { delaySeconds });
     await state.statuses
-      .replace({ ...record, status: 'queued', lastError: sendErrorOf(failure), nextAttemptAt: nextVisibleOn.toISOString(), sendingUntil: undefined, updatedAt: new Date().toISOString() }, etag)
+      .replace({ ...record, status: 'queued', lastError: sendErrorOf(failure), nextAttemptAt: nextVisibleOn.toISOString(), sendingUntil: undefined, sendingBy: undefined, updatedAt: new Date().toISOString() }, etag)
       .catch((error: unknown) => runtime.logger.warn({ operation: 'sendWorker', profile: record.profile, id, outcome: 'error', code: isMailError(error) ? error.code : 'ESTATE', reason: 'retry not recorded' }));
     runtime.logger.warn({ operation: 'sendWorker', profile: record.profile, id, outcome: 'retry', code: failure.code, attempts: record.attempts, delaySeconds, retryAfter: failure.retryAfter });
     return 'retrying';
   }
   const lastError = sendErrorOf(failure);
   if (transient) lastError.hint = `${lastError.hint ?? ''} Gave up after ${record.attempts} attempts (SEND_MAX_ATTEMPTS).`.trim();
-  await state.statuses.replace({ ...record, status: 'failed', lastError, sendingUntil: undefined, updatedAt: new Date().toISOString() }, '*');
+  await state.statuses.replace({ ...record, status: 'failed', lastError, sendingUntil: undefined, sendingBy: undefined, updatedAt: new Date().toISOString() }, '*');
   await removePayload(runtime, state, record);
   runtime.logger.error({ operation: 'sendWorker', profile: record.profile, id, outcome: 'error', code: failure.code, attempts: record.attempts, final: true });
   return 'failed';
 }
 
-/** One attempt: the outcome, or the MailError it failed with. Only reading the outbox may throw (storage). */
+/**
+ * One attempt: the outcome, or the MailError it failed with. Only reading the outbox may
+ * throw (storage): the host then delivers the same queue message again, which takes over.
+ */
 async function sendOnce(runtime: MailRuntime, state: SendState, record: SendRecord): Promise<SendOutcome | MailError> {
   const document = await state.outbox.get(record.id);
   try {
@@ -163,7 +170,7 @@ async function failAfterHostRetries(runtime: MailRuntime, state: SendState, id: 
     if (!stored || stored.record.status === 'sent' || stored.record.status === 'failed') return;
     const lastError = sendErrorOf(failure);
     lastError.hint = `${lastError.hint ?? ''} The queue gave up after ${HOST_MAX_DEQUEUE_COUNT} deliveries; the message is in mail-send-poison.`.trim();
-    await state.statuses.replace({ ...stored.record, status: 'failed', lastError, sendingUntil: undefined, updatedAt: new Date().toISOString() }, stored.etag);
+    await state.statuses.replace({ ...stored.record, status: 'failed', lastError, sendingUntil: undefined, sendingBy: undefined, updatedAt: new Date().toISOString() }, stored.etag);
   } catch (recordError) {
     runtime.logger.error({ operation: 'sendWorker', id, outcome: 'error', code: isMailError(recordError) ? recordError.code : 'ESTATE', reason: 'failure after the last delivery not recorded' });
   }

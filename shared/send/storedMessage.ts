@@ -41,14 +41,20 @@ export function toStoredMessage(id: string, prepared: PreparedMessage): StoredMe
   };
 }
 
-/** The stored document back as the profile name and the message a sender takes. */
-export function fromStoredMessage(document: unknown): { id: string; profile: string; message: OutgoingMessage } {
-  const stored = storedMessageSchema.safeParse(document);
-  if (!stored.success) {
-    throw new MailError('ESTATE', `a queued message is not readable: ${stored.error.issues[0]?.message ?? 'invalid'}`, {
-      hint: 'The outbox blob was changed outside this app; send the message again.',
-    });
+const unreadable = (why: string) =>
+  new MailError('ESTATE', `a queued message is not readable: ${why}`, { hint: 'The outbox blob was changed outside this app; send the message again.' });
+
+/** The stored JSON back as the profile name and the message a sender takes. */
+export function fromStoredMessage(text: string): { id: string; profile: string; message: OutgoingMessage } {
+  let document: unknown;
+  try {
+    document = JSON.parse(text);
+  } catch {
+    // The parser's message quotes the text, which is the message itself: it must not reach a log.
+    throw unreadable('not JSON');
   }
+  const stored = storedMessageSchema.safeParse(document);
+  if (!stored.success) throw unreadable(stored.error.issues[0]?.message ?? 'invalid');
   const { id, profile, message } = stored.data;
   return { id, profile, message: { ...message, attachments: message.attachments.map((a) => ({ ...a, content: Buffer.from(a.content, 'base64') })) } };
 }

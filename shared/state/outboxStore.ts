@@ -11,8 +11,7 @@ export const OUTBOX_CONTAINER = 'mail-outbox';
 export class OutboxStore {
   constructor(private readonly account: StorageAccount) {}
 
-  async put(id: string, document: unknown, options: { abortSignal?: AbortSignal } = {}): Promise<void> {
-    const text = JSON.stringify(document);
+  async put(id: string, text: string, options: { abortSignal?: AbortSignal } = {}): Promise<void> {
     const container = await this.account.container(OUTBOX_CONTAINER);
     try {
       await container.getBlockBlobClient(blobName(id)).upload(text, Buffer.byteLength(text), { blobHTTPHeaders: { blobContentType: 'application/json' }, abortSignal: options.abortSignal });
@@ -21,8 +20,8 @@ export class OutboxStore {
     }
   }
 
-  /** The stored document, or undefined when there is none (sent or failed already, or never stored). */
-  async get(id: string, options: { abortSignal?: AbortSignal } = {}): Promise<unknown> {
+  /** The stored JSON text, or undefined when there is none (sent or failed already, or never stored). */
+  async get(id: string, options: { abortSignal?: AbortSignal } = {}): Promise<string | undefined> {
     const container = await this.account.container(OUTBOX_CONTAINER);
     let bytes: Buffer;
     try {
@@ -31,7 +30,7 @@ export class OutboxStore {
       if (statusOf(error) === 404) return undefined;
       throw stateError(error, `could not read queued message ${id}`);
     }
-    return JSON.parse(bytes.toString('utf8')) as unknown;
+    return bytes.toString('utf8');
   }
 
   async remove(id: string, options: { abortSignal?: AbortSignal } = {}): Promise<void> {

@@ -36,6 +36,8 @@ export interface SendRecord {
   nextAttemptAt?: string;
   /** Until when the worker that marked the send `sending` owns it; after that another may take over. */
   sendingUntil?: string;
+  /** The queue message the sending worker got, so that the host's redelivery of it is told from another message. */
+  sendingBy?: string;
 }
 
 export interface StoredSendRecord {
@@ -61,6 +63,7 @@ const rowSchema = z.object({
   lastErrorStatus: z.number().int().optional(),
   nextAttemptAt: z.string().optional(),
   sendingUntil: z.string().optional(),
+  sendingBy: z.string().optional(),
 });
 type SendRow = z.infer<typeof rowSchema>;
 

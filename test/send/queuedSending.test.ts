@@ -2,7 +2,9 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { simpleParser } from 'mailparser';
-import { OUTBOX_CONTAINER } from '../../shared/state/outboxStore.js';
+import { MailError } from '../../shared/errors.js';
+import { HOST_MAX_DEQUEUE_COUNT, processQueuedSend } from '../../shared/send/queuedSend.js';
+import { OUTBOX_CONTAINER, OutboxStore } from '../../shared/state/outboxStore.js';
 import { SENDS_TABLE } from '../../shared/state/sendStatusStore.js';
 import { MAILBOX, SendHarness } from '../support/sendHarness.js';
 
@@ -216,6 +218,29 @@ describe('queued sending: POST /api/send?mode=queued, GET /api/send/{id} and sen
     for (const line of h.logs) {
       for (const value of [secretText, subject, html, attachment.slice(0, 40)]) assert.ok(!line.includes(value), `log line carries the message: ${line}`);
     }
+  });
+
+  it('when storage fails under the worker, a redelivery by the host of the same message takes over, and its last delivery leaves the send failed, not queued', async () => {
+    class UnreachableOutbox extends OutboxStore {
+      override async get(): Promise<string | undefined> {
+        throw new MailError('ESTATE', 'could not read queued message (storage answered 503)', { hint: 'Check that the storage account in AzureWebJobsStorage is reachable.' });
+      }
+    }
+    const id = String((await h.post(message(), { query: '?mode=queued' })).body.id);
+    await h.reset();
+    const broken = { ...h.state, outbox: new UnreachableOutbox(h.state.account) };
+    const runtime = h.useRuntime();
+    for (let dequeueCount = 1; dequeueCount <= HOST_MAX_DEQUEUE_COUNT; dequeueCount++) {
+      await assert.rejects(processQueuedSend(runtime, broken, { id }, { dequeueCount, messageId: 'queue-message-1' }), (e: unknown) => e instanceof MailError && e.code === 'ESTATE');
+      const status = await h.status(id);
+      assert.equal(status.body.attempts, dequeueCount, 'each redelivery of the same message took the send over at once');
+      assert.equal(status.body.status, dequeueCount < HOST_MAX_DEQUEUE_COUNT ? 'sending' : 'failed');
+    }
+    const lastError = (await h.status(id)).body.lastError as Record<string, unknown>;
+    assert.equal(lastError.code, 'ESTATE');
+    assert.match(String(lastError.hint), /mail-send-poison/);
+    assert.equal((await h.queueContents()).total, 0, 'no check was queued for a redelivery');
+    assert.equal(h.smtp.messages.length, 0);
   });
 
   it('a malformed queue item or an id without a send is dropped without an error', async () => {

@@ -115,9 +115,9 @@ export class SendHarness {
     return answer(await sendStatus(request, this.context('sendStatus')));
   }
 
-  /** Hands one queue item to the worker as the host does (the host decodes the base64 JSON). */
-  async deliver(item: unknown, dequeueCount = 1): Promise<void> {
-    await sendWorker(item, this.context('sendWorker', { dequeueCount }));
+  /** Hands one queue item to the worker as the host does (the host decodes the base64 JSON); by default as a message of its own. */
+  async deliver(item: unknown, dequeueCount = 1, messageId: string = randomUUID()): Promise<void> {
+    await sendWorker(item, this.context('sendWorker', { dequeueCount, id: messageId }));
   }
 
   /** Runs the worker over every visible message on mail-send until none is left, deleting each handled one, as the host does. */
@@ -128,7 +128,7 @@ export class SendHarness {
       const { receivedMessageItems } = await queue.receiveMessages({ numberOfMessages: 32 });
       if (receivedMessageItems.length === 0) return handled;
       for (const message of receivedMessageItems) {
-        await this.deliver(this.decode(message.messageText), message.dequeueCount);
+        await this.deliver(this.decode(message.messageText), message.dequeueCount, message.messageId);
         await queue.deleteMessage(message.messageId, message.popReceipt);
         handled++;
       }
