@@ -201,6 +201,18 @@ function stableId(message: Omit<DeliveredMessage, 'id'>, attachmentChecksums: re
   return hash.digest('hex');
 }
 
+/**
+ * The stable id of a message the parser refused (EPARSE): sha256 over profile, mailbox and the
+ * raw bytes, as it has no parsed fields to stand on. It lets the dedupe table remember a
+ * dead-lettered message, so that a resync or a lost cursor write does not dead-letter it again.
+ * Readers may hand one message over as different bytes (line ends), so it holds per reader.
+ */
+export async function unparseableId(profile: { name: string; mailbox: string }, source: NodeJS.ReadableStream): Promise<string> {
+  const hash = createHash('sha256').update(`${profile.name}\0${profile.mailbox.toLowerCase()}\0source\0`);
+  for await (const chunk of source) hash.update(chunk);
+  return hash.digest('hex');
+}
+
 async function takeAttachment(part: AttachmentStream, ctx: ParseContext): Promise<DeliveredAttachment> {
   const limit = ctx.inlineLimitBytes ?? INLINE_ATTACHMENT_LIMIT;
   const sink = ctx.attachmentSink;

@@ -5,13 +5,14 @@ import { MailError, isMailError, type ErrorCode } from '../errors.js';
 import { withAuthRetry } from '../identity/tokenProvider.js';
 import { matchesFilters } from '../mail/filters.js';
 import type { DeliveredMessage } from '../mail/incoming.js';
-import { parseMessage, type AttachmentSink } from '../mail/parse.js';
+import { parseMessage, unparseableId, type AttachmentSink } from '../mail/parse.js';
 import { redact } from '../redact.js';
 import type { MailRuntime } from '../runtime.js';
 import { createSink } from '../sinks/index.js';
 import type { MessageSink } from '../sinks/types.js';
 import { receiveState, type ReceiveState } from '../state/index.js';
 import type { CursorOwner } from '../state/cursorStore.js';
+import type { DeliveryRecord } from '../state/dedupeStore.js';
 import type { MailboxLease } from '../state/mailboxLease.js';
 import { createReader } from '../transports/index.js';
 import type { FetchedMessage, MailboxReader, MailboxSession, ReaderCursor } from '../transports/types.js';
@@ -137,6 +138,8 @@ function transportsFor(runtime: MailRuntime, profile: ReceivingProfile): { reade
 interface Parsed {
   fetched: FetchedMessage;
   started: number;
+  /** The message's stable id; for an unparseable one, that of its raw bytes. */
+  id: string;
   message?: DeliveredMessage;
   parseError?: MailError;
 }
@@ -282,10 +285,12 @@ class MailboxPoll {
       const outcome = deliveries[i];
       if (outcome?.ok) outcomes.set(p, outcome.value);
     });
-    const records = work.flatMap((p) => {
+    // Dead-letters are recorded too: a resync or a lost cursor write must not dead-letter a message again.
+    const records = work.flatMap((p): DeliveryRecord[] => {
       const outcome = outcomes.get(p);
-      if (p.message === undefined || outcome === undefined || outcome === 'deadLettered') return [];
-      return [{ id: p.message.id, providerId: p.fetched.providerId, outcome: outcome === 'delivered' ? 'delivered' as const : 'deadLettered' as const }];
+      if (outcome === undefined) return [];
+      if (outcome === 'delivered') return [{ id: p.id, providerId: p.fetched.providerId, outcome }];
+      return [{ id: p.id, providerId: p.fetched.providerId, outcome: 'deadLettered', errorCode: outcome === 'refused' ? 'ESINK_REJECTED' : 'EPARSE' }];
     });
     // Nothing counts as done before its record is stored: a crash here redelivers with the same ids.
     if (records.length > 0) await this.state.dedupe.mark(this.profile.name, records, { abortSignal: signal });
@@ -300,7 +305,9 @@ class MailboxPoll {
       }
       if (acknowledging) {
         // A delivery recorded past the failure gets its afterFetch in the next poll, as a duplicate.
-        if (outcome === 'delivered' || outcome === 'duplicate') await session.applyAfterFetch(p.fetched, this.profile.receive.afterFetch, { abortSignal: signal });
+        // An unparseable message stays where it is, for a person to look at, however often it is met.
+        const handled = outcome === 'delivered' || (outcome === 'duplicate' && p.message !== undefined);
+        if (handled) await session.applyAfterFetch(p.fetched, this.profile.receive.afterFetch, { abortSignal: signal });
         this.pending = p.fetched.cursorAfter ?? this.pending;
       } else if (outcome === 'duplicate' || outcome === 'filtered') {
         continue;
@@ -322,26 +329,30 @@ class MailboxPoll {
         attachmentSink: this.attachmentSink(signal),
         abortSignal: signal,
       });
-      return { fetched, started, message };
+      return { fetched, started, id: message.id, message };
     } catch (error) {
       if (!isMailError(error) || error.code !== 'EPARSE') throw error;
-      return { fetched, started, parseError: error };
+      // The parser consumed the first stream.
+      const id = await unparseableId(this.profile, await fetched.openSource({ abortSignal: signal }));
+      return { fetched, started, id, parseError: error };
     }
   }
 
   /** Which messages are new (one lookup for the window), which the filters pass over. */
   private async plan(parsed: readonly Parsed[], signal: AbortSignal): Promise<Planned[]> {
-    const ids = parsed.flatMap((p) => (p.message ? [p.message.id] : []));
     // Recorded before, or met earlier in this window (the same message in a folder twice).
-    const handled = ids.length === 0 ? new Set<string>() : await this.state.dedupe.recorded(this.profile.name, ids, { abortSignal: signal });
+    const handled = parsed.length === 0 ? new Set<string>() : await this.state.dedupe.recorded(this.profile.name, parsed.map((p) => p.id), { abortSignal: signal });
     const filters = this.profile.receive.filters;
     return parsed.map((p): Planned => {
       const message = p.message;
-      if (message === undefined) return { ...p, step: 'deadLetter' };
-      if (handled.has(message.id)) return { ...p, step: 'duplicate' };
+      if (handled.has(p.id)) return { ...p, step: 'duplicate' };
+      if (message === undefined) {
+        handled.add(p.id);
+        return { ...p, step: 'deadLetter' };
+      }
       const verdict = filters === undefined ? undefined : matchesFilters(message, { ...(p.fetched.seen !== undefined && { seen: p.fetched.seen }), ...(p.fetched.size !== undefined && { size: p.fetched.size }) }, filters);
       if (verdict && !verdict.pass) return { ...p, step: 'filtered', ...(verdict.reason !== undefined && { reason: verdict.reason }) };
-      handled.add(message.id);
+      handled.add(p.id);
       return { ...p, step: 'deliver' };
     });
   }

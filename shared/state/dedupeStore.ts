@@ -2,11 +2,13 @@ import type { TransactionAction } from '@azure/data-tables';
 import { tableKey } from './keys.js';
 import { STATE_NAMES, stateError, type StorageAccount } from './storage.js';
 
-/** What is recorded of one message that was delivered, or refused by the sink and dead-lettered. */
+/** What is recorded of one message that was delivered, or dead-lettered (unparseable, or refused by the sink). */
 export interface DeliveryRecord {
   id: string;
   providerId: string;
   outcome: 'delivered' | 'deadLettered';
+  /** Why it was dead-lettered: EPARSE or ESINK_REJECTED. */
+  errorCode?: string;
 }
 
 /**
@@ -22,7 +24,7 @@ const IDS_PER_QUERY = 14;
 const RECORDS_PER_TRANSACTION = 100;
 
 /**
- * Stable ids of delivered messages, one row per profile and id in table `maildelivered`.
+ * Stable ids of delivered and dead-lettered messages, one row per profile and id in table `maildelivered`.
  * It is what keeps a resynchronised cursor (changed UIDVALIDITY, expired delta token) or a
  * cursor write lost in a crash from delivering a message twice. Lookups and records take many
  * ids at once: one request per message each way was most of what a poll spent.
@@ -57,7 +59,7 @@ export class DedupeStore {
     const table = await this.account.table(STATE_NAMES.delivered);
     const actions: TransactionAction[] = [...new Map(records.map((r) => [tableKey(r.id), r])).entries()].map(([rowKey, r]) => [
       'upsert',
-      { partitionKey: profile, rowKey, providerId: r.providerId, outcome: r.outcome },
+      { partitionKey: profile, rowKey, providerId: r.providerId, outcome: r.outcome, ...(r.errorCode !== undefined && { errorCode: r.errorCode }) },
       'Replace',
     ]);
     try {

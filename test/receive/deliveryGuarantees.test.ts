@@ -75,6 +75,27 @@ describe('delivery guarantees: at-least-once with stable ids, retries, refusals'
     assert.equal(h.webhook.received.length, 2);
   });
 
+  it('a dead-lettered unparseable message is recorded as such, so a poll that lost its cursor does not dead-letter it again', async () => {
+    const inbox = h.folder('inbox');
+    const garbage = Buffer.from('not an e-mail message\r\n\r\nonly text\r\n');
+    dropEml(inbox, 'one.eml', garbage, 1);
+    dropEml(inbox, 'two.eml', await ticket(30), 2);
+    const runtime = h.runtime({ deadcrash: h.fileProfile(inbox) });
+    const first = await pollFailing(h.state.cursors, 'write', 'process killed', () => pollMailbox(runtime, 'deadcrash'));
+    assert.deepEqual([first.status, first.deadLettered, first.delivered, first.cursor], ['failed', 1, 1, undefined]);
+
+    const second = await pollMailbox(runtime, 'deadcrash');
+    assert.deepEqual([second.status, second.deadLettered, second.delivered, second.duplicates], ['completed', 0, 0, 2]);
+    const container = await h.state.account.container(STATE_NAMES.deadLetter);
+    const names: string[] = [];
+    for await (const blob of container.listBlobsFlat({ prefix: 'deadcrash/' })) names.push(blob.name);
+    assert.equal(names.length, 2, `one dead-letter (source and error), not two: ${names.join(', ')}`);
+    const table = await h.state.account.table(STATE_NAMES.delivered);
+    const rows: Array<{ providerId?: unknown; outcome?: unknown; errorCode?: unknown }> = [];
+    for await (const row of table.listEntities<{ providerId?: unknown; outcome?: unknown; errorCode?: unknown }>({ queryOptions: { filter: "PartitionKey eq 'deadcrash'" } })) rows.push(row);
+    assert.deepEqual(rows.map((r) => [r.providerId, r.outcome, r.errorCode]).sort(), [['one.eml', 'deadLettered', 'EPARSE'], ['two.eml', 'delivered', undefined]]);
+  });
+
   it('webhook 5xx answers are retried with backoff until accepted, with the same id each time', async () => {
     const inbox = h.folder('inbox');
     dropEml(inbox, 'one.eml', await ticket(4), 1);
