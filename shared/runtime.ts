@@ -1,4 +1,5 @@
 import { loadProfiles, type Profile, type ProfileSet } from './config/profiles.js';
+import { wholeNumberSetting } from './config/settings.js';
 import { MailError } from './errors.js';
 import { ProfileTokenProvider, type TokenProvider } from './identity/tokenProvider.js';
 import { createLogger, type Logger } from './log.js';
@@ -27,12 +28,18 @@ export class MailRuntime {
   readonly secrets: SecretStore;
   readonly logger: Logger;
   readonly env: NodeJS.ProcessEnv;
+  /** SEND_MAX_BYTES and SEND_MAX_RECIPIENTS, checked at start-up like the profiles. */
+  private readonly defaultSendLimits: SendLimits;
   private readonly tokenProviders = new Map<string, TokenProvider>();
   private readonly senders = new Map<string, MailSender>();
 
   constructor(options: RuntimeOptions = {}) {
     this.env = options.env ?? process.env;
     this.profiles = loadProfiles(this.env);
+    this.defaultSendLimits = {
+      maxBytes: wholeNumberSetting(this.env, 'SEND_MAX_BYTES', { default: 35 * 1024 * 1024, min: 1 }),
+      maxRecipients: wholeNumberSetting(this.env, 'SEND_MAX_RECIPIENTS', { default: 500, min: 1 }),
+    };
     this.secrets = options.secrets ?? createSecretStore(this.env);
     this.logger = options.logger ?? createLogger();
   }
@@ -77,8 +84,8 @@ export class MailRuntime {
 
   sendLimits(profile: Profile): SendLimits {
     return {
-      maxBytes: profile.send?.maxBytes ?? Number(this.env.SEND_MAX_BYTES ?? 35 * 1024 * 1024),
-      maxRecipients: profile.send?.maxRecipients ?? Number(this.env.SEND_MAX_RECIPIENTS ?? 500),
+      maxBytes: profile.send?.maxBytes ?? this.defaultSendLimits.maxBytes,
+      maxRecipients: profile.send?.maxRecipients ?? this.defaultSendLimits.maxRecipients,
     };
   }
 

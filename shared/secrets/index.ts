@@ -1,3 +1,4 @@
+import { wholeNumberSetting } from '../config/settings.js';
 import { authorityOptions, identitySdk } from '../identity/credential.js';
 import { EnvironmentSecretStore } from './environment.js';
 import { KeyVaultSecretStore } from './keyVault.js';
@@ -8,7 +9,8 @@ import { CachedSecretStore, type SecretStore } from './store.js';
  * the AZURE_* variables elsewhere), else the app settings. Cached SECRET_CACHE_TTL_SECONDS (default 300).
  */
 export function createSecretStore(env: NodeJS.ProcessEnv = process.env): SecretStore {
-  const ttlSeconds = Number(env.SECRET_CACHE_TTL_SECONDS ?? 300);
+  // 0 turns the cache off: every read goes to the store.
+  const ttlSeconds = wholeNumberSetting(env, 'SECRET_CACHE_TTL_SECONDS', { default: 300, min: 0 });
   const inner: SecretStore = env.KEY_VAULT_URL
     ? new KeyVaultSecretStore({
         vaultUrl: env.KEY_VAULT_URL,
@@ -21,5 +23,5 @@ export function createSecretStore(env: NodeJS.ProcessEnv = process.env): SecretS
         },
       })
     : new EnvironmentSecretStore(env);
-  return new CachedSecretStore(inner, { ttlMs: Number.isFinite(ttlSeconds) ? ttlSeconds * 1000 : 300_000 });
+  return new CachedSecretStore(inner, { ttlMs: ttlSeconds * 1000 });
 }

@@ -1,0 +1,49 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { silentLogger } from '../../shared/log.js';
+import { MailRuntime } from '../../shared/runtime.js';
+import { createSecretStore } from '../../shared/secrets/index.js';
+import { mailErrorOf } from '../support/mailError.js';
+
+function runtime(env: NodeJS.ProcessEnv): MailRuntime {
+  return new MailRuntime({ env: { MAIL_DIR: '/nonexistent/m365-mail', ...env }, logger: silentLogger });
+}
+
+describe('numeric app settings are checked at start-up and name the setting', () => {
+  for (const [name, value] of [
+    ['SEND_MAX_BYTES', '35MB'],
+    ['SEND_MAX_BYTES', '0'],
+    ['SEND_MAX_RECIPIENTS', 'many'],
+    ['SEND_MAX_RECIPIENTS', '2.5'],
+  ] as const) {
+    it(`${name}="${value}" is ECONFIG, not a limit that silently never applies`, () => {
+      const error = mailErrorOf(() => runtime({ [name]: value }));
+      assert.equal(error.code, 'ECONFIG');
+      assert.equal(error.field, name);
+      assert.match(error.message, new RegExp(`${name} must be a whole number.*"${value.replace('.', '\\.')}"`));
+    });
+  }
+
+  it('an unset or empty limit is the default, a valid one applies', () => {
+    const local = () => runtime({}).profile(undefined);
+    assert.deepEqual(runtime({}).sendLimits(local()), { maxBytes: 35 * 1024 * 1024, maxRecipients: 500 });
+    assert.deepEqual(runtime({ SEND_MAX_BYTES: '', SEND_MAX_RECIPIENTS: ' ' }).sendLimits(local()), { maxBytes: 35 * 1024 * 1024, maxRecipients: 500 });
+    assert.deepEqual(runtime({ SEND_MAX_BYTES: '1000', SEND_MAX_RECIPIENTS: '3' }).sendLimits(local()), { maxBytes: 1000, maxRecipients: 3 });
+  });
+
+  for (const value of ['five minutes', '-1']) {
+    it(`SECRET_CACHE_TTL_SECONDS="${value}" is ECONFIG instead of a silent default or a negative TTL`, () => {
+      const error = mailErrorOf(() => createSecretStore({ SECRET_CACHE_TTL_SECONDS: value }));
+      assert.equal(error.code, 'ECONFIG');
+      assert.equal(error.field, 'SECRET_CACHE_TTL_SECONDS');
+    });
+  }
+
+  it('SECRET_CACHE_TTL_SECONDS="0" turns the cache off: a changed setting is read at once', async () => {
+    const env: NodeJS.ProcessEnv = { SECRET_CACHE_TTL_SECONDS: '0', HOOK_KEY: 'first-value' };
+    const store = createSecretStore(env);
+    assert.equal(await store.getSecret('hook-key'), 'first-value');
+    env.HOOK_KEY = 'second-value';
+    assert.equal(await store.getSecret('hook-key'), 'second-value');
+  });
+});
