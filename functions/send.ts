@@ -1,6 +1,6 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { isMailError } from '../shared/errors.js';
-import { assertJsonContentType, parseJsonObject } from '../shared/http/jsonBody.js';
+import { assertJsonContentType, parseJsonObject, readBodyText } from '../shared/http/jsonBody.js';
 import { jsonResponse, problemResponse } from '../shared/http/problem.js';
 import { createLogger } from '../shared/log.js';
 import { getRuntime } from '../shared/runtime.js';
@@ -12,7 +12,7 @@ export async function send(request: HttpRequest, context: InvocationContext): Pr
     const runtime = getRuntime();
     const mode = sendModeOf({ query: request.query.get('mode'), prefer: request.headers.get('prefer'), env: runtime.env });
     const idempotencyKey = idempotencyKeyOf(request.headers.get('idempotency-key'));
-    const body = parseJsonObject(await request.text());
+    const body = parseJsonObject(await readBodyText(request, runtime.sendRequestMaxBytes()));
     const answer = await acceptSend(runtime, body, { id: context.invocationId, mode, idempotencyKey });
     const response = jsonResponse(answer.status, answer.body);
     const headers = response.headers as Record<string, string>;

@@ -1,7 +1,7 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
-import { DIAGNOSIS_TIMEOUT_MS, diagnoseProfile, diagnoseRequestSchema } from '../shared/diagnose/diagnoseProfile.js';
+import { DIAGNOSIS_REQUEST_MAX_BYTES, DIAGNOSIS_TIMEOUT_MS, diagnoseProfile, diagnoseRequestSchema } from '../shared/diagnose/diagnoseProfile.js';
 import { isMailError } from '../shared/errors.js';
-import { assertJsonContentType, parseJsonObject } from '../shared/http/jsonBody.js';
+import { assertJsonContentType, parseJsonObject, readBodyText } from '../shared/http/jsonBody.js';
 import { inputError, jsonResponse, problemResponse, toProblem } from '../shared/http/problem.js';
 import { createLogger } from '../shared/log.js';
 import { getRuntime } from '../shared/runtime.js';
@@ -14,7 +14,7 @@ import { getRuntime } from '../shared/runtime.js';
 export async function testProfile(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   try {
     assertJsonContentType(request.headers.get('content-type'));
-    const text = await request.text();
+    const text = await readBodyText(request, DIAGNOSIS_REQUEST_MAX_BYTES);
     const parsed = diagnoseRequestSchema.safeParse(text.trim() === '' ? {} : parseJsonObject(text));
     if (!parsed.success) throw inputError(parsed.error);
     const { sendTo } = parsed.data;

@@ -89,6 +89,16 @@ export class MailRuntime {
     };
   }
 
+  /**
+   * The largest POST /api/send body worth reading: twice the largest message any profile accepts
+   * (the limit counts attachments base64-encoded, as JSON carries them; the factor leaves room for
+   * JSON escapes in text and html) plus 1 MiB for addresses and headers.
+   */
+  sendRequestMaxBytes(): number {
+    const limits = [this.defaultSendLimits.maxBytes, ...[...this.profiles.profiles.values()].map((p) => p.send?.maxBytes ?? 0)];
+    return 2 * Math.max(...limits) + 1024 * 1024;
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.senders.values()].map((s) => s.close?.()));
     this.senders.clear();

@@ -39,6 +39,9 @@ export interface DiagnosisReport {
 /** The optional body of POST /api/profiles/{name}/test, and the CLI's --send-to. */
 export const diagnoseRequestSchema = z.object({ sendTo: z.email('must be an e-mail address').optional() }).strict();
 
+/** The body is one optional address: anything near this size is not a diagnosis request. */
+export const DIAGNOSIS_REQUEST_MAX_BYTES = 64 * 1024;
+
 /** Bounds a whole diagnosis: a host that never answers must not hold an admin's browser for minutes. */
 export const DIAGNOSIS_TIMEOUT_MS = 60_000;
 

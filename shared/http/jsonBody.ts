@@ -1,3 +1,4 @@
+import type { HttpRequest } from '@azure/functions';
 import { MailError } from '../errors.js';
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
@@ -34,4 +35,28 @@ export function parseJsonObject(text: string): Record<string, unknown> {
     });
   }
   return value as Record<string, unknown>;
+}
+
+/**
+ * The request body as text, refused with ETOO_LARGE past `maxBytes` before it is all read, let
+ * alone parsed: a Content-Length over the limit is refused unread, and a body without one is
+ * read only up to the limit. Without this a body up to the host's own limit (100 MB) became one
+ * string, then a parsed object, before any check looked at its size.
+ */
+export async function readBodyText(request: Pick<HttpRequest, 'headers' | 'body'>, maxBytes: number): Promise<string> {
+  const tooLarge = () =>
+    new MailError('ETOO_LARGE', `the request body is over ${maxBytes} bytes`, {
+      field: 'body',
+      hint: 'Send a smaller message: fewer or smaller attachments, or a link to the file.',
+    });
+  if (Number(request.headers.get('content-length') ?? 0) > maxBytes) throw tooLarge();
+  if (!request.body) return '';
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request.body as ReadableStream<Uint8Array>) {
+    size += chunk.byteLength;
+    if (size > maxBytes) throw tooLarge();
+    chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }

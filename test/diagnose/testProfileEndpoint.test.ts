@@ -131,4 +131,13 @@ describe('POST /api/profiles/{name}/test', () => {
       assert.equal(problem.field, bad.field);
     });
   }
+
+  it('answers 413 for a body far larger than any diagnosis request, before parsing it', async () => {
+    setRuntime(new MailRuntime({ env: { MAIL_DIR: dir } }));
+    const response = await testProfile(post('local', `{"sendTo": "${'a'.repeat(100_000)}@example.com"}`), context());
+    assert.equal(response.status, 413);
+    const problem = json(response);
+    assert.equal(problem.code, 'ETOO_LARGE');
+    assert.equal(problem.field, 'body');
+  });
 });

@@ -129,6 +129,9 @@ describe('POST /api/send on the built-in local profile (file transport)', () => 
     { name: 'more recipients than SEND_MAX_RECIPIENTS', body: { ...valid, to: Array.from({ length: 11 }, (_, i) => `r${i}@example.com`) }, status: 422, code: 'ETOO_MANY_RECIPIENTS', field: 'to' },
     { name: 'an html body over SEND_MAX_BYTES', body: { to: 'someone@example.com', html: `<p>${'x'.repeat(70_000)}</p>` }, status: 413, code: 'ETOO_LARGE', field: 'html' },
     { name: 'an attachment over SEND_MAX_BYTES', body: { ...valid, attachments: [{ filename: 'big.bin', content: Buffer.alloc(60_000).toString('base64') }] }, status: 413, code: 'ETOO_LARGE', field: 'attachments' },
+    // 2 x SEND_MAX_BYTES + 1 MiB is the most worth reading: what is larger is refused before it is parsed.
+    { name: 'a body over the request limit, before parsing it', body: `{"to": "${'x'.repeat(1_200_000)}`, status: 413, code: 'ETOO_LARGE', field: 'body' },
+    { name: 'a Content-Length over the request limit, unread', body: valid, headers: { 'content-type': 'application/json', 'content-length': '1200000' }, status: 413, code: 'ETOO_LARGE', field: 'body' },
   ];
 
   for (const c of badInputs) {
