@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { AddressObject, AttachmentStream, HeaderLines, HeaderValue, MessageText, StructuredHeader } from 'mailparser';
@@ -35,6 +35,14 @@ export const HEADERS_OF_INTEREST = [
 ] as const;
 
 export interface AttachmentMeta {
+  /**
+   * The same for every reading of this message, known before its body is parsed: with a
+   * Message-ID it is the message's stable `id`, without one a sha256 of its header section.
+   * With `index` it names the attachment's blob, so a redelivery finds the blob it stored before.
+   */
+  messageKey: string;
+  /** Position among the message's attachments, from 0. */
+  index: number;
   /** IMAP-style MIME part number (`1.2`), unique within the message. */
   partId?: string;
   filename?: string;
@@ -96,6 +104,9 @@ export async function parseMessage(source: NodeJS.ReadableStream | Buffer, ctx: 
   });
   const attachments: DeliveredAttachment[] = [];
   const checksums: string[] = [];
+  // The root headers are parsed before mailparser hands over the first attachment.
+  let key: string | undefined;
+  const messageKey = () => (key ??= attachmentKey(ctx.profile, parser.headers || new Map<string, HeaderValue>(), parser.headerLines || []));
   let body: MessageText | undefined;
   const input: NodeJS.ReadableStream = Buffer.isBuffer(source) ? Readable.from([source]) : source;
   input.on('error', noteFailure('source'));
@@ -115,7 +126,7 @@ export async function parseMessage(source: NodeJS.ReadableStream | Buffer, ctx: 
               body = part;
               continue;
             }
-            attachments.push(await takeAttachment(part, ctx));
+            attachments.push(await takeAttachment(part, { messageKey: messageKey(), index: attachments.length }, ctx));
             checksums.push(part.checksum ?? '');
             part.release?.();
           }
@@ -189,15 +200,32 @@ export async function parseMessage(source: NodeJS.ReadableStream | Buffer, ctx: 
  * transfer-encoding differences between readers do not change it.
  */
 function stableId(message: Omit<DeliveredMessage, 'id'>, attachmentChecksums: readonly string[]): string {
-  const hash = createHash('sha256').update(`${message.profile}\0${message.mailbox.toLowerCase()}\0`);
-  if (message.messageId !== undefined) {
-    hash.update(`message-id\0${message.messageId}`);
-  } else {
-    const recipients = [...message.to, ...message.cc].map((a) => a.address.toLowerCase());
-    hash.update(
-      JSON.stringify(['content', message.sentAt ?? null, message.from?.address.toLowerCase() ?? null, recipients, message.subject, message.text ?? null, message.html ?? null, attachmentChecksums]),
-    );
-  }
+  if (message.messageId !== undefined) return messageIdHash({ name: message.profile, mailbox: message.mailbox }, message.messageId);
+  const recipients = [...message.to, ...message.cc].map((a) => a.address.toLowerCase());
+  return idHash({ name: message.profile, mailbox: message.mailbox })
+    .update(JSON.stringify(['content', message.sentAt ?? null, message.from?.address.toLowerCase() ?? null, recipients, message.subject, message.text ?? null, message.html ?? null, attachmentChecksums]))
+    .digest('hex');
+}
+
+/** Every id starts from the profile and the mailbox: one message in two mailboxes is two deliveries. */
+function idHash(profile: { name: string; mailbox: string }): Hash {
+  return createHash('sha256').update(`${profile.name}\0${profile.mailbox.toLowerCase()}\0`);
+}
+
+function messageIdHash(profile: { name: string; mailbox: string }, messageId: string): string {
+  return idHash(profile).update(`message-id\0${messageId}`).digest('hex');
+}
+
+/**
+ * AttachmentMeta.messageKey. Without a Message-ID the stable id hangs on the bodies, which are
+ * not parsed yet when the first attachment streams; the raw header section (Received stamps
+ * included) tells one message from another as well, and is the same on every reading of it.
+ */
+function attachmentKey(profile: { name: string; mailbox: string }, headers: Map<string, HeaderValue>, lines: HeaderLines): string {
+  const messageId = stringHeader(headers.get('message-id'));
+  if (messageId !== undefined) return messageIdHash(profile, messageId);
+  const hash = idHash(profile).update('headers\0');
+  for (const { line } of lines) hash.update(`${line}\n`);
   return hash.digest('hex');
 }
 
@@ -208,12 +236,12 @@ function stableId(message: Omit<DeliveredMessage, 'id'>, attachmentChecksums: re
  * Readers may hand one message over as different bytes (line ends), so it holds per reader.
  */
 export async function unparseableId(profile: { name: string; mailbox: string }, source: NodeJS.ReadableStream): Promise<string> {
-  const hash = createHash('sha256').update(`${profile.name}\0${profile.mailbox.toLowerCase()}\0source\0`);
+  const hash = idHash(profile).update('source\0');
   for await (const chunk of source) hash.update(chunk);
   return hash.digest('hex');
 }
 
-async function takeAttachment(part: AttachmentStream, ctx: ParseContext): Promise<DeliveredAttachment> {
+async function takeAttachment(part: AttachmentStream, position: Pick<AttachmentMeta, 'messageKey' | 'index'>, ctx: ParseContext): Promise<DeliveredAttachment> {
   const limit = ctx.inlineLimitBytes ?? INLINE_ATTACHMENT_LIMIT;
   const sink = ctx.attachmentSink;
   const chunks: Buffer[] = [];
@@ -239,6 +267,7 @@ async function takeAttachment(part: AttachmentStream, ctx: ParseContext): Promis
     { objectMode: false },
   );
   const meta: AttachmentMeta = {
+    ...position,
     ...optional('partId', part.partId ?? undefined),
     ...optional('filename', part.filename),
     contentType: part.contentType,

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import type { Profile } from '../config/profiles.js';
 import { MailError, isMailError, type ErrorCode } from '../errors.js';
@@ -381,10 +380,13 @@ class MailboxPoll {
     this.runtime.logger.info({ operation: 'poll.message', profile: this.profile.name, id: p.message?.id, providerId: p.fetched.providerId, outcome: result === 'delivered' ? 'ok' : 'skipped', result, reason: p.reason, durationMs: Date.now() - p.started });
   }
 
-  /** Large attachments are streamed to mail-payloads under a fresh name; the JSON carries the reference. */
+  /**
+   * Large attachments are streamed to mail-payloads, named after their message and position, so
+   * that parsing a message again (a redelivery, a duplicate after a resync) leaves no orphan blob.
+   */
   private attachmentSink(signal: AbortSignal): AttachmentSink {
     return (attachment, content) =>
-      this.state.payloads.putStream(`${this.profile.name}/attachments/${randomUUID()}`, content, attachment.contentType, { abortSignal: signal });
+      this.state.payloads.putAttachment(`${this.profile.name}/attachments/${attachment.messageKey}/${attachment.index}`, content, attachment.contentType, { abortSignal: signal });
   }
 
   private async writeCursor(signal: AbortSignal | undefined): Promise<void> {

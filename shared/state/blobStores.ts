@@ -20,7 +20,7 @@ function asReadable(stream: NodeJS.ReadableStream): Readable {
 
 /** Blobs in one container: JSON documents and streamed sources. */
 class BlobStore {
-  constructor(private readonly account: StorageAccount, readonly containerName: string) {}
+  constructor(protected readonly account: StorageAccount, readonly containerName: string) {}
 
   async putText(name: string, text: string, contentType: string, options: { abortSignal?: AbortSignal } = {}): Promise<BlobRef> {
     const container = await this.account.container(this.containerName);
@@ -49,6 +49,25 @@ class BlobStore {
 export class PayloadStore extends BlobStore {
   constructor(account: StorageAccount) {
     super(account, STATE_NAMES.payloads);
+  }
+
+  /**
+   * Stores a large attachment under a name derived from its message, once: a redelivery or a
+   * resync that parses the message again finds the blob and reads its stream to the end
+   * without uploading it again, so neither an orphan nor a changed blob under a reference a
+   * consumer already holds. A committed block blob is whole (uploads commit at the end).
+   */
+  async putAttachment(name: string, stream: NodeJS.ReadableStream, contentType: string, options: { abortSignal?: AbortSignal } = {}): Promise<BlobRef> {
+    const container = await this.account.container(this.containerName);
+    let stored: boolean;
+    try {
+      stored = await container.getBlockBlobClient(name).exists({ abortSignal: options.abortSignal });
+    } catch (error) {
+      throw stateError(error, `could not look up blob ${this.containerName}/${name}`);
+    }
+    if (!stored) return this.putStream(name, stream, contentType, options);
+    for await (const chunk of stream) void chunk;
+    return { container: this.containerName, name };
   }
 }
 

@@ -270,7 +270,7 @@ describe('attachments', () => {
       },
     }));
     assert.equal(stored.length, 1);
-    assert.deepEqual(stored[0]!.meta, { partId: '2', filename: 'capture.pcap', contentType: 'application/vnd.tcpdump.pcap' });
+    assert.deepEqual(stored[0]!.meta, { messageKey: message.id, index: 0, partId: '2', filename: 'capture.pcap', contentType: 'application/vnd.tcpdump.pcap' });
     assert.ok(stored[0]!.bytes.equals(pseudoRandomBytes('large', 300 * 1024)), 'the sink got the decoded bytes, all of them');
     assert.deepEqual(message.attachments, [
       { filename: 'capture.pcap', contentType: 'application/vnd.tcpdump.pcap', size: 300 * 1024, inline: false, blob: { container: 'mail-attachments', name: 'support/2' } },

@@ -202,6 +202,38 @@ describe('delivery guarantees: at-least-once with stable ids, retries, refusals'
     assert.deepEqual(await container.getBlockBlobClient(attachment.blob.name).downloadToBuffer(), content);
   });
 
+  it('a redelivered message stores its large attachment once, under the same name, and a duplicate adds no blob', async () => {
+    const inbox = h.folder('inbox');
+    const content = Buffer.alloc(400 * 1024, 3);
+    const withAttachment = (messageId?: string) =>
+      composeEml({ from: 'noc@fabrikam.com', to: 'support@contoso.com', subject: 'Dump', text: 'attached', ...(messageId && { messageId }), attachments: [{ filename: 'dump.bin', content }] });
+    dropEml(inbox, 'one.eml', await withAttachment('<redelivered@fabrikam.com>'), 1);
+    // Without a Message-ID the name comes from the header section.
+    dropEml(inbox, 'two.eml', Buffer.from((await withAttachment()).toString('latin1').replace(/^Message-ID:.*\r\n/im, ''), 'latin1'), 2);
+    const runtime = h.runtime({ reattach: h.fileProfile(inbox) });
+    const first = await pollFailing(h.state.dedupe, 'mark', 'process killed', () => pollMailbox(runtime, 'reattach'));
+    assert.equal(first.status, 'failed');
+    const second = await pollMailbox(runtime, 'reattach');
+    assert.deepEqual([second.status, second.delivered], ['completed', 2]);
+    // The cursor forgets both, as after a resync: they are parsed again and found recorded.
+    const owner = { profile: 'reattach', mailbox: runtime.profile('reattach').mailbox, via: 'file', folder: inbox };
+    await h.state.cursors.write(owner, { seen: [] }, (await h.state.cursors.read(owner)).etag);
+    const third = await pollMailbox(runtime, 'reattach');
+    assert.deepEqual([third.status, third.duplicates, third.delivered], ['completed', 2, 0]);
+
+    const deliveries = h.webhook.accepted<DeliveredMessage>();
+    assert.equal(deliveries.length, 4);
+    const names = deliveries.map((m) => m.attachments[0]?.blob?.name);
+    assert.equal(names[0], names[2], 'the redelivery names the blob of the first delivery');
+    assert.equal(names[1], names[3]);
+    assert.notEqual(names[0], names[1]);
+    const container = await h.state.account.container(STATE_NAMES.payloads);
+    const stored: string[] = [];
+    for await (const blob of container.listBlobsFlat({ prefix: 'reattach/attachments/' })) stored.push(blob.name);
+    assert.deepEqual(stored.sort(), [names[0], names[1]].sort(), 'no orphan blob');
+    assert.deepEqual(await container.getBlockBlobClient(names[0]!).downloadToBuffer(), content);
+  });
+
   it('with a queue sink, a message in the middle that fails keeps the cursor before it; those delivered after it are recorded and never delivered twice', async () => {
     const inbox = h.folder('inbox');
     for (let n = 1; n <= 6; n++) {
