@@ -54,7 +54,9 @@ export class MailboxLeases {
 
     const lost = new AbortController();
     const timer = setInterval(() => {
-      leaseClient.renewLease().catch((error: unknown) => {
+      // A renewal that never answers is as bad as a refused one: the lease lapses and another
+      // worker may take the mailbox while this poll goes on. So each must answer before the next is due.
+      leaseClient.renewLease({ abortSignal: AbortSignal.timeout(this.renewEveryMs) }).catch((error: unknown) => {
         clearInterval(timer);
         this.options.logger?.warn({ operation: 'lease.renew', id: mailbox, outcome: 'error', status: statusOf(error) });
         lost.abort(stateError(error, `lost the lease on mailbox ${mailbox}`));

@@ -32,6 +32,15 @@ export class AzuritePeer {
     return port;
   }
 
+  /** Stops the emulator's process without closing its sockets: every request hangs, as on a storage outage that never answers. */
+  freeze(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  thaw(): void {
+    this.child?.kill('SIGCONT');
+  }
+
   async start(): Promise<void> {
     this.workspace = mkdtempSync(path.join(os.tmpdir(), 'azurite-'));
     const entry = require.resolve('azurite/dist/src/azurite.js');

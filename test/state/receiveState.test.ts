@@ -98,6 +98,22 @@ describe('receive state in Azure Storage (Azurite)', () => {
     await held.release();
   });
 
+  it('a lease renewal that gets no answer aborts the poll holding it, before the lease could lapse', async () => {
+    const leases = new MailboxLeases(storageAccount(env), { durationSeconds: 15, renewEveryMs: 200 });
+    const held = await leases.acquire('unanswered@contoso.com');
+    assert.ok(held);
+    azurite.freeze();
+    try {
+      // Bounded wait: a lapse happens after 15 s, so the poll must hear of it well before.
+      for (let waited = 0; waited < 5000 && !held.signal.aborted; waited += 50) await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      azurite.thaw();
+    }
+    assert.equal(held.signal.aborted, true, 'the hanging renewal counted as a lost lease');
+    assert.ok(isMailError(held.signal.reason) && held.signal.reason.code === 'ESTATE');
+    await held.release();
+  });
+
   it('a dead-lettered source is streamed to blob whole, with the error next to it', async () => {
     const chunk = Buffer.alloc(1024 * 1024, 'a');
     let produced = 0;
