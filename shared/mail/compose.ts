@@ -1,4 +1,3 @@
-import MailComposer from 'nodemailer/lib/mail-composer';
 import type { MailComposerOptions } from 'nodemailer/lib/mail-composer';
 import { formatAddress } from './address.js';
 import type { OutgoingMessage } from './outgoing.js';
@@ -46,6 +45,8 @@ export function toNodemailerOptions(message: OutgoingMessage): MailComposerOptio
 
 /** Composes RFC 5322 source with nodemailer's composer (never by hand). Bcc is kept only when asked for. */
 export async function composeMime(message: OutgoingMessage, options: { keepBcc?: boolean } = {}): Promise<Buffer> {
+  // Loaded on first use: every function file reaches this module (the diagnosis through the SMTP sender), few compose.
+  const { default: MailComposer } = require('nodemailer/lib/mail-composer') as typeof import('nodemailer/lib/mail-composer');
   const mail = new MailComposer(toNodemailerOptions(message)).compile();
   if (options.keepBcc) mail.keepBcc = true;
   return mail.build();
