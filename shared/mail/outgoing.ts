@@ -52,15 +52,28 @@ const base64 = z
   // Length and a flat character class, not a repeated 4-character group: V8 recurses per repetition and overflows its stack on attachments of a few MB.
   .refine((v) => v.length % 4 === 0 && /^[A-Za-z0-9+/]*={0,2}$/.test(v), 'must be base64');
 
+/**
+ * A file name, not a path: a receiving client or a script saving attachments may take `../` or
+ * `C:\` at its word, and control characters have no place in a Content-Disposition.
+ */
+const filename = noLineBreaks('filename').pipe(
+  z
+    .string()
+    .min(1)
+    .max(255)
+    .refine((v) => !/[/\\\x00-\x1f\x7f]/.test(v) && !/^\.+$/.test(v), 'must be a file name without /, \\ or control characters'),
+);
+
 const attachmentInput = z
   .object({
-    filename: noLineBreaks('filename').pipe(z.string().min(1).max(255)),
+    filename,
     contentType: z
       .string()
       .regex(/^[\w.+-]+\/[\w.+-]+$/, 'must be a MIME type such as application/pdf')
       .default('application/octet-stream'),
     content: base64,
-    contentId: noLineBreaks('contentId').pipe(z.string().regex(/^[^<>\s]{1,200}$/, 'must be an id without <, > or spaces')).optional(),
+    // RFC 2392: the id is an addr-spec, so printable ASCII; the brackets are ours to add.
+    contentId: noLineBreaks('contentId').pipe(z.string().regex(/^[\x21-\x3b\x3d\x3f-\x7e]{1,200}$/, 'must be printable ASCII without <, > or spaces')).optional(),
   })
   .strict();
 
