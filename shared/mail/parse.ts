@@ -9,6 +9,13 @@ import type { DeliveredAddress, DeliveredAttachment, DeliveredMessage, Importanc
 /** Attachments up to this size travel inside the JSON as base64; larger ones go to the attachment sink. */
 export const INLINE_ATTACHMENT_LIMIT = 256 * 1024;
 
+/**
+ * What one message carries inline in all: past it, attachments go to the sink whatever their
+ * size, so a message of many attachments just under the limit is not held whole in memory
+ * (and in the poll's window) as base64.
+ */
+export const INLINE_TOTAL_LIMIT = 1024 * 1024;
+
 /** Headers copied into `DeliveredMessage.headers`: what a consumer needs for threading, loop protection and diagnosis. */
 export const HEADERS_OF_INTEREST = [
   'auto-submitted',
@@ -126,7 +133,9 @@ export async function parseMessage(source: NodeJS.ReadableStream | Buffer, ctx: 
               body = part;
               continue;
             }
-            attachments.push(await takeAttachment(part, { messageKey: messageKey(), index: attachments.length }, ctx));
+            const inlined = attachments.reduce((sum, a) => sum + (a.content === undefined ? 0 : a.size), 0);
+            const limit = Math.min(ctx.inlineLimitBytes ?? INLINE_ATTACHMENT_LIMIT, INLINE_TOTAL_LIMIT - inlined);
+            attachments.push(await takeAttachment(part, { messageKey: messageKey(), index: attachments.length }, limit, ctx));
             checksums.push(part.checksum ?? '');
             part.release?.();
           }
@@ -241,8 +250,7 @@ export async function unparseableId(profile: { name: string; mailbox: string }, 
   return hash.digest('hex');
 }
 
-async function takeAttachment(part: AttachmentStream, position: Pick<AttachmentMeta, 'messageKey' | 'index'>, ctx: ParseContext): Promise<DeliveredAttachment> {
-  const limit = ctx.inlineLimitBytes ?? INLINE_ATTACHMENT_LIMIT;
+async function takeAttachment(part: AttachmentStream, position: Pick<AttachmentMeta, 'messageKey' | 'index'>, limit: number, ctx: ParseContext): Promise<DeliveredAttachment> {
   const sink = ctx.attachmentSink;
   const chunks: Buffer[] = [];
   let size = 0;

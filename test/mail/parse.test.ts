@@ -5,8 +5,9 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
+import MailComposer from 'nodemailer/lib/mail-composer';
 import { APP_ROOT } from '../../shared/config/profiles.js';
-import { parseMessage, INLINE_ATTACHMENT_LIMIT, type AttachmentMeta, type ParseContext } from '../../shared/mail/parse.js';
+import { parseMessage, INLINE_ATTACHMENT_LIMIT, INLINE_TOTAL_LIMIT, type AttachmentMeta, type ParseContext } from '../../shared/mail/parse.js';
 import type { DeliveredMessage } from '../../shared/mail/incoming.js';
 import { corpus, comparable, pseudoRandomBytes, CORPUS_PROFILE, type CorpusMessage, type CorpusExpectation } from '../fixtures/corpus.js';
 import { mailErrorFrom } from '../support/mailError.js';
@@ -304,6 +305,28 @@ describe('attachments', () => {
     }));
     assert.deepEqual(message.attachments[0]?.blob, { container: 'c', name: 'zip' });
     assert.equal(message.attachments[0]?.size, 4096);
+  });
+
+  it('many attachments each under the limit are inlined only up to a total per message; the rest go to the sink', async () => {
+    const parts = Array.from({ length: 8 }, (_, i) => pseudoRandomBytes(`part${i}`, 200 * 1024));
+    const raw = await new MailComposer({ from: 'a@fabrikam.example', to: 'b@contoso.example', subject: 'Many', text: 'x', attachments: parts.map((content, i) => ({ filename: `p${i}.bin`, content })) }).compile().build();
+    const stored = new Map<number, Buffer>();
+    const message = await parseMessage(raw, ctx({
+      attachmentSink: async (meta, content) => {
+        const chunks: Buffer[] = [];
+        for await (const chunk of content) chunks.push(chunk as Buffer);
+        stored.set(meta.index, Buffer.concat(chunks));
+        return { container: 'c', name: String(meta.index) };
+      },
+    }));
+    const inlined = message.attachments.filter((a) => a.content !== undefined);
+    assert.ok(inlined.reduce((sum, a) => sum + a.size, 0) <= INLINE_TOTAL_LIMIT, 'what a message carries inline is bounded');
+    assert.equal(inlined.length, Math.floor(INLINE_TOTAL_LIMIT / (200 * 1024)));
+    assert.equal(stored.size, parts.length - inlined.length);
+    message.attachments.forEach((a, i) => {
+      const bytes = a.content !== undefined ? Buffer.from(a.content, 'base64') : stored.get(i);
+      assert.ok(bytes?.equals(parts[i]!), `attachment ${i} intact`);
+    });
   });
 
   it('without a sink, a large attachment is inlined', async () => {
