@@ -205,13 +205,7 @@ class ImapSession implements MailboxSession {
         hint: 'Another client moved or deleted it after this poll listed it; the next poll carries on.',
       });
     }
-    const source = translatedSource(content, (error) => translateImapError(this.profile, error, 'download'));
-    if (abortSignal) {
-      const abort = () => source.destroy(abortSignal.reason as Error);
-      abortSignal.addEventListener('abort', abort, { once: true });
-      source.once('close', () => abortSignal.removeEventListener('abort', abort));
-    }
-    return source;
+    return translatedSource(content, (error) => translateImapError(this.profile, error, 'download'), { abortSignal });
   }
 
   async applyAfterFetch(message: FetchedMessage, action: AfterFetch, options: { moveTo?: string; abortSignal?: AbortSignal } = {}): Promise<void> {

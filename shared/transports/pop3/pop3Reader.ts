@@ -109,13 +109,7 @@ class Pop3Session implements MailboxSession {
   private async openSource(messageNumber: number, abortSignal?: AbortSignal): Promise<NodeJS.ReadableStream> {
     abortSignal?.throwIfAborted();
     const content = await this.run('RETR', () => this.client.retrieve(messageNumber));
-    const source = translatedSource(content, (error) => translatePop3Error(this.profile, error, 'RETR'));
-    if (abortSignal) {
-      const abort = () => source.destroy(abortSignal.reason as Error);
-      abortSignal.addEventListener('abort', abort, { once: true });
-      source.once('close', () => abortSignal.removeEventListener('abort', abort));
-    }
-    return source;
+    return translatedSource(content, (error) => translatePop3Error(this.profile, error, 'RETR'), { abortSignal });
   }
 
   finalCursor(): ReaderCursor | undefined {
