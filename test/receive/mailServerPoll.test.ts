@@ -161,6 +161,25 @@ describe('polling real mail protocols (IMAP and POP3 with XOAUTH2, Graph delta) 
     assert.equal(h.webhook.received.length, 3, 'nothing was delivered twice');
   });
 
+  it('Graph: a poll that fails in the middle of a delta round keeps the old cursor; the next poll reads the round again and delivers only the rest', async (t) => {
+    const graph = await new GraphPeer(entra).start();
+    t.after(() => graph.stop());
+    graph.addMailbox(MAILBOX);
+    // More than one poll window (50), so the failure comes after a window was delivered and recorded.
+    for (let n = 0; n < 60; n++) graph.mail.addMessage(MAILBOX, 'inbox', await ticket(100 + n), { receivedAt: new Date(Date.UTC(2024, 2, 2, 9, 0, n)) });
+    const { name, runtime } = runtimeFor({ via: 'graph' }, { graph: graph.url });
+    h.webhook.answer(...Array.from({ length: 55 }, () => ({ status: 200 })), { status: 503 }, { status: 503 }, { status: 503 }, { status: 503 });
+
+    const broken = await pollMailbox(runtime, name);
+    assert.deepEqual([broken.status, broken.delivered, broken.cursor], ['failed', 55, undefined], JSON.stringify(broken.error));
+
+    const next = await pollMailbox(runtime, name);
+    assert.deepEqual([next.status, next.duplicates, next.delivered], ['completed', 55, 5], JSON.stringify(next.error));
+    assert.match(String((next.cursor as { deltaLink?: string }).deltaLink), /\$deltatoken=/);
+    const delivered = h.webhook.accepted<DeliveredMessage>().map((m) => m.subject);
+    assert.deepEqual(delivered, Array.from({ length: 60 }, (_, n) => `Request ${100 + n}`), 'each once, in order');
+  });
+
   it('POP3: new mail is delivered once; afterFetch delete removes it from the server', async (t) => {
     const pop3 = await new Pop3Peer(entra, { mailbox: MAILBOX }).start();
     t.after(() => pop3.stop());
