@@ -1,7 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { isMailError, MailError } from '../shared/errors.js';
 import { toProblem } from '../shared/http/problem.js';
-import { createLogger, type Logger } from '../shared/log.js';
+import { createLogger, errorDetail, type Logger } from '../shared/log.js';
 
 /** One `m365-mail` subcommand, one file each under cli/commands/. Resolves to the exit code. */
 export interface CliCommand {
@@ -27,7 +27,7 @@ export function printResult(value: unknown): number {
  * (a 4xx problem), 1 for anything else; an unexpected error's cause is logged (redacted).
  */
 export function printFailure(error: unknown, operation: string): number {
-  if (!isMailError(error)) stderrLogger.error({ operation, outcome: 'error', error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+  if (!isMailError(error)) stderrLogger.error({ operation, outcome: 'error', error: errorDetail(error) });
   const problem = toProblem(error);
   process.stderr.write(`${JSON.stringify(problem)}\n`);
   return problem.status < 500 ? EXIT_BAD_INPUT : EXIT_FAILURE;

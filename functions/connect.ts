@@ -1,8 +1,6 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { startConsent } from '../shared/consent/consentFlow.js';
-import { isMailError } from '../shared/errors.js';
-import { problemResponse, toProblem } from '../shared/http/problem.js';
-import { createLogger } from '../shared/log.js';
+import { failureResponse } from '../shared/http/problem.js';
 import { getRuntime } from '../shared/runtime.js';
 
 export async function connect(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
@@ -10,12 +8,7 @@ export async function connect(request: HttpRequest, context: InvocationContext):
     const start = await startConsent(getRuntime(), request.params.profile ?? '', { requestUrl: request.url });
     return { status: 302, headers: { Location: start.location, 'Cache-Control': 'no-store' }, cookies: [start.cookie] };
   } catch (error) {
-    // The profile is part of the path: an unknown one is a missing resource.
-    if (isMailError(error) && error.code === 'EPROFILE_UNKNOWN') {
-      return { status: 404, headers: { 'Content-Type': 'application/problem+json' }, body: JSON.stringify({ ...toProblem(error), status: 404 }) };
-    }
-    if (!isMailError(error)) createLogger(context).error({ operation: 'connect', id: context.invocationId, outcome: 'error', error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
-    return problemResponse(error);
+    return failureResponse(error, context, { operation: 'connect', profileInPath: true });
   }
 }
 

@@ -2,7 +2,7 @@ import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } 
 import { CONSENT_COOKIE, completeConsent } from '../shared/consent/consentFlow.js';
 import { isMailError } from '../shared/errors.js';
 import { toProblem } from '../shared/http/problem.js';
-import { createLogger } from '../shared/log.js';
+import { createLogger, errorDetail } from '../shared/log.js';
 import { getRuntime } from '../shared/runtime.js';
 
 /**
@@ -32,7 +32,7 @@ export async function oauthCallback(request: HttpRequest, context: InvocationCon
     ]);
   } catch (error) {
     if (isMailError(error)) logger.warn({ operation: 'consent', profile: error.profile, id: context.invocationId, outcome: 'error', code: error.code });
-    else logger.error({ operation: 'consent', id: context.invocationId, outcome: 'error', error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+    else logger.error({ operation: 'consent', id: context.invocationId, outcome: 'error', error: errorDetail(error) });
     const problem = toProblem(error);
     return page(request, problem.status, [`Not connected: ${problem.detail}`, ...(problem.hint ? [problem.hint] : [])]);
   }

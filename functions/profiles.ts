@@ -1,13 +1,13 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
-import { jsonResponse, problemResponse } from '../shared/http/problem.js';
+import { failureResponse, jsonResponse } from '../shared/http/problem.js';
 import { describeProfiles } from '../shared/profiles/describe.js';
 import { getRuntime } from '../shared/runtime.js';
 
-export async function profiles(_request: HttpRequest, _context: InvocationContext): Promise<HttpResponseInit> {
+export async function profiles(_request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   try {
     return jsonResponse(200, describeProfiles(getRuntime().profiles));
   } catch (error) {
-    return problemResponse(error);
+    return failureResponse(error, context, { operation: 'profiles' });
   }
 }
 

@@ -1,8 +1,6 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
-import { isMailError } from '../shared/errors.js';
 import { assertJsonContentType, parseJsonObject, readBodyText } from '../shared/http/jsonBody.js';
-import { jsonResponse, problemResponse } from '../shared/http/problem.js';
-import { createLogger } from '../shared/log.js';
+import { failureResponse, jsonResponse } from '../shared/http/problem.js';
 import { getRuntime } from '../shared/runtime.js';
 import { acceptSend, idempotencyKeyOf, sendModeOf } from '../shared/send/acceptSend.js';
 
@@ -20,12 +18,7 @@ export async function send(request: HttpRequest, context: InvocationContext): Pr
     if (answer.replayed) headers['Idempotent-Replayed'] = 'true';
     return response;
   } catch (error) {
-    // MailErrors are expected outcomes, already logged where they arose; anything else is a bug
-    // whose details belong in the (redacted) log, never in the response.
-    if (!isMailError(error)) {
-      createLogger(context).error({ operation: 'send', id: context.invocationId, outcome: 'error', error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
-    }
-    return problemResponse(error);
+    return failureResponse(error, context, { operation: 'send' });
   }
 }
 

@@ -1,7 +1,5 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
-import { isMailError } from '../shared/errors.js';
-import { jsonResponse, problemResponse } from '../shared/http/problem.js';
-import { createLogger } from '../shared/log.js';
+import { failureResponse, jsonResponse } from '../shared/http/problem.js';
 import { getRuntime } from '../shared/runtime.js';
 import { readSendStatus } from '../shared/send/sendStatus.js';
 import { sendState } from '../shared/state/sendState.js';
@@ -10,10 +8,7 @@ export async function sendStatus(request: HttpRequest, context: InvocationContex
   try {
     return jsonResponse(200, await readSendStatus(sendState(getRuntime().env), request.params.id ?? ''));
   } catch (error) {
-    if (!isMailError(error)) {
-      createLogger(context).error({ operation: 'sendStatus', id: context.invocationId, outcome: 'error', error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
-    }
-    return problemResponse(error);
+    return failureResponse(error, context, { operation: 'sendStatus' });
   }
 }
 

@@ -1,9 +1,7 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { DIAGNOSIS_REQUEST_MAX_BYTES, DIAGNOSIS_TIMEOUT_MS, diagnoseProfile, diagnoseRequestSchema } from '../shared/diagnose/diagnoseProfile.js';
-import { isMailError } from '../shared/errors.js';
 import { assertJsonContentType, parseJsonObject, readBodyText } from '../shared/http/jsonBody.js';
-import { inputError, jsonResponse, problemResponse, toProblem } from '../shared/http/problem.js';
-import { createLogger } from '../shared/log.js';
+import { failureResponse, inputError, jsonResponse } from '../shared/http/problem.js';
 import { getRuntime } from '../shared/runtime.js';
 
 /**
@@ -24,14 +22,7 @@ export async function testProfile(request: HttpRequest, context: InvocationConte
     });
     return jsonResponse(200, report);
   } catch (error) {
-    // The profile is part of the path: an unknown one is a missing resource.
-    if (isMailError(error) && error.code === 'EPROFILE_UNKNOWN') {
-      return { status: 404, headers: { 'Content-Type': 'application/problem+json' }, body: JSON.stringify({ ...toProblem(error), status: 404 }) };
-    }
-    if (!isMailError(error)) {
-      createLogger(context).error({ operation: 'testProfile', id: context.invocationId, outcome: 'error', error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
-    }
-    return problemResponse(error);
+    return failureResponse(error, context, { operation: 'testProfile', profileInPath: true });
   }
 }
 

@@ -32,6 +32,8 @@ export const ERROR_CODES = {
   ECONNECTION: { status: 502, title: 'Could not connect to the mail provider' },
   ETLS: { status: 502, title: 'TLS negotiation with the mail provider failed' },
   EPROVIDER: { status: 502, title: 'Unexpected answer from the mail provider' },
+  // A failure that is not one of the above is a bug: its details go to the log, never to the caller.
+  EINTERNAL: { status: 500, title: 'Internal error' },
   // Incoming mail: dead-lettered with its raw source, never retried.
   EPARSE: { status: 422, title: 'The message cannot be parsed as e-mail' },
   // Receiving: state storage and delivery to the profile's sink.
@@ -86,6 +88,11 @@ export class MailError extends Error {
 
 export function isMailError(error: unknown): error is MailError {
   return error instanceof MailError;
+}
+
+/** The error itself, or for anything that is not a MailError (a bug) EINTERNAL without its details, which belong in the log. */
+export function asMailError(error: unknown, hint = 'See the function logs for this invocation.'): MailError {
+  return isMailError(error) ? error : new MailError('EINTERNAL', 'internal error', { hint });
 }
 
 /** True for errors after which re-reading the secret and retrying once may help. */

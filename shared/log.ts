@@ -30,3 +30,8 @@ export function createLogger(sink: LogSink = console): Logger {
 }
 
 export const silentLogger: Logger = { info: () => {}, warn: () => {}, error: () => {} };
+
+/** What the log keeps of an unexpected error: its stack (the message included), redacted like every log field. */
+export function errorDetail(error: unknown): string {
+  return error instanceof Error ? (error.stack ?? error.message) : String(error);
+}

@@ -4,7 +4,7 @@ import { exchangeScope } from '../config/cloud.js';
 import type { Profile } from '../config/profiles.js';
 import { isMailError, type ErrorCode } from '../errors.js';
 import { ProfileTokenProvider, type TokenProvider } from '../identity/tokenProvider.js';
-import type { Logger } from '../log.js';
+import { errorDetail, type Logger } from '../log.js';
 import { redactValue } from '../redact.js';
 import type { MailRuntime } from '../runtime.js';
 import { sendMail } from '../send/sendMail.js';
@@ -252,7 +252,7 @@ async function runStep(step: DiagnosisStepName, check: () => Promise<Finding>, c
   } catch (error) {
     // A MailError is a finding; anything else is a bug, whose stack belongs in the (redacted) log.
     if (!isMailError(error) && !context.abortSignal?.aborted) {
-      context.logger.error({ operation: 'diagnose', profile: context.profile, step, outcome: 'error', error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+      context.logger.error({ operation: 'diagnose', profile: context.profile, step, outcome: 'error', error: errorDetail(error) });
     }
     return { step, ok: false, durationMs: elapsed(started), ...failureOf(error, context.abortSignal) };
   }

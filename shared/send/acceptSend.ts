@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { ERROR_CODES, MailError, isMailError, type ErrorCode } from '../errors.js';
+import { ERROR_CODES, MailError, asMailError, isMailError, type ErrorCode } from '../errors.js';
 import type { MailRuntime } from '../runtime.js';
 import { sendState, type SendState } from '../state/sendState.js';
 import type { IdempotencyRecord } from '../state/idempotencyStore.js';
@@ -138,7 +138,7 @@ async function sendRecorded(runtime: MailRuntime, state: SendState, prepared: Pr
     await state.statuses.replace({ ...record, status: 'sent', messageId: outcome.messageId, via: outcome.via, updatedAt: new Date().toISOString() }, etag).catch(logStatusFailure);
     return { status: 200, body: { id, status: 'sent', messageId: outcome.messageId }, replayed: false };
   } catch (error) {
-    const failure = isMailError(error) ? error : new MailError('EPROVIDER', 'internal error', { hint: 'See the function logs for this invocation.' });
+    const failure = asMailError(error);
     await state.statuses.replace({ ...record, status: 'failed', lastError: sendErrorOf(failure), updatedAt: new Date().toISOString() }, etag).catch(logStatusFailure);
     if (isTransient(failure)) await release();
     throw error;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { MailError, isMailError } from '../errors.js';
+import { MailError, asMailError, isMailError } from '../errors.js';
+import { errorDetail } from '../log.js';
 import type { MailRuntime } from '../runtime.js';
 import type { SendState } from '../state/sendState.js';
 import type { SendRecord } from '../state/sendStatusStore.js';
@@ -147,10 +148,12 @@ async function sendOnce(runtime: MailRuntime, state: SendState, record: SendReco
   }
 }
 
+const SEE_SEND_LOGS = 'See the function logs for this send id.';
+
 /** A sender that throws something other than a MailError has a bug: fail the send (retrying could repeat whatever it did), log the cause. */
 function unexpected(runtime: MailRuntime, record: SendRecord, error: unknown): MailError {
-  runtime.logger.error({ operation: 'sendWorker', profile: record.profile, id: record.id, outcome: 'error', error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
-  return new MailError('EPROVIDER', 'internal error', { hint: 'See the function logs for this send id.' });
+  runtime.logger.error({ operation: 'sendWorker', profile: record.profile, id: record.id, outcome: 'error', error: errorDetail(error) });
+  return asMailError(error, SEE_SEND_LOGS);
 }
 
 /**
@@ -164,7 +167,7 @@ async function removePayload(runtime: MailRuntime, state: SendState, record: Sen
 }
 
 async function failAfterHostRetries(runtime: MailRuntime, state: SendState, id: string, error: unknown): Promise<void> {
-  const failure = isMailError(error) ? error : new MailError('EPROVIDER', 'internal error', { hint: 'See the function logs for this send id.' });
+  const failure = asMailError(error, SEE_SEND_LOGS);
   try {
     const stored = await state.statuses.get(id);
     if (!stored || stored.record.status === 'sent' || stored.record.status === 'failed') return;
