@@ -269,10 +269,11 @@ function failureOf(error: unknown, abortSignal: AbortSignal | undefined): Pick<D
   if (isMailError(error)) {
     return { code: error.code, detail: error.message, ...(error.providerCode !== undefined && { providerCode: error.providerCode }), ...(error.hint !== undefined && { hint: error.hint }) };
   }
+  // As in every answer of the API: a bug's own text (paths, internals) stays in the log.
   return {
-    code: 'EPROVIDER',
-    detail: error instanceof Error ? error.message : String(error),
-    hint: 'An unexpected failure: the function logs of this invocation have the details.',
+    code: 'EINTERNAL',
+    detail: 'an unexpected failure inside this app',
+    hint: 'The function logs of this invocation have the details.',
   };
 }
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { MailError } from '../errors.js';
+import { MailError, asMailError } from '../errors.js';
 import { inputError } from '../http/problem.js';
 import { withAuthRetry } from '../identity/tokenProvider.js';
 import { addressAllowed, parseAddress } from '../mail/address.js';
@@ -49,8 +49,7 @@ export async function deliverMessage(runtime: MailRuntime, prepared: PreparedMes
     runtime.logger.info({ operation: 'send', profile: profile.name, id, via: sender.via, outcome: 'ok', durationMs: Date.now() - started, recipients: message.to.length + message.cc.length + message.bcc.length });
     return { id, status: 'sent', messageId: result.messageId, profile: profile.name, via: sender.via };
   } catch (error) {
-    const code = error instanceof MailError ? error.code : 'EPROVIDER';
-    runtime.logger.error({ operation: 'send', profile: profile.name, id, via: sender.via, outcome: 'error', code, durationMs: Date.now() - started, error: error instanceof Error ? error.message : String(error) });
+    runtime.logger.error({ operation: 'send', profile: profile.name, id, via: sender.via, outcome: 'error', code: asMailError(error).code, durationMs: Date.now() - started, error: error instanceof Error ? error.message : String(error) });
     throw error;
   }
 }

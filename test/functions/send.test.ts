@@ -202,5 +202,6 @@ describe('POST /api/send when something unexpected breaks', () => {
     assert.ok(!(response.body as string).includes(secret));
     assert.ok(logs.length > 0 && runtimeLogs.length > 0, 'both the function and the core logged the failure');
     for (const line of [...logs, ...runtimeLogs]) assert.ok(!line.includes(secret), `secret in log line: ${line}`);
+    assert.ok(runtimeLogs.some((l) => l.includes('"code":"EINTERNAL"')), 'the send is logged as an internal failure, not as the provider\'s');
   });
 });

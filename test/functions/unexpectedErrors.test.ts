@@ -6,9 +6,10 @@ import { pollNow } from '../../functions/pollNow.js';
 import { send } from '../../functions/send.js';
 import { testProfile } from '../../functions/testProfile.js';
 import type { Profile } from '../../shared/config/profiles.js';
-import { silentLogger } from '../../shared/log.js';
+import { createLogger, silentLogger } from '../../shared/log.js';
 import { registerSensitive } from '../../shared/redact.js';
 import { MailRuntime, setRuntime } from '../../shared/runtime.js';
+import type { SecretStore } from '../../shared/secrets/store.js';
 
 const SECRET = 'unexpected-S3cr3t-value-42';
 registerSensitive(SECRET);
@@ -49,4 +50,30 @@ describe('an unexpected failure in an HTTP function', () => {
       assert.ok(!logs.some((l) => l.includes(SECRET)), 'a secret reached the log');
     });
   }
+
+  it('testProfile: a step that fails unexpectedly is EINTERNAL in the report, its text only in the log', async () => {
+    const logs: string[] = [];
+    const sink = (line: unknown) => logs.push(String(line));
+    const brokenStore: SecretStore = {
+      kind: 'keyVault',
+      getSecret: async () => {
+        throw new TypeError(`cannot read properties of undefined at /srv/app/node_modules/x.js ${SECRET}`);
+      },
+    };
+    setRuntime(new MailRuntime({
+      env: { MAIL_PROFILES: JSON.stringify({ profiles: { support: { mailbox: 'support@contoso.com', tenantId: 'contoso', clientId: 'app', auth: { type: 'clientSecret', secret: 'support-secret' }, send: { via: 'smtp' } } } }) },
+      secrets: brokenStore,
+      logger: createLogger({ log: sink, warn: sink, error: sink }),
+    }));
+    const request = new HttpRequest({ method: 'POST', url: 'http://localhost/api/profiles/support/test', params: { name: 'support' } });
+    const response = await testProfile(request, new InvocationContext({ invocationId: 'inv-diagnose', functionName: 'testProfile', logHandler: () => {} }));
+    assert.equal(response.status, 200);
+    const body = String(response.body);
+    const report = JSON.parse(body) as { ok: boolean; steps: Array<{ step: string; code?: string }> };
+    assert.equal(report.ok, false);
+    assert.deepEqual(report.steps.at(-1), { ...report.steps.at(-1), step: 'secret', code: 'EINTERNAL' });
+    assert.doesNotMatch(body, /TypeError|\/srv\/app|cannot read/);
+    assert.ok(logs.some((l) => l.includes('/srv/app/node_modules/x.js')), 'the cause was not logged');
+    assert.ok(!logs.some((l) => l.includes(SECRET)), 'a secret reached the log');
+  });
 });
