@@ -1,4 +1,4 @@
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { z } from 'zod';
 import { MailError } from '../errors.js';
@@ -61,19 +61,28 @@ function readDocument(env: NodeJS.ProcessEnv): { source: string; document: unkno
     }
   };
   if (env.MAIL_PROFILES?.trim()) return { source: 'MAIL_PROFILES', document: parse(env.MAIL_PROFILES, 'MAIL_PROFILES') };
+  const fileHint = 'Point MAIL_PROFILES_FILE at the profiles JSON file, relative to the app root or absolute.';
   if (env.MAIL_PROFILES_FILE?.trim()) {
     const file = path.resolve(APP_ROOT, env.MAIL_PROFILES_FILE);
-    if (!existsSync(file)) {
-      throw new MailError('ECONFIG', `MAIL_PROFILES_FILE names ${file}, which does not exist`, {
-        field: 'MAIL_PROFILES_FILE',
-        hint: 'Point MAIL_PROFILES_FILE at the profiles JSON file, relative to the app root or absolute.',
-      });
-    }
-    return { source: file, document: parse(readFileSync(file, 'utf8'), file) };
+    const text = readTextFile(file, { field: 'MAIL_PROFILES_FILE', hint: fileHint });
+    if (text === undefined) throw new MailError('ECONFIG', `MAIL_PROFILES_FILE names ${file}, which does not exist`, { field: 'MAIL_PROFILES_FILE', hint: fileHint });
+    return { source: file, document: parse(text, file) };
   }
   const rootFile = path.join(APP_ROOT, 'profiles.json');
-  if (existsSync(rootFile)) return { source: rootFile, document: parse(readFileSync(rootFile, 'utf8'), rootFile) };
+  const text = readTextFile(rootFile, { field: 'profiles.json', hint: 'Make profiles.json at the app root a readable file, or remove it.' });
+  if (text !== undefined) return { source: rootFile, document: parse(text, rootFile) };
   return { source: 'built-in', document: builtInDocument(env) };
+}
+
+/** The file's text, or undefined when there is no such file; ECONFIG naming `field` when it cannot be read (a folder, no permission). */
+function readTextFile(file: string, options: { field: string; hint: string }): string | undefined {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    throw new MailError('ECONFIG', `${file} cannot be read (${code ?? 'unknown error'})`, { ...options, cause: error });
+  }
 }
 
 /** The dotted path of an issue; for an unknown key, the key itself (zod reports it on the parent object). */

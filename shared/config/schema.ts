@@ -92,7 +92,8 @@ const receive = z
 export const profileSchema = z
   .object({
     mailbox: email,
-    tenantId: z.string().min(1).optional(),
+    // It becomes a path segment of the authority URL: the characters Entra tenant ids and domains have, as @azure/identity checks them.
+    tenantId: z.string().regex(/^[0-9A-Za-z.-]{1,256}$/, 'must be a tenant GUID or a domain (letters, digits, dots, dashes)').optional(),
     clientId: z.string().min(1).optional(),
     auth,
     send: send.optional(),

@@ -32,6 +32,7 @@ describe('profile validation names the profile and the field', () => {
     ['a secret value where a secret name belongs', (p) => (p.auth = { type: 'clientSecret', secret: 'abc~DEF.123' }), 'auth.secret', /secret name/],
     ['a certificate without a certificate name', (p) => (p.auth = { type: 'certificate' }), 'auth.certificate', /expected string/],
     ['an unknown key in auth', (p) => (p.auth = { type: 'managedIdentity', clientSecret: 'x' }), 'auth.clientSecret', /Unrecognized key/],
+    ['a tenantId with a path in it', (p) => (p.tenantId = 'contoso/oauth2?x=1'), 'tenantId', /GUID or a domain/],
     ['clientSecret without tenantId', (p) => delete p.tenantId, 'tenantId', /required for auth type clientSecret/],
     ['clientSecret without clientId', (p) => delete p.clientId, 'clientId', /required for auth type clientSecret/],
     ['auth none with a remote transport', (p) => (p.auth = { type: 'none' }), 'auth.type', /only for the file transport/],
@@ -125,6 +126,13 @@ describe('where the profiles come from', () => {
     assert.equal(error.code, 'ECONFIG');
     assert.equal(error.field, 'MAIL_PROFILES_FILE');
     assert.match(error.message, /does not exist/);
+  });
+
+  it('a MAIL_PROFILES_FILE that names a folder is ECONFIG on MAIL_PROFILES_FILE', () => {
+    const error = mailErrorOf(() => loadProfiles({ MAIL_PROFILES_FILE: os.tmpdir() }));
+    assert.equal(error.code, 'ECONFIG');
+    assert.equal(error.field, 'MAIL_PROFILES_FILE');
+    assert.match(error.message, /cannot be read \(EISDIR\)/);
   });
 
   it('bad JSON is ECONFIG naming the setting or the file', (t) => {
