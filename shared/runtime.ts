@@ -28,6 +28,7 @@ export class MailRuntime {
   readonly secrets: SecretStore;
   readonly logger: Logger;
   readonly env: NodeJS.ProcessEnv;
+  private readonly defaultProfile?: string;
   /** SEND_MAX_BYTES and SEND_MAX_RECIPIENTS, checked at start-up like the profiles. */
   private readonly defaultSendLimits: SendLimits;
   private readonly tokenProviders = new Map<string, TokenProvider>();
@@ -36,6 +37,7 @@ export class MailRuntime {
   constructor(options: RuntimeOptions = {}) {
     this.env = options.env ?? process.env;
     this.profiles = loadProfiles(this.env);
+    this.defaultProfile = defaultProfileSetting(this.env, this.profiles);
     this.defaultSendLimits = {
       maxBytes: wholeNumberSetting(this.env, 'SEND_MAX_BYTES', { default: 35 * 1024 * 1024, min: 1 }),
       maxRecipients: wholeNumberSetting(this.env, 'SEND_MAX_RECIPIENTS', { default: 500, min: 1 }),
@@ -46,8 +48,7 @@ export class MailRuntime {
 
   /** The named profile, or the only one when exactly one is configured (or DEFAULT_PROFILE). */
   profile(name: string | undefined): Profile {
-    // An empty DEFAULT_PROFILE (as local.settings.sample.json ships it) means none.
-    const wanted = name ?? (this.env.DEFAULT_PROFILE || undefined) ?? (this.profiles.profiles.size === 1 ? [...this.profiles.profiles.keys()][0] : undefined);
+    const wanted = name ?? this.defaultProfile ?? (this.profiles.profiles.size === 1 ? [...this.profiles.profiles.keys()][0] : undefined);
     if (wanted === undefined) {
       throw new MailError('EINPUT', 'profile is required when more than one profile is configured', {
         field: 'profile',
@@ -103,6 +104,22 @@ export class MailRuntime {
     await Promise.all([...this.senders.values()].map((s) => s.close?.()));
     this.senders.clear();
   }
+}
+
+/**
+ * DEFAULT_PROFILE must name a configured profile: otherwise every request naming none would be
+ * told that a profile it never named does not exist. Empty (as local.settings.sample.json ships it) means none.
+ */
+function defaultProfileSetting(env: NodeJS.ProcessEnv, set: ProfileSet): string | undefined {
+  const name = env.DEFAULT_PROFILE?.trim();
+  if (!name) return undefined;
+  if (!set.profiles.has(name)) {
+    throw new MailError('ECONFIG', `DEFAULT_PROFILE names "${name}", which is not a configured profile`, {
+      field: 'DEFAULT_PROFILE',
+      hint: `Set DEFAULT_PROFILE to one of ${[...set.profiles.keys()].join(', ')}, or remove it.`,
+    });
+  }
+  return name;
 }
 
 let shared: MailRuntime | undefined;

@@ -71,11 +71,7 @@ export function isKnownAuthority(authority: string): boolean {
 }
 
 function safeHost(url: string): string | undefined {
-  try {
-    return new URL(url).host.toLowerCase();
-  } catch {
-    return undefined;
-  }
+  return URL.canParse(url) ? new URL(url).host.toLowerCase() : undefined;
 }
 
 /** Parses "host:port" (or "[v6]:port"); the port is required. Returns undefined if malformed. */

@@ -1,4 +1,4 @@
-import { wholeNumberSetting } from '../config/settings.js';
+import { booleanSetting, httpsUrlSetting, wholeNumberSetting } from '../config/settings.js';
 import { authorityOptions, identitySdk } from '../identity/credential.js';
 import { EnvironmentSecretStore } from './environment.js';
 import { KeyVaultSecretStore } from './keyVault.js';
@@ -11,15 +11,15 @@ import { CachedSecretStore, type SecretStore } from './store.js';
 export function createSecretStore(env: NodeJS.ProcessEnv = process.env): SecretStore {
   // 0 turns the cache off: every read goes to the store.
   const ttlSeconds = wholeNumberSetting(env, 'SECRET_CACHE_TTL_SECONDS', { default: 300, min: 0 });
-  const inner: SecretStore = env.KEY_VAULT_URL
+  const vaultUrl = httpsUrlSetting(env, 'KEY_VAULT_URL');
+  const authorityHost = httpsUrlSetting(env, 'AZURE_AUTHORITY_HOST');
+  const inner: SecretStore = vaultUrl
     ? new KeyVaultSecretStore({
-        vaultUrl: env.KEY_VAULT_URL,
-        disableChallengeResourceVerification: env.KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION === 'true',
+        vaultUrl,
+        disableChallengeResourceVerification: booleanSetting(env, 'KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION', { default: false }),
         credential: async () => {
           const { DefaultAzureCredential } = identitySdk();
-          return env.AZURE_AUTHORITY_HOST
-            ? new DefaultAzureCredential(authorityOptions(env.AZURE_AUTHORITY_HOST))
-            : new DefaultAzureCredential();
+          return authorityHost ? new DefaultAzureCredential(authorityOptions(authorityHost)) : new DefaultAzureCredential();
         },
       })
     : new EnvironmentSecretStore(env);

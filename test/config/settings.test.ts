@@ -46,4 +46,33 @@ describe('numeric app settings are checked at start-up and name the setting', ()
     env.HOOK_KEY = 'second-value';
     assert.equal(await store.getSecret('hook-key'), 'second-value');
   });
+
+  for (const [name, value, pattern] of [
+    ['KEY_VAULT_URL', 'myvault', /https URL/],
+    ['KEY_VAULT_URL', 'http://myvault.vault.azure.net', /https URL/],
+    ['AZURE_AUTHORITY_HOST', 'login.microsoftonline.us', /https URL/],
+    ['KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION', 'yes', /true or false/],
+  ] as const) {
+    it(`${name}="${value}" is ECONFIG naming it, not a store that fails at its first read or a silent false`, () => {
+      const env: NodeJS.ProcessEnv = { KEY_VAULT_URL: 'https://contoso.vault.azure.net', [name]: value };
+      const error = mailErrorOf(() => createSecretStore(env));
+      assert.equal(error.code, 'ECONFIG');
+      assert.equal(error.field, name);
+      assert.match(error.message, pattern);
+    });
+  }
+
+  it('KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION takes true in any case, and empty settings mean the defaults', () => {
+    assert.equal(createSecretStore({ KEY_VAULT_URL: 'https://vault.example.test', KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: 'True' }).kind, 'keyVault');
+    assert.equal(createSecretStore({ KEY_VAULT_URL: '', AZURE_AUTHORITY_HOST: '', KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: '' }).kind, 'environment');
+  });
+
+  it('a DEFAULT_PROFILE that names no configured profile is ECONFIG at start-up, not a 400 telling the caller about a profile it never named', () => {
+    const error = mailErrorOf(() => runtime({ DEFAULT_PROFILE: 'suport' }));
+    assert.equal(error.code, 'ECONFIG');
+    assert.equal(error.field, 'DEFAULT_PROFILE');
+    assert.match(error.hint ?? '', /one of local/);
+    assert.equal(runtime({ DEFAULT_PROFILE: '' }).profile(undefined).name, 'local');
+    assert.equal(runtime({ DEFAULT_PROFILE: 'local' }).profile(undefined).name, 'local');
+  });
 });
