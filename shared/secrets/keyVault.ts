@@ -14,20 +14,28 @@ export interface KeyVaultSecretStoreOptions {
 /** Key Vault through @azure/keyvault-secrets; the SDK is loaded when the first secret is read. */
 export class KeyVaultSecretStore implements SecretStore {
   readonly kind = 'keyVault' as const;
-  private client?: SecretClient;
+  /** A promise, so that the reads of a cold start share one client and one credential. */
+  private client?: Promise<SecretClient>;
 
   constructor(private readonly options: KeyVaultSecretStoreOptions) {}
 
-  private async getClient(): Promise<SecretClient> {
-    if (!this.client) {
-      // Loaded on first use: the SDK costs cold-start time that profiles without Key Vault never pay.
-      const { SecretClient: Client } = require('@azure/keyvault-secrets') as typeof import('@azure/keyvault-secrets');
+  private getClient(): Promise<SecretClient> {
+    this.client ??= this.createClient();
+    return this.client;
+  }
+
+  private async createClient(): Promise<SecretClient> {
+    // Loaded on first use: the SDK costs cold-start time that profiles without Key Vault never pay.
+    const { SecretClient: Client } = require('@azure/keyvault-secrets') as typeof import('@azure/keyvault-secrets');
+    try {
       const credential = await this.options.credential();
-      this.client ??= new Client(this.options.vaultUrl, credential, {
+      return new Client(this.options.vaultUrl, credential, {
         disableChallengeResourceVerification: this.options.disableChallengeResourceVerification ?? false,
       });
+    } catch (error) {
+      this.client = undefined;
+      throw error;
     }
-    return this.client;
   }
 
   async getSecret(name: string, options: SecretReadOptions = {}): Promise<string> {

@@ -1,6 +1,7 @@
 import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSecretStore } from '../../shared/secrets/index.js';
+import { KeyVaultSecretStore } from '../../shared/secrets/keyVault.js';
 import { KeyVaultPeer, VAULT_RESOURCE } from '../peers/keyVaultPeer.js';
 import { TokenEndpointPeer } from '../peers/tokenEndpoint.js';
 import { mailErrorFrom } from '../support/mailError.js';
@@ -126,5 +127,23 @@ describe('secrets from Key Vault (KEY_VAULT_URL) through the real SecretClient a
     await mailErrorFrom(store.getSecret('granted-later'));
     vault.forbidden = false;
     assert.equal(await store.getSecret('granted-later'), 'granted-value');
+  });
+
+  it('concurrent first reads build one vault client and one credential, not one each', async () => {
+    vault.setSecret('first-a', 'value-a');
+    vault.setSecret('first-b', 'value-b');
+    const { DefaultAzureCredential } = require('@azure/identity') as typeof import('@azure/identity');
+    let credentials = 0;
+    const store = new KeyVaultSecretStore({
+      vaultUrl: vault.url,
+      disableChallengeResourceVerification: true,
+      credential: async () => {
+        credentials++;
+        await new Promise((resolve) => setImmediate(resolve));
+        return new DefaultAzureCredential({ authorityHost: entra.url, disableInstanceDiscovery: true });
+      },
+    });
+    assert.deepEqual(await Promise.all([store.getSecret('first-a'), store.getSecret('first-b')]), ['value-a', 'value-b']);
+    assert.equal(credentials, 1);
   });
 });
