@@ -40,6 +40,13 @@ export interface PollResult {
   /** The cursor stored at the end of this poll. */
   cursor?: ReaderCursor;
   error?: PollError;
+  /**
+   * What failed while the poll wound up, next to `error` (why it stopped): the cursor write
+   * after a failure (the stored cursor is older than what was acknowledged; the dedupe table
+   * covers the gap) or closing the session (POP3: QUIT did not commit the deletions; the next
+   * poll meets those messages again as duplicates and deletes them then).
+   */
+  cleanupErrors?: PollError[];
   durationMs: number;
 }
 
@@ -72,6 +79,13 @@ const CONCURRENCY = 8;
  * other in flight: it may stream attachments to blob, and memory stays that of one such message.
  */
 const LARGE_MESSAGE_BYTES = 1024 * 1024;
+
+/**
+ * The time the cursor write after a failure, and the lease release, get. They run when the
+ * poll's own signal may have fired already, and storage that does not answer must not hold the
+ * invocation until the host kills it: a cursor not written is only older, a lease not released lapses.
+ */
+const CLEANUP_TIMEOUT_MS = 5_000;
 
 /** The profiles that receive mail: one poll each. */
 export function receivingProfiles(runtime: MailRuntime): ReceivingProfile[] {
@@ -112,6 +126,7 @@ export async function pollMailbox(runtime: MailRuntime, profileName: string, opt
     resynced: result.resynced,
     durationMs: result.durationMs,
     ...(result.error && { code: result.error.code, error: result.error.message }),
+    ...(result.cleanupErrors && { cleanupCodes: result.cleanupErrors.map((e) => e.code) }),
   });
   return result;
 }
@@ -172,6 +187,7 @@ class MailboxPoll {
   private readonly started = Date.now();
   private readonly owner: CursorOwner;
   private readonly counts = { delivered: 0, filtered: 0, duplicates: 0, deadLettered: 0 };
+  private readonly cleanupErrors: PollError[] = [];
   private etag?: string;
   private stored?: ReaderCursor;
   private pending?: ReaderCursor;
@@ -198,6 +214,8 @@ class MailboxPoll {
     // for the abort (a stream pipeline, an SDK request): more than Node's default of 10.
     setMaxListeners(4 * CONCURRENCY + 10, signal);
     let session: MailboxSession | undefined;
+    let status: 'completed' | 'failed' | 'aborted';
+    let failure: unknown;
     try {
       const read = await this.state.cursors.read(this.owner, { abortSignal: signal });
       this.etag = read.etag;
@@ -227,18 +245,24 @@ class MailboxPoll {
       this.resynced = open.resynced;
       this.pending = open.finalCursor() ?? this.pending;
       await this.writeCursor(signal);
-      return this.result('completed');
+      status = 'completed';
     } catch (error) {
       // What was acknowledged before the failure is kept; the failed message comes again. A
       // cursor that cannot be written now is simply older: the dedupe table covers the gap.
-      await this.writeCursor(undefined).catch((writeError: unknown) =>
-        this.runtime.logger.warn({ operation: 'poll.cursor', profile: this.profile.name, outcome: 'error', ...describe(writeError) }));
-      if (signal.aborted) return this.result('aborted', isMailError(signal.reason) ? signal.reason : undefined);
-      return this.result('failed', error);
+      await this.writeCursor(AbortSignal.timeout(CLEANUP_TIMEOUT_MS)).catch((writeError: unknown) => this.cleanupFailed('poll.cursor', writeError));
+      status = signal.aborted ? 'aborted' : 'failed';
+      failure = signal.aborted ? (isMailError(signal.reason) ? signal.reason : undefined) : error;
     } finally {
-      await session?.close().catch((error: unknown) => this.runtime.logger.warn({ operation: 'poll.close', profile: this.profile.name, outcome: 'error', error: describe(error).message }));
-      await lease.release();
+      await session?.close().catch((error: unknown) => this.cleanupFailed('poll.close', error));
+      await lease.release({ abortSignal: AbortSignal.timeout(CLEANUP_TIMEOUT_MS) });
     }
+    return this.result(status, failure);
+  }
+
+  private cleanupFailed(operation: string, error: unknown): void {
+    const described = describe(error);
+    this.cleanupErrors.push(described);
+    this.runtime.logger.warn({ operation, profile: this.profile.name, outcome: 'error', code: described.code, error: described.message });
   }
 
   /**
@@ -403,6 +427,7 @@ class MailboxPoll {
       resynced: this.resynced,
       ...(this.stored !== undefined && { cursor: this.stored }),
       ...(error !== undefined && { error: describe(error) }),
+      ...(this.cleanupErrors.length > 0 && { cleanupErrors: [...this.cleanupErrors] }),
       durationMs: Date.now() - this.started,
     };
   }

@@ -12,7 +12,8 @@ export interface MailboxLeaseOptions {
 /** A held lease. `signal` aborts when a renewal fails: the mailbox may belong to another worker now. */
 export interface MailboxLease {
   readonly signal: AbortSignal;
-  release(): Promise<void>;
+  /** Never rejects: a lease that cannot be released lapses after its duration. */
+  release(options?: { abortSignal?: AbortSignal }): Promise<void>;
 }
 
 /**
@@ -66,11 +67,11 @@ export class MailboxLeases {
 
     return {
       signal: lost.signal,
-      release: async () => {
+      release: async ({ abortSignal } = {}) => {
         clearInterval(timer);
         if (lost.signal.aborted) return;
         // A lease that cannot be released lapses after durationSeconds; the poll's result stands.
-        await leaseClient.releaseLease().catch((error: unknown) => {
+        await leaseClient.releaseLease({ abortSignal }).catch((error: unknown) => {
           this.options.logger?.warn({ operation: 'lease.release', id: mailbox, outcome: 'error', status: statusOf(error) });
         });
       },

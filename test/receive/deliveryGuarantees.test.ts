@@ -126,6 +126,45 @@ describe('delivery guarantees: at-least-once with stable ids, retries, refusals'
     assert.deepEqual(h.webhook.accepted<DeliveredMessage>().map((m) => m.subject), ['Ticket 5', 'Ticket 6']);
   });
 
+  it('storage that stops answering after a delivery was recorded: the poll still ends, reporting the cursor write that timed out next to why it stopped, and the next poll delivers nothing twice', { timeout: 60_000 }, async () => {
+    const inbox = h.folder('inbox');
+    dropEml(inbox, 'one.eml', await ticket(30), 1);
+    dropEml(inbox, 'two.eml', await ticket(31), 2);
+    const runtime = h.runtime({ outage: h.fileProfile(inbox) }, { WEBHOOK_MAX_ATTEMPTS: '1' });
+    h.webhook.answer({ status: 200 }, { status: 502 });
+    const dedupe = h.state.dedupe;
+    const mark = dedupe.mark;
+    dedupe.mark = async (...args) => {
+      await mark.apply(dedupe, args);
+      // From here on every storage request hangs, as in an outage that never answers.
+      h.azurite.freeze();
+    };
+    // An unbounded clean-up would wait for good: the outage ends after 30 s, so that such a poll
+    // fails the assertions below instead of hanging the suite.
+    const outageEnds = setTimeout(() => h.azurite.thaw(), 30_000);
+    let first: PollResult;
+    try {
+      first = await pollMailbox(runtime, 'outage');
+    } finally {
+      clearTimeout(outageEnds);
+      dedupe.mark = mark;
+      h.azurite.thaw();
+    }
+    assert.equal(first.status, 'failed');
+    assert.equal(first.error?.code, 'ESINK_UNAVAILABLE', 'the reason the poll stopped is kept');
+    assert.equal(first.delivered, 1);
+    assert.equal(first.cursor, undefined, 'the cursor write never got through');
+    assert.deepEqual(first.cleanupErrors?.map((e) => e.code), ['ESTATE']);
+
+    // The lease could not be released either; rather than wait for it to lapse, break it.
+    const leases = await h.state.account.container(STATE_NAMES.leases);
+    await leases.getBlockBlobClient(encodeURIComponent(runtime.profile('outage').mailbox)).getBlobLeaseClient().breakLease(0);
+    h.webhook.reset();
+    const second = await pollMailbox(runtime, 'outage');
+    assert.deepEqual([second.status, second.delivered, second.duplicates], ['completed', 1, 1], JSON.stringify(second.error));
+    assert.deepEqual(h.webhook.accepted<DeliveredMessage>().map((m) => m.subject), ['Ticket 31']);
+  });
+
   it('a webhook that does not answer in time is retried like a 5xx', async () => {
     const inbox = h.folder('inbox');
     dropEml(inbox, 'one.eml', await ticket(7), 1);
