@@ -160,8 +160,10 @@ describe('delivery guarantees: at-least-once with stable ids, retries, refusals'
     const leases = await h.state.account.container(STATE_NAMES.leases);
     await leases.getBlockBlobClient(encodeURIComponent(runtime.profile('outage').mailbox)).getBlobLeaseClient().breakLease(0);
     h.webhook.reset();
+    // The write the poll gave up on may still land once storage answers again (then the first
+    // message is not met again at all); either way nothing is delivered twice.
     const second = await pollMailbox(runtime, 'outage');
-    assert.deepEqual([second.status, second.delivered, second.duplicates], ['completed', 1, 1], JSON.stringify(second.error));
+    assert.deepEqual([second.status, second.delivered], ['completed', 1], JSON.stringify(second.error));
     assert.deepEqual(h.webhook.accepted<DeliveredMessage>().map((m) => m.subject), ['Ticket 31']);
   });
 
