@@ -35,7 +35,7 @@ export interface PollResult {
   duplicates: number;
   /** Unparseable, or refused by the sink with a 4xx: stored in mail-deadletter, not retried. */
   deadLettered: number;
-  /** The reader had to discard the stored cursor (changed UIDVALIDITY, expired delta token). */
+  /** The stored cursor was discarded (changed UIDVALIDITY, expired delta token, an unreadable row). */
   resynced: boolean;
   /** The cursor stored at the end of this poll. */
   cursor?: ReaderCursor;
@@ -192,6 +192,7 @@ class MailboxPoll {
   private stored?: ReaderCursor;
   private pending?: ReaderCursor;
   private resynced = false;
+  private cursorDiscarded = false;
 
   constructor(
     private readonly runtime: MailRuntime,
@@ -220,6 +221,10 @@ class MailboxPoll {
       const read = await this.state.cursors.read(this.owner, { abortSignal: signal });
       this.etag = read.etag;
       this.stored = read.cursor;
+      if (read.unreadable !== undefined) {
+        this.cursorDiscarded = true;
+        this.runtime.logger.warn({ operation: 'poll.cursor', profile: this.profile.name, outcome: 'error', code: 'ESTATE', error: `the stored cursor is unreadable (${read.unreadable}): reading the folder from the start; the dedupe table keeps anything from being delivered twice` });
+      }
       const { reader } = transportsFor(this.runtime, this.profile);
       session = await withAuthRetry(this.runtime.tokens(this.profile), () => reader.open({ abortSignal: signal }));
       const open = session;
@@ -424,7 +429,7 @@ class MailboxPoll {
       profile: this.profile.name,
       status,
       ...this.counts,
-      resynced: this.resynced,
+      resynced: this.resynced || this.cursorDiscarded,
       ...(this.stored !== undefined && { cursor: this.stored }),
       ...(error !== undefined && { error: describe(error) }),
       ...(this.cleanupErrors.length > 0 && { cleanupErrors: [...this.cleanupErrors] }),

@@ -1,4 +1,5 @@
 import type { GetTableEntityResponse, TableEntity, TableEntityResult } from '@azure/data-tables';
+import { z } from 'zod';
 import { MailError } from '../errors.js';
 import type { ReaderCursor } from '../transports/types.js';
 import { tableKey } from './keys.js';
@@ -16,6 +17,8 @@ export interface StoredCursor {
   cursor: ReaderCursor | undefined;
   /** The row's ETag, for the conditional write that follows; undefined when there is no row yet. */
   etag: string | undefined;
+  /** Why the row holds no usable cursor (changed by hand or by another tool): the reader starts over, and the next write replaces the row. */
+  unreadable?: string;
 }
 
 /**
@@ -27,6 +30,8 @@ const CHUNK_CHARS = 30_000;
 const MAX_CHUNKS = 30;
 
 type CursorRow = { via: string; mailbox: string; chunks: number; [chunk: `cursor${number}`]: string };
+
+const storedJson = z.record(z.string(), z.unknown());
 
 /** Reader cursors, one row per profile and folder in table `mailcursors`, written with ETag conditions. */
 export class CursorStore {
@@ -42,8 +47,8 @@ export class CursorStore {
       throw stateError(error, `could not read the cursor of profile "${owner.profile}"`);
     }
     if (row.via !== owner.via || row.mailbox !== owner.mailbox) return { cursor: undefined, etag: row.etag };
-    const json = Array.from({ length: row.chunks }, (_, i) => row[`cursor${i}`] ?? '').join('');
-    return { cursor: JSON.parse(json) as ReaderCursor, etag: row.etag };
+    const stored = cursorOf(row);
+    return 'cursor' in stored ? { cursor: stored.cursor, etag: row.etag } : { cursor: undefined, etag: row.etag, unreadable: stored.unreadable };
   }
 
   /**
@@ -80,4 +85,26 @@ export class CursorStore {
       throw stateError(error, `could not write the cursor of profile "${owner.profile}"`);
     }
   }
+}
+
+/**
+ * The cursor a row holds, or why it holds none. An unreadable cursor is treated as none, as an
+ * expired delta token is: the reader starts over and the dedupe table, which keeps every
+ * delivered id, keeps that from delivering anything twice, while starting from the beginning
+ * loses nothing. Refusing it instead would stop the mailbox until someone deleted the row.
+ */
+function cursorOf(row: CursorRow): { cursor: ReaderCursor } | { unreadable: string } {
+  const chunks: unknown = row.chunks;
+  if (typeof chunks !== 'number' || !Number.isInteger(chunks) || chunks < 1 || chunks > MAX_CHUNKS) return { unreadable: 'its chunk count is not valid' };
+  const parts = Array.from({ length: chunks }, (_, i): unknown => row[`cursor${i}`]);
+  if (!parts.every((part) => typeof part === 'string')) return { unreadable: 'a chunk of it is missing' };
+  let json: unknown;
+  try {
+    json = JSON.parse(parts.join(''));
+  } catch {
+    // The parser's message quotes the row; its reason is all the log needs.
+    return { unreadable: 'its JSON does not parse' };
+  }
+  const cursor = storedJson.safeParse(json);
+  return cursor.success ? { cursor: cursor.data } : { unreadable: 'its JSON is not an object' };
 }

@@ -2,6 +2,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { DeliveredMessage } from '../../shared/mail/incoming.js';
 import { pollMailbox, type PollResult } from '../../shared/receive/pollMailbox.js';
+import { tableKey } from '../../shared/state/keys.js';
 import { STATE_NAMES } from '../../shared/state/storage.js';
 import { HOOK_SECRET, ReceiveHarness, composeEml, dropEml } from '../support/receiveHarness.js';
 import { WebhookReceiverPeer } from '../peers/webhookReceiver.js';
@@ -94,6 +95,26 @@ describe('delivery guarantees: at-least-once with stable ids, retries, refusals'
     const rows: Array<{ providerId?: unknown; outcome?: unknown; errorCode?: unknown }> = [];
     for await (const row of table.listEntities<{ providerId?: unknown; outcome?: unknown; errorCode?: unknown }>({ queryOptions: { filter: "PartitionKey eq 'deadcrash'" } })) rows.push(row);
     assert.deepEqual(rows.map((r) => [r.providerId, r.outcome, r.errorCode]).sort(), [['one.eml', 'deadLettered', 'EPARSE'], ['two.eml', 'delivered', undefined]]);
+  });
+
+  it('a cursor row that became unreadable is discarded with a warning naming the profile: the poll starts over, delivers what is new once and nothing twice', async () => {
+    const inbox = h.folder('inbox');
+    dropEml(inbox, 'one.eml', await ticket(40), 1);
+    dropEml(inbox, 'two.eml', await ticket(41), 2);
+    const runtime = h.runtime({ damaged: h.fileProfile(inbox) });
+    assert.equal((await pollMailbox(runtime, 'damaged')).delivered, 2);
+    const table = await h.state.account.table(STATE_NAMES.cursors);
+    const row = await table.getEntity<Record<string, unknown>>('damaged', tableKey(inbox));
+    await table.updateEntity({ partitionKey: 'damaged', rowKey: tableKey(inbox), via: row.via, mailbox: row.mailbox, chunks: 1, cursor0: '{"seen":["one.e' }, 'Replace');
+    dropEml(inbox, 'three.eml', await ticket(42), 3);
+    h.webhook.reset();
+    h.logs.length = 0;
+
+    const second = await pollMailbox(runtime, 'damaged');
+    assert.deepEqual([second.status, second.resynced, second.delivered, second.duplicates], ['completed', true, 1, 2], JSON.stringify(second.error));
+    assert.deepEqual(h.webhook.accepted<DeliveredMessage>().map((m) => m.subject), ['Ticket 42']);
+    assert.deepEqual(second.cursor, { seen: ['one.eml', 'two.eml', 'three.eml'] }, 'the unreadable row is replaced');
+    assert.ok(h.logs.some((line) => /"operation":"poll\.cursor"/.test(line) && /"profile":"damaged"/.test(line) && /unreadable/.test(line)), h.logs.join('\n'));
   });
 
   it('webhook 5xx answers are retried with backoff until accepted, with the same id each time', async () => {

@@ -4,6 +4,7 @@ import { Readable } from 'node:stream';
 import { isMailError } from '../../shared/errors.js';
 import { receiveState, type ReceiveState } from '../../shared/state/index.js';
 import { MailboxLeases } from '../../shared/state/mailboxLease.js';
+import { tableKey } from '../../shared/state/keys.js';
 import { STATE_NAMES, storageAccount } from '../../shared/state/storage.js';
 import { AzuritePeer } from '../peers/azurite.js';
 
@@ -50,6 +51,25 @@ describe('receive state in Azure Storage (Azurite)', () => {
     const read = await state.cursors.read({ ...switched, via: 'graph' });
     assert.equal(read.cursor, undefined);
     assert.equal(read.etag, etag, 'the row is still replaced conditionally');
+  });
+
+  it('a cursor row whose JSON is unreadable reads as no cursor, says why, and keeps its ETag so the next write replaces it', async () => {
+    const damaged = { ...owner, via: 'pop3', folder: 'Damaged' };
+    const written = await state.cursors.write(damaged, { seen: ['a', 'b'] }, undefined);
+    const table = await storageAccount(env).table(STATE_NAMES.cursors);
+    const row = { partitionKey: damaged.profile, rowKey: tableKey(damaged.folder), via: damaged.via, mailbox: damaged.mailbox, chunks: 1, cursor0: '{"seen":["a","b"]}' };
+    const variants: Record<string, unknown>[] = [{ cursor0: '{"seen": ["a", "b"' }, { cursor0: 'null' }, { chunks: 2 }, { chunks: 'two' }];
+    let etag = written;
+    for (const variant of variants) {
+      await table.updateEntity({ ...row, ...variant }, 'Replace');
+      const read = await state.cursors.read(damaged);
+      assert.equal(read.cursor, undefined, JSON.stringify(variant));
+      assert.match(read.unreadable ?? '', /JSON|chunk/, JSON.stringify(variant));
+      assert.ok(read.etag !== undefined && read.etag !== etag);
+      etag = read.etag;
+    }
+    await state.cursors.write(damaged, { seen: ['c'] }, etag);
+    assert.deepEqual(await state.cursors.read(damaged), { cursor: { seen: ['c'] }, etag: (await table.getEntity(damaged.profile, row.rowKey)).etag });
   });
 
   it('the dedupe table remembers delivered ids per profile', async () => {
