@@ -25,7 +25,8 @@ export interface PeerAnswer {
 export interface StoredMessage {
   id: string;
   raw: Buffer;
-  receivedDateTime: string;
+  /** Absent when the stand-in is told to leave it out of its answers. */
+  receivedDateTime?: string;
   isRead: boolean;
   internetMessageId?: string;
   subject?: string;
@@ -108,14 +109,14 @@ export class GraphMailboxes {
     this.folders.set(mailbox, folders);
   }
 
-  /** Delivers a raw RFC 5322 message into a folder (well-known name, display name or id) and returns its id. */
-  addMessage(mailbox: string, folder: string, raw: string | Buffer, options: { receivedAt?: Date; isRead?: boolean } = {}): string {
+  /** Delivers a raw RFC 5322 message into a folder (well-known name, display name or id) and returns its id. `receivedAt: null` leaves receivedDateTime out of the answers. */
+  addMessage(mailbox: string, folder: string, raw: string | Buffer, options: { receivedAt?: Date | null; isRead?: boolean } = {}): string {
     const target = this.folder(mailbox.toLowerCase(), folder);
     const text = Buffer.isBuffer(raw) ? raw.toString('latin1') : raw;
     const message: StoredMessage = {
       id: newId('AAkALgAAAAAAHYQDEapmEc2byACqAC-EWg0A'),
       raw: Buffer.isBuffer(raw) ? raw : Buffer.from(raw, 'utf8'),
-      receivedDateTime: (options.receivedAt ?? new Date()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      ...(options.receivedAt !== null && { receivedDateTime: (options.receivedAt ?? new Date()).toISOString().replace(/\.\d{3}Z$/, 'Z') }),
       isRead: options.isRead ?? false,
       internetMessageId: header(text, 'Message-ID'),
       subject: header(text, 'Subject'),

@@ -128,6 +128,18 @@ describe('reading a mailbox folder over Microsoft Graph delta: the real Graph cl
     assert.match(String((cursor as { deltaLink: string }).deltaLink), /\$deltatoken=/);
   });
 
+  it('within a page messages come oldest first; equal times, and messages without receivedDateTime (after the dated ones), keep the page order', async () => {
+    const at = (iso: string) => ({ receivedAt: iso === '' ? null : new Date(iso) });
+    const times = ['2024-02-01T10:05:00Z', '', '2024-02-01T10:00:00Z', '', '2024-02-01T10:00:00Z', '2024-02-01T09:00:00Z', '', '2024-02-01T10:05:00Z'];
+    const ids = times.map((iso, i) => graph.mail.addMessage(mailbox, 'inbox', rawMessage(i + 1), at(iso)));
+    const session = await reader.open();
+    const messages = await collect(session, undefined);
+    assert.deepEqual(messages.map((m) => ids.indexOf(m.providerId) + 1), [6, 3, 5, 1, 8, 2, 4, 7]);
+    assert.deepEqual(messages.map((m) => m.receivedAt?.toISOString()), [
+      '2024-02-01T09:00:00.000Z', '2024-02-01T10:00:00.000Z', '2024-02-01T10:00:00.000Z', '2024-02-01T10:05:00.000Z', '2024-02-01T10:05:00.000Z', undefined, undefined, undefined,
+    ]);
+  });
+
   it('a consumer that stops early leaves no cursor, so the stored one stays', async () => {
     [1, 2, 3].forEach((n) => deliver(n));
     const session = await reader.open();

@@ -29,7 +29,7 @@ const MAX_PAGE_SIZE = 100;
 
 const deltaEntry = z.object({
   id: z.string().min(1),
-  receivedDateTime: z.string().optional(),
+  receivedDateTime: z.string().nullish(),
   isRead: z.boolean().optional(),
   '@removed': z.unknown().optional(),
 });
@@ -144,6 +144,24 @@ class GraphFolders {
   }
 }
 
+/** Milliseconds since the epoch, or undefined when Graph gave no time or one that does not parse. */
+function receivedTime(receivedDateTime: string | null | undefined): number | undefined {
+  if (receivedDateTime === undefined || receivedDateTime === null) return undefined;
+  const time = Date.parse(receivedDateTime);
+  return Number.isFinite(time) ? time : undefined;
+}
+
+/**
+ * Oldest first, messages of unknown time after all the others. Ties compare equal, and sort is
+ * stable, so they keep the page's order: the order is total, the same on every read of the page.
+ */
+function oldestFirst(a: { time: number | undefined }, b: { time: number | undefined }): number {
+  if (a.time === b.time) return 0;
+  if (a.time === undefined) return 1;
+  if (b.time === undefined) return -1;
+  return a.time - b.time;
+}
+
 class GraphSession implements MailboxSession {
   private wasResynced = false;
   private final?: GraphCursor;
@@ -178,13 +196,14 @@ class GraphSession implements MailboxSession {
     for (;;) {
       const entries = page.value
         .filter((entry) => entry['@removed'] === undefined)
-        .sort((a, b) => Date.parse(a.receivedDateTime ?? '') - Date.parse(b.receivedDateTime ?? ''));
-      for (const entry of entries) {
+        .map((entry) => ({ entry, time: receivedTime(entry.receivedDateTime) }))
+        .sort(oldestFirst);
+      for (const { entry, time } of entries) {
         options.abortSignal?.throwIfAborted();
         yielded++;
         yield {
           providerId: entry.id,
-          receivedAt: entry.receivedDateTime === undefined ? undefined : new Date(entry.receivedDateTime),
+          receivedAt: time === undefined ? undefined : new Date(time),
           seen: entry.isRead,
           openSource: (o) => this.openSource(entry.id, o?.abortSignal),
         };
