@@ -1,14 +1,13 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { MailError } from '../shared/errors.js';
 import { failureResponse, jsonResponse, toProblem } from '../shared/http/problem.js';
-import { pollMailbox } from '../shared/receive/pollMailbox.js';
-import { pollDeadline } from '../shared/receive/pollRequests.js';
+import { pollAndRecord } from '../shared/receive/pollRequests.js';
 import { getRuntime } from '../shared/runtime.js';
 
 export async function pollNow(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   try {
     const runtime = getRuntime();
-    const result = await pollMailbox(runtime, request.params.name ?? '', { abortSignal: pollDeadline(runtime.env) });
+    const result = await pollAndRecord(runtime, request.params.name ?? '');
     if (result.status !== 'failed' || !result.error) return jsonResponse(200, result);
     const { code, message, hint } = result.error;
     const problem = toProblem(new MailError(code, message, { profile: result.profile, ...(hint && { hint }) }));

@@ -1,5 +1,5 @@
-import { pollMailbox, receivingProfiles } from '../../shared/receive/pollMailbox.js';
-import { pollDeadline } from '../../shared/receive/pollRequests.js';
+import { receivingProfiles } from '../../shared/receive/pollMailbox.js';
+import { pollAndRecord } from '../../shared/receive/pollRequests.js';
 import { MailError } from '../../shared/errors.js';
 import { MailRuntime } from '../../shared/runtime.js';
 import { parseFlags, EXIT_FAILURE, EXIT_OK, printFailure, printResult, stderrLogger, type CliCommand } from '../command.js';
@@ -32,7 +32,7 @@ export const pollCommand: CliCommand = {
       runtime = new MailRuntime({ env: cliEnv(), logger: stderrLogger });
       const names = flags.all ? receivingProfiles(runtime).map((p) => p.name) : [runtime.profile(flags.profile).name];
       const results = [];
-      for (const name of names) results.push(await pollMailbox(runtime, name, { abortSignal: pollDeadline(runtime.env) }));
+      for (const name of names) results.push(await pollAndRecord(runtime, name));
       printResult(flags.all ? results : results[0]);
       return results.every((r) => r.status === 'completed' || r.status === 'leased') ? EXIT_OK : EXIT_FAILURE;
     } catch (error) {

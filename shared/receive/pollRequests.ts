@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { MailError, isMailError } from '../errors.js';
 import type { MailRuntime } from '../runtime.js';
 import { pollMailbox, receivingProfiles, type PollResult } from './pollMailbox.js';
+import { recordPollOutcome } from './pollStatus.js';
 
 /** The queue (`mail-poll`) the timer fans out to and the worker reads. */
 export const POLL_QUEUE = 'mail-poll';
@@ -33,6 +34,16 @@ export function pollDeadline(env: NodeJS.ProcessEnv): AbortSignal {
 }
 
 /**
+ * One poll of one profile under the POLL_MAX_DURATION_SECONDS deadline, its outcome recorded for
+ * the health endpoints: what pollWorker, pollNow and `m365-mail poll` run.
+ */
+export async function pollAndRecord(runtime: MailRuntime, profileName: string): Promise<PollResult> {
+  const result = await pollMailbox(runtime, profileName, { abortSignal: pollDeadline(runtime.env) });
+  await recordPollOutcome(runtime, result);
+  return result;
+}
+
+/**
  * Handles one `mail-poll` queue item. A malformed item or a profile that is gone (removed
  * between fan-out and now) is logged and dropped: retrying it cannot help, and the next timer
  * tick asks again for every profile that exists. Poll failures are in the result, not thrown,
@@ -45,7 +56,7 @@ export async function handlePollRequest(runtime: MailRuntime, item: unknown): Pr
     return undefined;
   }
   try {
-    return await pollMailbox(runtime, request.data.profile, { abortSignal: pollDeadline(runtime.env) });
+    return await pollAndRecord(runtime, request.data.profile);
   } catch (error) {
     if (!isMailError(error)) throw error;
     runtime.logger.error({ operation: 'pollWorker', profile: request.data.profile, outcome: 'error', code: error.code, error: error.message });

@@ -34,3 +34,4 @@ export function receiveState(env: NodeJS.ProcessEnv): ReceiveState {
   return state;
 }
 export { sendState, type SendState } from './sendState.js';
+export { pollStatusStore, type PollStatusRecord, type StoredPollStatus } from './pollStatusStore.js';
