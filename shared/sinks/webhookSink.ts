@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { MailError, isMailError } from '../errors.js';
 import type { DeliveredMessage } from '../mail/incoming.js';
 import type { SecretStore } from '../secrets/store.js';
@@ -57,8 +58,15 @@ export class WebhookSink implements MessageSink {
         // Only the webhook being unavailable is worth another try: a refusal or a missing secret is not.
         if (options.abortSignal?.aborted || !isMailError(error) || error.code !== 'ESINK_UNAVAILABLE') return false;
         const retryAfter = error.retryAfter;
-        if (retryAfter !== undefined) await new Promise((resolve) => setTimeout(resolve, Math.min(retryAfter * 1000, this.maxRetryDelayMs)));
-        return true;
+        if (retryAfter === undefined) return true;
+        try {
+          await sleep(Math.min(retryAfter * 1000, this.maxRetryDelayMs), undefined, { signal: options.abortSignal });
+          return true;
+        } catch (sleepError) {
+          // An abort ends the wait; the webhook's last answer stands as the failure.
+          if (options.abortSignal?.aborted) return false;
+          throw sleepError;
+        }
       },
     });
   }

@@ -2,6 +2,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { DeliveredMessage } from '../../shared/mail/incoming.js';
 import { EnvironmentSecretStore } from '../../shared/secrets/environment.js';
 import { WebhookSink, type WebhookSinkOptions } from '../../shared/sinks/webhookSink.js';
@@ -98,5 +99,19 @@ describe('webhook sink', () => {
     setTimeout(() => controller.abort(), 30);
     await assert.rejects(delivery);
     assert.ok(peer.received.length < 4);
+  });
+
+  it('an abort ends a Retry-After wait at once, and the webhook\'s last answer is the failure', async () => {
+    peer.answer({ status: 503, headers: { 'Retry-After': '30' } });
+    const controller = new AbortController();
+    const delivery = sink({ maxRetryDelayMs: 30_000 }).deliver(message, { abortSignal: controller.signal });
+    while (peer.received.length === 0) await sleep(10);
+    await sleep(100);
+    controller.abort();
+    // Not a speed check: an unabortable wait is still asleep long after this, a 30 s sleep against 10 s.
+    const outcome = await Promise.race([mailErrorFrom(delivery), sleep(10_000, undefined, { ref: false })]);
+    assert.ok(outcome, 'the delivery was still waiting out Retry-After 10 s after the abort');
+    assert.equal(outcome.code, 'ESINK_UNAVAILABLE');
+    assert.equal(peer.received.length, 1, 'no attempt after the abort');
   });
 });
