@@ -1,14 +1,121 @@
+import { wholeNumberSetting } from '../config/settings.js';
 import { describeSource } from '../profiles/describe.js';
+import { receivingProfiles } from '../receive/pollMailbox.js';
+import { redact } from '../redact.js';
 import type { MailRuntime } from '../runtime.js';
+import { pollStatusStore, type PollStatusRecord, type StoredPollStatus } from '../state/index.js';
 
+/**
+ * Five ticks of the default one-minute POLL_SCHEDULE: a poll waits on the queue, may run up to
+ * POLL_MAX_DURATION_SECONDS, and one failed tick should not page anyone. With another schedule,
+ * set HEALTH_STALE_AFTER_SECONDS to about three of its intervals.
+ */
+export const DEFAULT_STALE_AFTER_SECONDS = 300;
+
+/**
+ * How long the health endpoints wait for state storage: well under the minute after which App
+ * Service counts a health check ping as failed, so that an outage answers 503 rather than nothing.
+ */
+const STORAGE_READ_TIMEOUT_MS = 10_000;
+
+/**
+ * ok: the last poll did not fail and one completed within HEALTH_STALE_AFTER_SECONDS; failing:
+ * the last poll failed; stale: none completed recently (never polled, every poll aborted at its
+ * deadline, or the timer or queue is not running).
+ */
+export type ReceivingState = 'ok' | 'failing' | 'stale';
+
+/** What anyone may see, without a key: counts, never a profile name, a mailbox or an error text. */
 export interface HealthReport {
   status: 'ok';
   /** How many profiles are configured (they were validated to get here). */
   profiles: number;
   source: string;
+  receiving: Record<ReceivingState, number>;
 }
 
-/** Liveness: the process is up and its profiles are valid (an invalid document throws ECONFIG). */
-export function healthReport(runtime: MailRuntime): HealthReport {
-  return { status: 'ok', profiles: runtime.profiles.profiles.size, source: describeSource(runtime.profiles) };
+export interface ProfileHealth {
+  name: string;
+  mailbox: string;
+  via: string;
+  state: ReceivingState;
+  /** No completed poll within HEALTH_STALE_AFTER_SECONDS (a failing profile is stale too once that passes). */
+  stale: boolean;
+  lastPollAt: string | null;
+  lastStatus: PollStatusRecord['lastStatus'] | null;
+  lastCompletedAt: string | null;
+  lastDeliveredAt: string | null;
+  consecutiveFailures: number;
+  lastError: { code: string; message: string; hint?: string; at: string } | null;
+  lastCounts: PollStatusRecord['lastCounts'] | null;
+}
+
+export interface ProfilesHealthReport {
+  /** Every receiving profile is `ok`. */
+  ok: boolean;
+  checkedAt: string;
+  staleAfterSeconds: number;
+  profiles: ProfileHealth[];
+}
+
+export interface HealthOptions {
+  /** The clock; now by default. */
+  now?: Date;
+  abortSignal?: AbortSignal;
+}
+
+/** HEALTH_STALE_AFTER_SECONDS, ECONFIG when it is not a whole number of at least 1. */
+export function staleAfterSeconds(env: NodeJS.ProcessEnv): number {
+  return wholeNumberSetting(env, 'HEALTH_STALE_AFTER_SECONDS', { default: DEFAULT_STALE_AFTER_SECONDS, min: 1 });
+}
+
+/**
+ * Per receiving profile: when it was last polled, how that went, and whether it is failing or
+ * stale. Reads one table query; a profile never polled shows nulls and counts as stale.
+ */
+export async function profilesHealth(runtime: MailRuntime, options: HealthOptions = {}): Promise<ProfilesHealthReport> {
+  const now = options.now ?? new Date();
+  const staleAfter = staleAfterSeconds(runtime.env);
+  const profiles = receivingProfiles(runtime);
+  const stored = profiles.length === 0
+    ? new Map<string, StoredPollStatus>()
+    : await pollStatusStore(runtime.env).list({ abortSignal: options.abortSignal ?? AbortSignal.timeout(STORAGE_READ_TIMEOUT_MS) });
+  const health = profiles.map((profile): ProfileHealth => {
+    const row = stored.get(profile.name);
+    // Shown as never polled (stale), so that one odd row does not take the whole report down; the next poll rewrites it.
+    if (row?.unreadable !== undefined) {
+      runtime.logger.warn({ operation: 'health', profile: profile.name, outcome: 'error', code: 'ESTATE', error: `the poll status row is not readable (${row.unreadable})` });
+    }
+    const record = row?.record;
+    const completedAt = record?.lastCompletedAt === undefined ? undefined : Date.parse(record.lastCompletedAt);
+    const stale = completedAt === undefined || now.getTime() - completedAt > staleAfter * 1000;
+    return {
+      name: profile.name,
+      mailbox: profile.mailbox,
+      via: profile.receive.via,
+      state: record?.lastStatus === 'failed' ? 'failing' : stale ? 'stale' : 'ok',
+      stale,
+      lastPollAt: record?.lastPollAt ?? null,
+      lastStatus: record?.lastStatus ?? null,
+      lastCompletedAt: record?.lastCompletedAt ?? null,
+      lastDeliveredAt: record?.lastDeliveredAt ?? null,
+      consecutiveFailures: record?.consecutiveFailures ?? 0,
+      // Redacted when recorded; again here, against a value registered since in this process.
+      lastError: record?.lastError
+        ? { ...record.lastError, message: redact(record.lastError.message), ...(record.lastError.hint !== undefined && { hint: redact(record.lastError.hint) }) }
+        : null,
+      lastCounts: record?.lastCounts ?? null,
+    };
+  });
+  return { ok: health.every((p) => p.state === 'ok'), checkedAt: now.toISOString(), staleAfterSeconds: staleAfter, profiles: health };
+}
+
+/**
+ * Liveness: the profiles and settings are valid (else ECONFIG is thrown) and state storage
+ * answers (else ESTATE), plus how many receiving profiles are ok, failing or stale.
+ */
+export async function healthReport(runtime: MailRuntime, options: HealthOptions = {}): Promise<HealthReport> {
+  const receiving: Record<ReceivingState, number> = { ok: 0, failing: 0, stale: 0 };
+  for (const profile of (await profilesHealth(runtime, options)).profiles) receiving[profile.state]++;
+  return { status: 'ok', profiles: runtime.profiles.profiles.size, source: describeSource(runtime.profiles), receiving };
 }

@@ -1,5 +1,6 @@
-import type { TableEntity } from '@azure/data-tables';
+import type { TableClient, TableEntity } from '@azure/data-tables';
 import { z } from 'zod';
+import { untilAborted } from '../abort.js';
 import { MailError } from '../errors.js';
 import { tableKey } from './keys.js';
 import { stateError, statusOf, storageAccount, type StorageAccount } from './storage.js';
@@ -111,9 +112,9 @@ export class PollStatusStore {
   constructor(private readonly account: StorageAccount) {}
 
   async get(profile: string, options: { abortSignal?: AbortSignal } = {}): Promise<StoredPollStatus | undefined> {
-    const table = await this.account.table(POLL_STATUS_TABLE);
     let entity: Record<string, unknown> & { etag: string };
     try {
+      const table = await this.table(options.abortSignal);
       entity = await table.getEntity<Record<string, unknown>>(PARTITION, tableKey(profile), { abortSignal: options.abortSignal });
     } catch (error) {
       if (statusOf(error) === 404) return undefined;
@@ -124,8 +125,8 @@ export class PollStatusStore {
 
   /** Writes the row if it is still at `etag` (absent when undefined); another writer in between is ESTATE_CONFLICT. */
   async put(record: PollStatusRecord, etag: string | undefined, options: { abortSignal?: AbortSignal } = {}): Promise<void> {
-    const table = await this.account.table(POLL_STATUS_TABLE);
     try {
+      const table = await this.table(options.abortSignal);
       if (etag === undefined) await table.createEntity(toEntity(record), { abortSignal: options.abortSignal });
       else await table.updateEntity(toEntity(record), 'Replace', { etag, abortSignal: options.abortSignal });
     } catch (error) {
@@ -144,9 +145,9 @@ export class PollStatusStore {
   /** Every recorded profile by name, including ones no longer configured (the caller picks). */
   async list(options: { abortSignal?: AbortSignal } = {}): Promise<Map<string, StoredPollStatus>> {
     const { odata } = require('@azure/data-tables') as typeof import('@azure/data-tables');
-    const table = await this.account.table(POLL_STATUS_TABLE);
     const records = new Map<string, StoredPollStatus>();
     try {
+      const table = await this.table(options.abortSignal);
       for await (const entity of table.listEntities<Record<string, unknown>>({ queryOptions: { filter: odata`PartitionKey eq ${PARTITION}` }, abortSignal: options.abortSignal })) {
         // The row key is the tableKey (percent-encoding) of the profile name, readable or not.
         records.set(decodeURIComponent(entity.rowKey ?? ''), fromEntity(entity));
@@ -155,6 +156,11 @@ export class PollStatusStore {
       throw stateError(error, 'could not read the poll statuses');
     }
     return records;
+  }
+
+  /** Creating the table (first use in this process) takes no signal of its own; a health check must not wait on it forever. */
+  private table(abortSignal: AbortSignal | undefined): Promise<TableClient> {
+    return untilAborted(this.account.table(POLL_STATUS_TABLE), abortSignal);
   }
 }
 

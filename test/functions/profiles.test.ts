@@ -1,7 +1,6 @@
 import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
-import { health } from '../../functions/health.js';
 import { profiles } from '../../functions/profiles.js';
 import { MailRuntime, setRuntime } from '../../shared/runtime.js';
 
@@ -70,31 +69,5 @@ describe('GET /api/profiles', () => {
     assert.deepEqual(body.profiles, [
       { name: 'local', mailbox: 'local@localhost.localdomain', auth: 'none', cloud: 'public', send: { via: 'file', allowedFrom: ['*@localhost.localdomain'] }, receive: { via: 'file' } },
     ]);
-  });
-});
-
-describe('GET /api/health', () => {
-  const saved = process.env.MAIL_PROFILES;
-  afterEach(() => {
-    setRuntime(undefined);
-    if (saved === undefined) delete process.env.MAIL_PROFILES;
-    else process.env.MAIL_PROFILES = saved;
-  });
-
-  it('answers {status: "ok", profiles, source}', async () => {
-    setRuntime(new MailRuntime({ env: configured }));
-    const response = await health(get('health'), context('health'));
-    assert.equal(response.status, 200);
-    assert.deepEqual(json(response), { status: 'ok', profiles: 3, source: 'MAIL_PROFILES' });
-  });
-
-  it('answers 500 ECONFIG naming the profile and field when the profiles document is invalid', async () => {
-    process.env.MAIL_PROFILES = JSON.stringify({ profiles: { broken: { mailbox: 'not-an-address', auth: { type: 'none' }, send: { via: 'file' } } } });
-    const response = await health(get('health'), context('health'));
-    assert.equal(response.status, 500);
-    const problem = json(response);
-    assert.equal(problem.code, 'ECONFIG');
-    assert.equal(problem.profile, 'broken');
-    assert.equal(problem.field, 'mailbox');
   });
 });

@@ -16,7 +16,9 @@ const EXPECTED: Record<string, { file: string; trigger: Record<string, unknown> 
   sendStatus: { file: 'sendStatus.js', trigger: { type: 'httpTrigger', methods: ['GET'], route: 'send/{id}', authLevel: 'function' } },
   sendWorker: { file: 'sendWorker.js', trigger: { type: 'queueTrigger', queueName: 'mail-send', connection: 'AzureWebJobsStorage' } },
   profiles: { file: 'profiles.js', trigger: { type: 'httpTrigger', methods: ['GET'], route: 'profiles', authLevel: 'function' } },
+  // App Service Health check and load balancer probes call it without a key.
   health: { file: 'health.js', trigger: { type: 'httpTrigger', methods: ['GET'], route: 'health', authLevel: 'anonymous' } },
+  healthProfiles: { file: 'healthProfiles.js', trigger: { type: 'httpTrigger', methods: ['GET'], route: 'health/profiles', authLevel: 'function' } },
   poll: { file: 'poll.js', trigger: { type: 'timerTrigger', schedule: '%POLL_SCHEDULE%' } },
   pollWorker: { file: 'pollWorker.js', trigger: { type: 'queueTrigger', queueName: 'mail-poll', connection: 'AzureWebJobsStorage' } },
   pollNow: { file: 'pollNow.js', trigger: { type: 'httpTrigger', methods: ['POST'], route: 'profiles/{name}/poll', authLevel: 'function' } },
