@@ -17,6 +17,15 @@ export const EXIT_BAD_INPUT = 2;
 /** Logs go to stderr as structured lines, so stdout carries only the JSON result. */
 export const stderrLogger: Logger = createLogger({ log: console.error, warn: console.error, error: console.error });
 
+/**
+ * The state (cursors, dedupe, leases, poll status) lives in AzureWebJobsStorage, as in the app;
+ * without the setting the CLI uses the development storage (Azurite on its default ports, as
+ * `npm start` runs it).
+ */
+export function stateEnv(): NodeJS.ProcessEnv {
+  return process.env.AzureWebJobsStorage?.trim() ? process.env : { ...process.env, AzureWebJobsStorage: 'UseDevelopmentStorage=true' };
+}
+
 export function printResult(value: unknown): number {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
   return EXIT_OK;

@@ -1,3 +1,4 @@
+import { healthCommand } from './commands/health.js';
 import { pollCommand } from './commands/poll.js';
 import { profilesCommand } from './commands/profiles.js';
 import { sendCommand } from './commands/send.js';
@@ -8,6 +9,7 @@ import { EXIT_BAD_INPUT, EXIT_OK, type CliCommand } from './command.js';
 const COMMANDS: Record<string, CliCommand> = {
   send: sendCommand,
   poll: pollCommand,
+  health: healthCommand,
   profiles: profilesCommand,
   test: testCommand,
 };
@@ -24,7 +26,7 @@ function help(): string {
     '',
     'Profiles come from MAIL_PROFILES, MAIL_PROFILES_FILE or profiles.json; with none, the built-in',
     '"local" profile writes .eml files to <MAIL_DIR>/outbox (default .mail/outbox) and polls <MAIL_DIR>/inbox.',
-    'poll keeps its state in AzureWebJobsStorage (default: the development storage, Azurite, as npm start runs it).',
+    'poll and health keep their state in AzureWebJobsStorage (default: the development storage, Azurite, as npm start runs it).',
     'Exit codes: 0 success (JSON result on stdout), 2 bad input, 1 other failure (problem JSON on stderr).',
   ].join('\n');
 }

@@ -2,7 +2,7 @@ import { receivingProfiles } from '../../shared/receive/pollMailbox.js';
 import { pollAndRecord } from '../../shared/receive/pollRequests.js';
 import { MailError } from '../../shared/errors.js';
 import { MailRuntime } from '../../shared/runtime.js';
-import { parseFlags, EXIT_FAILURE, EXIT_OK, printFailure, printResult, stderrLogger, type CliCommand } from '../command.js';
+import { parseFlags, EXIT_FAILURE, EXIT_OK, printFailure, printResult, stateEnv, stderrLogger, type CliCommand } from '../command.js';
 
 const usage = 'm365-mail poll [--profile P | --all]';
 
@@ -10,14 +10,6 @@ const options = {
   profile: { type: 'string' },
   all: { type: 'boolean' },
 } as const;
-
-/**
- * The state (cursors, dedupe, leases) lives in AzureWebJobsStorage, as in the app; without the
- * setting the CLI uses the development storage (Azurite on its default ports, as `npm start` runs it).
- */
-function cliEnv(): NodeJS.ProcessEnv {
-  return process.env.AzureWebJobsStorage?.trim() ? process.env : { ...process.env, AzureWebJobsStorage: 'UseDevelopmentStorage=true' };
-}
 
 export const pollCommand: CliCommand = {
   summary: 'Poll a receiving profile (or --all) once, as pollNow does: deliver new mail, print the result.',
@@ -29,7 +21,7 @@ export const pollCommand: CliCommand = {
       if (flags.all && flags.profile !== undefined) {
         throw new MailError('EINPUT', '--profile and --all exclude each other', { field: 'arguments', hint: 'Name one profile, or poll them all.' });
       }
-      runtime = new MailRuntime({ env: cliEnv(), logger: stderrLogger });
+      runtime = new MailRuntime({ env: stateEnv(), logger: stderrLogger });
       const names = flags.all ? receivingProfiles(runtime).map((p) => p.name) : [runtime.profile(flags.profile).name];
       const results = [];
       for (const name of names) results.push(await pollAndRecord(runtime, name));

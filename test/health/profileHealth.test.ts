@@ -241,16 +241,28 @@ describe('per-profile health: each poll is recorded, GET /api/health/profiles sh
     return table;
   }
 
-  it('m365-mail poll records its outcome in the same table', async () => {
+  it('m365-mail poll records its outcome; m365-mail health prints the per-profile report and exits 1 unless every profile is ok', async () => {
     const inbox = h.folder('inbox');
     dropEml(inbox, 'one.eml', await message(6), 1);
-    const profiles = { fromCli: h.fileProfile(inbox) };
-    const env: NodeJS.ProcessEnv = { ...process.env, ...h.env, MAIL_PROFILES: JSON.stringify({ profiles }) };
-    for (const key of ['MAIL_PROFILES_FILE', 'DEFAULT_PROFILE', 'KEY_VAULT_URL']) delete env[key];
-    const run = await runNode([path.join(APP_ROOT, 'dist', 'cli', 'm365-mail.js'), 'poll', '--profile', 'fromCli'], { cwd: APP_ROOT, env });
-    assert.equal(run.code, 0, run.stderr);
-    const shown = (await profilesHealth(h.runtime(profiles))).profiles[0]!;
+    const polled = { fromCli: h.fileProfile(inbox) };
+    const withNever = { ...polled, cliNever: h.fileProfile(h.folder('inbox')) };
+    const cli = (args: string[], profiles: Record<string, unknown>) => {
+      const env: NodeJS.ProcessEnv = { ...process.env, ...h.env, MAIL_PROFILES: JSON.stringify({ profiles }) };
+      for (const key of ['MAIL_PROFILES_FILE', 'DEFAULT_PROFILE', 'KEY_VAULT_URL', 'HEALTH_STALE_AFTER_SECONDS']) delete env[key];
+      return runNode([path.join(APP_ROOT, 'dist', 'cli', 'm365-mail.js'), ...args], { cwd: APP_ROOT, env });
+    };
+    const poll = await cli(['poll', '--profile', 'fromCli'], polled);
+    assert.equal(poll.code, 0, poll.stderr);
+    const shown = (await profilesHealth(h.runtime(polled))).profiles[0]!;
     assert.deepEqual([shown.lastStatus, shown.lastCounts?.delivered, shown.state], ['completed', 1, 'ok']);
+
+    const healthy = await cli(['health'], polled);
+    assert.equal(healthy.code, 0, healthy.stderr);
+    assert.deepEqual((JSON.parse(healthy.stdout) as ProfilesHealthReport).profiles.map((p) => [p.name, p.state]), [['fromCli', 'ok']]);
+    const unhealthy = await cli(['health'], withNever);
+    assert.equal(unhealthy.code, 1, unhealthy.stderr);
+    const report = JSON.parse(unhealthy.stdout) as ProfilesHealthReport;
+    assert.deepEqual([report.ok, ...report.profiles.map((p) => [p.name, p.state])], [false, ['fromCli', 'ok'], ['cliNever', 'stale']]);
   });
 
   it('state storage that does not answer ends the health read at its time limit with ESTATE, instead of holding the probe', async () => {
