@@ -38,8 +38,10 @@ export interface FetchedMessage {
   /**
    * The cursor to store once this message and every one before it has been acknowledged
    * by the sink; undefined where a transport can only advance per batch (Graph delta).
+   * Read it after the message's afterFetch: POP3 leaves out a message whose DELE is not
+   * committed yet, so that it comes again should QUIT fail.
    */
-  cursorAfter?: ReaderCursor;
+  readonly cursorAfter?: ReaderCursor;
 }
 
 export type AfterFetch = 'markRead' | 'move' | 'delete' | 'none';

@@ -41,6 +41,7 @@ export class Pop3Peer {
   /** Command lines received; the AUTH payload line is recorded as "(sasl payload)". */
   readonly commands: string[] = [];
   private readonly store: StoredMessage[] = [];
+  private quitsToDrop = 0;
   private server?: Server;
   private readonly sockets = new Set<TLSSocket>();
   private port = 0;
@@ -63,6 +64,11 @@ export class Pop3Peer {
 
   uids(): string[] {
     return this.store.map((m) => m.uid);
+  }
+
+  /** The next QUIT gets no answer: the connection drops, so the session never enters UPDATE and its deletions are discarded (RFC 1939 6). */
+  dropNextQuit(): void {
+    this.quitsToDrop++;
   }
 
   async start(): Promise<this> {
@@ -129,6 +135,10 @@ export class Pop3Peer {
           ok('');
           return multi(['TOP', 'UIDL', 'SASL XOAUTH2']);
         case 'QUIT':
+          if (this.quitsToDrop > 0) {
+            this.quitsToDrop--;
+            return socket.destroy();
+          }
           if (state === 'transaction') {
             const gone = new Set([...deleted].map((n) => drop[n - 1]));
             for (let i = this.store.length - 1; i >= 0; i--) if (gone.has(this.store[i])) this.store.splice(i, 1);

@@ -194,6 +194,23 @@ describe('polling real mail protocols (IMAP and POP3 with XOAUTH2, Graph delta) 
     assert.deepEqual(h.webhook.accepted<DeliveredMessage>().map((m) => `${m.provider.via}:${m.subject}`), ['pop3:Request 41', 'pop3:Request 42', 'pop3:Request 43']);
   });
 
+  it('POP3: when QUIT fails after the DELEs, the poll reports it and the next poll deletes those messages, delivering nothing twice', async (t) => {
+    const pop3 = await new Pop3Peer(entra, { mailbox: MAILBOX }).start();
+    t.after(() => pop3.stop());
+    const uids = [pop3.add(await ticket(61)), pop3.add(await ticket(62))];
+    const { name, runtime } = runtimeFor({ via: 'pop3', afterFetch: 'delete' }, { pop3: pop3.endpoint });
+    pop3.dropNextQuit();
+    const first = await pollMailbox(runtime, name);
+    assert.deepEqual([first.status, first.delivered], ['completed', 2], JSON.stringify(first.error));
+    assert.deepEqual(first.cleanupErrors?.map((e) => e.code), ['ECONNECTION']);
+    assert.deepEqual(pop3.uids(), uids, 'QUIT did not commit the deletions');
+
+    const second = await pollMailbox(runtime, name);
+    assert.deepEqual([second.status, second.delivered, second.duplicates, second.cleanupErrors], ['completed', 0, 2, undefined]);
+    assert.deepEqual(pop3.uids(), []);
+    assert.deepEqual(h.webhook.accepted<DeliveredMessage>().map((m) => m.subject), ['Request 61', 'Request 62']);
+  });
+
   it('POP3 without delete: the UIDL cursor keeps a second poll from delivering anything again', async (t) => {
     const pop3 = await new Pop3Peer(entra, { mailbox: MAILBOX }).start();
     t.after(() => pop3.stop());

@@ -109,6 +109,29 @@ describe('POP3 reader (AUTH XOAUTH2) against a loopback POP3 server', () => {
     assert.deepEqual(pop3.uids(), uids.slice(2));
   });
 
+  it('a message marked for deletion is left out of the cursors, so when QUIT fails and the DELE is not committed the next poll meets it again', async (t) => {
+    const { pop3, reader } = await setup(t);
+    const uids = [1, 2, 3].map((n) => pop3.add(rawMessage(n)));
+    const session = await reader.open();
+    const cursors: unknown[] = [];
+    for await (const m of session.messages(undefined, { limit: 10 })) {
+      await readAll(await m.openSource());
+      if (m.providerId !== uids[1]) await session.applyAfterFetch(m, 'delete');
+      cursors.push(m.cursorAfter);
+    }
+    assert.deepEqual(cursors, [{ seen: [] }, { seen: [uids[1]] }, { seen: [uids[1]] }]);
+    const final = session.finalCursor();
+    assert.deepEqual(final, { seen: [uids[1]] });
+    pop3.dropNextQuit();
+    const failure = await mailErrorFrom(session.close());
+    assert.equal(failure.code, 'ECONNECTION');
+    assert.deepEqual(pop3.uids(), uids, 'the deletions were not committed');
+
+    const again = await poll(reader, final, { afterEach: (s, m) => s.applyAfterFetch(m, 'delete') });
+    assert.deepEqual(again.messages.map((m) => m.providerId), [uids[0], uids[2]]);
+    assert.deepEqual(pop3.uids(), [uids[1]]);
+  });
+
   it('afterFetch none leaves the mailbox as it was; markRead and move are refused', async (t) => {
     const { pop3, reader } = await setup(t);
     const uid = pop3.add(rawMessage(1));

@@ -59,9 +59,10 @@ interface Listed {
 
 class Pop3Session implements MailboxSession {
   private wasResynced = false;
-  private last?: Pop3Cursor;
+  private last?: () => Pop3Cursor;
   private readonly numbers = new Map<string, number>();
-  private deletions = 0;
+  /** UIDLs marked with DELE in this session: gone only once QUIT commits them. */
+  private readonly deleted = new Set<string>();
 
   constructor(
     private readonly profile: Profile,
@@ -89,18 +90,25 @@ class Pop3Session implements MailboxSession {
     // Message numbers follow arrival order, so the new ones come oldest first.
     const fresh = listed.filter((m) => !known.has(m.uid)).sort((a, b) => a.number - b.number).slice(0, options.limit);
     const seen = [...kept];
-    this.last = { seen: [...seen] };
+    // A message marked for deletion is left out of the cursor: should QUIT never commit its DELE,
+    // the next poll meets it again (a duplicate by then, whose afterFetch deletes it again)
+    // instead of it staying on the server, remembered as seen, for good. So a cursor is worked
+    // out when it is read, which the poll does after the message's afterFetch.
+    const through = (count: number): Pop3Cursor => ({ seen: seen.slice(0, count).filter((uid) => !this.deleted.has(uid)) });
+    this.last = () => through(kept.length);
     for (const m of fresh) {
       options.abortSignal?.throwIfAborted();
       this.numbers.set(m.uid, m.number);
       seen.push(m.uid);
-      const cursorAfter: Pop3Cursor = { seen: [...seen] };
-      this.last = cursorAfter;
+      const count = seen.length;
+      this.last = () => through(count);
       yield {
         providerId: m.uid,
         size: sizes.get(m.number),
         openSource: (o) => this.openSource(m.number, o?.abortSignal),
-        cursorAfter,
+        get cursorAfter() {
+          return through(count);
+        },
       };
     }
   }
@@ -113,7 +121,7 @@ class Pop3Session implements MailboxSession {
   }
 
   finalCursor(): ReaderCursor | undefined {
-    return this.last;
+    return this.last?.();
   }
 
   async applyAfterFetch(message: FetchedMessage, action: AfterFetch): Promise<void> {
@@ -130,16 +138,16 @@ class Pop3Session implements MailboxSession {
       throw new MailError('EMAILBOX', `profile "${this.profile.name}": message ${message.providerId} was not listed in this POP3 session`, { profile: this.profile.name });
     }
     await this.run('DELE', () => this.client.delete(number));
-    this.deletions++;
+    this.deleted.add(message.providerId);
   }
 
-  /** QUIT applies the DELEs; if it fails they are not applied, and the caller hears of it. */
+  /** QUIT applies the DELEs; if it fails they are not applied (the next poll deletes them again), and the caller hears of it. */
   async close(): Promise<void> {
     try {
       await this.client.quit();
     } catch (error) {
       const failure = translatePop3Error(this.profile, error, 'QUIT');
-      if (this.deletions > 0) throw failure;
+      if (this.deleted.size > 0) throw failure;
       this.logger.warn({ operation: 'pop3', profile: this.profile.name, outcome: 'error', code: failure.code, message: failure.message });
     } finally {
       this.client.close();
