@@ -32,6 +32,13 @@ interface ModuleInternals {
 
 const CORE_MODULE = '@azure/functions-core';
 const registered: RegisteredFunction[] = [];
+
+/** An app hook (appStart, appTerminate, ...) as the host would call it, with a core context. */
+export interface RegisteredHook {
+  name: string;
+  callback: (coreContext: unknown) => unknown;
+}
+const hooks: RegisteredHook[] = [];
 let installed = false;
 
 const fakeCore = {
@@ -40,7 +47,8 @@ const fakeCore = {
     return { dispose: () => {} };
   },
   setProgrammingModel(): void {},
-  registerHook(): { dispose(): void } {
+  registerHook(name: string, callback: (coreContext: unknown) => unknown): { dispose(): void } {
+    hooks.push({ name, callback });
     return { dispose: () => {} };
   },
   log(): void {},
@@ -63,6 +71,10 @@ export function installFunctionsCore(): void {
 
 export function registeredFunctions(): readonly RegisteredFunction[] {
   return registered;
+}
+
+export function registeredHooks(): readonly RegisteredHook[] {
+  return hooks;
 }
 
 /** The trigger binding of a registered function (the one binding whose type ends in Trigger). */
