@@ -7,6 +7,8 @@ export interface ReceivedHook {
   body: string;
   /** The status this peer answered with. */
   status: number;
+  /** Milliseconds (Date.now scale, sub-millisecond precision) when the request had arrived whole. */
+  receivedAt: number;
 }
 
 export interface ScriptedAnswer {
@@ -61,7 +63,7 @@ export class WebhookReceiverPeer {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         const answer = req.method === 'POST' && req.url === '/hooks/mail' ? (this.script.shift() ?? { status: 200 }) : { status: 404 };
-        this.received.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), status: answer.status });
+        this.received.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), status: answer.status, receivedAt: performance.timeOrigin + performance.now() });
         const reply = () => {
           if (res.destroyed) return;
           res.writeHead(answer.status, { 'Content-Type': 'application/json', ...answer.headers });

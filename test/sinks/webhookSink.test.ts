@@ -41,24 +41,32 @@ describe('webhook sink', () => {
   const sink = (options: Partial<WebhookSinkOptions> = {}) =>
     new WebhookSink({ url: peer.url, signingSecret: 'hook-key', secrets: new EnvironmentSecretStore({ HOOK_KEY: SECRET }), retryDelayMs: 20, maxRetryDelayMs: 200, ...options });
 
-  it('POSTs the message as UTF-8 JSON with its id, a unix timestamp and an HMAC-SHA256 signature over "<timestamp>.<body>"', async () => {
+  it('POSTs the message as UTF-8 JSON with its id, the current unix timestamp and an HMAC-SHA256 signature over "<timestamp>.<body>"', async () => {
+    const before = Math.floor(Date.now() / 1000);
     await sink().deliver(message);
+    const after = Math.floor(Date.now() / 1000);
     assert.equal(peer.received.length, 1);
     const [hook] = peer.received;
     assert.deepEqual(JSON.parse(hook!.body), message);
     assert.match(String(hook!.headers['content-type']), /^application\/json/);
     assert.equal(hook!.headers['x-mail-id'], message.id);
     assert.match(String(hook!.headers['x-mail-timestamp']), /^\d{10}$/);
+    // Consumers refuse stale timestamps to stop replays: it must be the time of sending, not any number.
+    const timestamp = Number(hook!.headers['x-mail-timestamp']);
+    assert.ok(timestamp >= before && timestamp <= after, `timestamp ${timestamp} is not the time of sending (${before}..${after})`);
     assert.match(String(hook!.headers['x-mail-signature']), /^sha256=[0-9a-f]{64}$/);
     assert.ok(WebhookReceiverPeer.verify(hook!, SECRET));
     assert.ok(!WebhookReceiverPeer.verify({ ...hook!, body: hook!.body.replace('Hello', 'Hullo') }, SECRET), 'a changed body fails verification');
   });
 
   it('retries 5xx, 408 and 429 (honouring Retry-After) and succeeds when the consumer recovers', async () => {
-    peer.answer({ status: 500 }, { status: 408 }, { status: 429, headers: { 'Retry-After': '0' } });
-    await sink().deliver(message);
+    peer.answer({ status: 500 }, { status: 408 }, { status: 429, headers: { 'Retry-After': '1' } });
+    await sink({ maxRetryDelayMs: 2_000 }).deliver(message);
     assert.deepEqual(peer.received.map((r) => r.status), [500, 408, 429, 200]);
     assert.ok(peer.received.every((r) => WebhookReceiverPeer.verify(r, SECRET)), 'each attempt is signed afresh');
+    // Not a speed check: a lower bound. The backoff alone (20 ms, doubling) would come back far sooner.
+    const waited = peer.received[3]!.receivedAt - peer.received[2]!.receivedAt;
+    assert.ok(waited >= 1000 - 1, `the retry came ${waited.toFixed(1)} ms after the 429 with Retry-After: 1`);
   });
 
   it('gives up after the bounded number of attempts with ESINK_UNAVAILABLE', async () => {
