@@ -126,4 +126,24 @@ describe('a rotated client secret in Key Vault is picked up after one authentica
     assert.equal(vault.secretReads('helpdesk-secret-d').filter((r) => r.status === 200).length, 2);
     assert.deepEqual(appRequests().map((r) => r.outcome), ['refused', 'refused']);
   });
+
+  it('a failure that is not about authentication (a refused sender, throttling) is not retried and leaves token and secret alone', async () => {
+    const { tokens, appRequests } = setUp('app-not-auth', 'helpdesk-secret-e', 'vault-held-secret-e1');
+    const reads = () => vault.secretReads('helpdesk-secret-e').filter((r) => r.status === 200).length;
+    for (const refusal of [
+      new MailError('ESEND_DENIED', '550 5.7.60 Client does not have permissions to send as this sender', { field: 'from' }),
+      new MailError('ETHROTTLED', '432 4.3.2 sender thread limit exceeded', { retryAfter: 60 }),
+    ]) {
+      let attempts = 0;
+      const error = await mailErrorFrom(withAuthRetry(tokens, async () => {
+        attempts++;
+        await tokens.getToken(OUTLOOK);
+        throw refusal;
+      }));
+      assert.equal(error, refusal);
+      assert.equal(attempts, 1, `${refusal.code} was retried`);
+    }
+    assert.equal(reads(), 1, 'the secret was read once, for the first token, and not again');
+    assert.deepEqual(appRequests().map((r) => r.outcome), ['issued'], 'the cached token was kept');
+  });
 });
