@@ -1,6 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { MailError } from '../../shared/errors.js';
+import { problemResponse } from '../../shared/http/problem.js';
 import { createLogger } from '../../shared/log.js';
 import { MAX_SENSITIVE_VALUES, REDACTED, redact, redactValue, registerSensitive } from '../../shared/redact.js';
 
@@ -47,6 +49,17 @@ describe('redact removes registered secrets and tokens from any text', () => {
     assert.equal(lines.length, 1);
     assert.ok(!lines[0]!.includes(token));
     assert.deepEqual(JSON.parse(lines[0]!), { operation: 'send', detail: { error: `refused ${REDACTED}` } });
+  });
+
+  it('a problem body takes registered values out of an error text and hint that carry them', () => {
+    const token = `tok-${randomBytes(16).toString('hex')}`;
+    registerSensitive(token);
+    const error = new MailError('EAUTH', `535 5.7.3 refused token ${token}`, { hint: `Token ${token} was refused.` });
+    const body = String(problemResponse(error).body);
+    assert.ok(!body.includes(token), body);
+    const problem = JSON.parse(body) as { detail: string; hint: string };
+    assert.equal(problem.detail, `535 5.7.3 refused token ${REDACTED}`);
+    assert.equal(problem.hint, `Token ${REDACTED} was refused.`);
   });
 
   it('an access token is forgotten an hour after it expires, while a secret registered before it is kept', () => {
