@@ -105,15 +105,17 @@ describe('receive state in Azure Storage (Azurite)', () => {
   });
 
   it('a held lease is renewed while polling, and a lease taken away aborts the poll holding it', async () => {
-    const leases = new MailboxLeases(storageAccount(env), { durationSeconds: 15, renewEveryMs: 100 });
+    // Each renewal must answer within the interval: 500 ms leaves a loaded machine room for that.
+    const leases = new MailboxLeases(storageAccount(env), { durationSeconds: 15, renewEveryMs: 500 });
     const held = await leases.acquire('renewed@contoso.com');
     assert.ok(held);
-    await new Promise((r) => setTimeout(r, 350));
+    await new Promise((r) => setTimeout(r, 1_300));
     assert.equal(held.signal.aborted, false, 'renewals succeed while the lease is ours');
     const container = await storageAccount(env).container(STATE_NAMES.leases);
     await container.getBlockBlobClient(encodeURIComponent('renewed@contoso.com')).getBlobLeaseClient().breakLease(0);
-    await new Promise((r) => setTimeout(r, 350));
-    assert.equal(held.signal.aborted, true);
+    // Bounded wait for the next renewal to be refused, instead of a fixed sleep that a slow machine overruns.
+    for (let waited = 0; waited < 5000 && !held.signal.aborted; waited += 50) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(held.signal.aborted, true, 'the refused renewal counted as a lost lease');
     assert.ok(isMailError(held.signal.reason) && held.signal.reason.code === 'ESTATE');
     await held.release();
   });
