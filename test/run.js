@@ -36,6 +36,10 @@ async function main() {
   // Tests reach loopback only; make sure no proxy setting routes them elsewhere.
   for (const k of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy', 'ALL_PROXY']) delete env[k];
   env.NO_PROXY = '127.0.0.1,localhost';
+  // ...and make it a checked fact: every test process (and the CLI and Azurite processes they start)
+  // loads the guard that refuses connections beyond loopback and fails the file that tried one.
+  const guard = path.join(testRoot, 'support', 'loopbackOnly.js');
+  env.NODE_OPTIONS = [env.NODE_OPTIONS, `--require ${JSON.stringify(guard)}`].filter(Boolean).join(' ');
   const result = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], { stdio: 'inherit', env, cwd: root });
   ca.dispose();
   process.exit(result.status ?? 1);
