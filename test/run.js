@@ -5,7 +5,7 @@
 // real clients verify TLS exactly as in production: no rejectUnauthorized: false anywhere.
 'use strict';
 const { spawnSync } = require('node:child_process');
-const { readdirSync, statSync } = require('node:fs');
+const { existsSync, readdirSync, statSync } = require('node:fs');
 const path = require('node:path');
 
 async function main() {
@@ -26,6 +26,14 @@ async function main() {
   })(testRoot);
   if (files.length === 0) {
     console.error(`no test files found under ${testRoot}${wanted.length ? ` matching ${wanted.join(', ')}` : ''}`);
+    process.exit(1);
+  }
+
+  // The app reads profiles.json at its root when no other profiles are configured (git ignores it, so
+  // a developer may well have one): it would replace the built-in profile several tests rely on and
+  // fail them with messages about someone's own profiles. Say so instead.
+  if (existsSync(path.join(root, 'profiles.json'))) {
+    console.error(`${path.join(root, 'profiles.json')} exists: the tests need the app root without one (it replaces the built-in local profile). Move it elsewhere and point MAIL_PROFILES_FILE at it when running the app.`);
     process.exit(1);
   }
 
