@@ -11,7 +11,7 @@
  * Figures, never assertions.
  * Usage: npm run bench:poll -- [--n 2000] [--large-mb 50]
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -29,24 +29,12 @@ import { STATE_NAMES } from '../shared/state/storage.js';
 import { createReader } from '../shared/transports/index.js';
 import { AzuritePeer } from '../test/peers/azurite.js';
 import { ImapPeer } from '../test/peers/imapPeer.js';
-import { createTestCa } from '../test/peers/testCa.js';
+import { rerunWithTestCa } from '../test/peers/testCa.js';
 import { TokenEndpointPeer } from '../test/peers/tokenEndpoint.js';
 
 const MAILBOX = 'bench@contoso.com';
 const APP = { tenantId: 'bench-tenant', clientId: 'bench-app', secret: 'bench-secret-value' };
 const WARM_UP_MESSAGES = 200;
-
-/** Node reads NODE_EXTRA_CA_CERTS only at start-up: make the test CA, then run this file again with it trusted. */
-async function reexecWithTestCa(): Promise<number> {
-  const ca = await createTestCa();
-  try {
-    const env: NodeJS.ProcessEnv = { ...process.env, ...ca.env, NO_PROXY: '127.0.0.1,localhost' };
-    for (const k of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy', 'ALL_PROXY']) delete env[k];
-    return spawnSync(process.execPath, [__filename, ...process.argv.slice(2)], { stdio: 'inherit', env }).status ?? 1;
-  } finally {
-    ca.dispose();
-  }
-}
 
 function compose(i: number, attachment?: Buffer): Promise<Buffer> {
   return new MailComposer({
@@ -293,7 +281,7 @@ async function main(): Promise<void> {
   if (!Number.isInteger(n) || n < 1) throw new Error(`--n must be a positive integer, got ${values.n}`);
   if (!Number.isInteger(largeMb) || largeMb < 1) throw new Error(`--large-mb must be a positive integer, got ${values['large-mb']}`);
   if (!process.env.TEST_TLS_DIR) {
-    process.exitCode = await reexecWithTestCa();
+    process.exitCode = await rerunWithTestCa(__filename, process.argv.slice(2));
     return;
   }
   const azurite = new AzuritePeer();

@@ -6,7 +6,6 @@
  * Rounds alternate which side goes first and the medians are reported, because the
  * machine is shared and a single pass is noisy.
  */
-import { spawnSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { exchangeScope } from '../shared/config/cloud.js';
@@ -17,23 +16,11 @@ import { MailRuntime } from '../shared/runtime.js';
 import { prepareMessage } from '../shared/send/sendMail.js';
 import { smtpPoolOptions } from '../shared/transports/smtp/smtpSender.js';
 import { SmtpPeer } from '../test/peers/smtpPeer.js';
-import { createTestCa } from '../test/peers/testCa.js';
+import { rerunWithTestCa } from '../test/peers/testCa.js';
 import { TokenEndpointPeer } from '../test/peers/tokenEndpoint.js';
 
 const MAILBOX = 'bench@contoso.com';
 const WARM_UP = 20;
-
-/** Node reads NODE_EXTRA_CA_CERTS only at start-up: make the test CA, then run this file again with it trusted. */
-async function reexecWithTestCa(): Promise<number> {
-  const ca = await createTestCa();
-  try {
-    const env: NodeJS.ProcessEnv = { ...process.env, ...ca.env, NO_PROXY: '127.0.0.1,localhost' };
-    for (const k of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy', 'ALL_PROXY']) delete env[k];
-    return spawnSync(process.execPath, [__filename, ...process.argv.slice(2)], { stdio: 'inherit', env }).status ?? 1;
-  } finally {
-    ca.dispose();
-  }
-}
 
 async function timed(count: number, send: (i: number) => Promise<unknown>): Promise<number> {
   const started = performance.now();
@@ -124,7 +111,7 @@ async function main(): Promise<void> {
   if (!Number.isInteger(n) || n < 1) throw new Error(`--n must be a positive integer, got ${values.n}`);
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer, got ${values.rounds}`);
   if (!process.env.TEST_TLS_DIR) {
-    process.exitCode = await reexecWithTestCa();
+    process.exitCode = await rerunWithTestCa(__filename, process.argv.slice(2));
     return;
   }
   await bench(n, rounds);

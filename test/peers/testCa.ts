@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -46,4 +47,19 @@ export async function createTestCa(): Promise<TestCa> {
     env: { NODE_EXTRA_CA_CERTS: path.join(dir, 'ca.pem'), TEST_TLS_DIR: dir },
     dispose: () => rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+/**
+ * Node reads NODE_EXTRA_CA_CERTS only at start-up: makes the test CA, runs `script` again with
+ * it trusted (and no proxy between it and loopback), and resolves to that run's exit code.
+ */
+export async function rerunWithTestCa(script: string, args: string[]): Promise<number> {
+  const ca = await createTestCa();
+  try {
+    const env: NodeJS.ProcessEnv = { ...process.env, ...ca.env, NO_PROXY: '127.0.0.1,localhost' };
+    for (const k of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy', 'ALL_PROXY']) delete env[k];
+    return spawnSync(process.execPath, [script, ...args], { stdio: 'inherit', env }).status ?? 1;
+  } finally {
+    ca.dispose();
+  }
 }
