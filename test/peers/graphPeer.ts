@@ -287,6 +287,8 @@ export class GraphPeer {
       case 'POST messages/{id}/attachments/createUploadSession':
         return this.createUploadSession(this.draft(mailbox, rest[1]!), parse(body, uploadSessionInput));
       case 'POST messages/{id}/send':
+        // Graph documents this action without a request body ("Don't supply a request body for this method").
+        if (body.length > 0) throw new GraphFailure(400, 'BadRequest', 'The send action takes no request body.');
         return this.sendDraft(this.draft(mailbox, rest[1]!));
       case 'DELETE messages/{id}':
         this.drafts.delete(this.draft(mailbox, rest[1]!).id);

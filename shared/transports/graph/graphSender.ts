@@ -166,7 +166,8 @@ export class GraphSender implements MailSender {
       }
       for (const attachment of plan.uploaded) await this.upload(messagePath, attachment, options);
       options.abortSignal?.throwIfAborted();
-      await this.graph.call(`${messagePath}/send`, options, (request) => request.post({}));
+      // Graph documents the send action without a request body.
+      await this.graph.call(`${messagePath}/send`, options, (request) => request.post(undefined));
     } catch (error) {
       await this.discardDraft(messagePath, draft.id);
       throw error;
