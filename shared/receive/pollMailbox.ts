@@ -335,8 +335,8 @@ class MailboxPoll {
         // A delivery recorded past the failure gets its afterFetch in the next poll, as a duplicate.
         // An unparseable message stays where it is, for a person to look at, however often it is met.
         const handled = outcome === 'delivered' || (outcome === 'duplicate' && p.message !== undefined);
-        if (handled) await session.applyAfterFetch(p.fetched, this.profile.receive.afterFetch, { abortSignal: signal });
-        this.pending = p.fetched.cursorAfter ?? this.pending;
+        const cursor = await session.acknowledge(p.fetched, { afterFetch: handled ? this.profile.receive.afterFetch : 'none', abortSignal: signal });
+        this.pending = cursor ?? this.pending;
       } else if (outcome === 'duplicate' || outcome === 'filtered') {
         continue;
       }

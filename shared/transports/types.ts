@@ -35,16 +35,16 @@ export interface FetchedMessage {
   seen?: boolean;
   /** Opens the raw source. Large messages are streamed, never held whole. */
   openSource(options?: { abortSignal?: AbortSignal }): Promise<NodeJS.ReadableStream>;
-  /**
-   * The cursor to store once this message and every one before it has been acknowledged
-   * by the sink; undefined where a transport can only advance per batch (Graph delta).
-   * Read it after the message's afterFetch: POP3 leaves out a message whose DELE is not
-   * committed yet, so that it comes again should QUIT fail.
-   */
-  readonly cursorAfter?: ReaderCursor;
 }
 
 export type AfterFetch = 'markRead' | 'move' | 'delete' | 'none';
+
+export interface AcknowledgeOptions {
+  afterFetch: AfterFetch;
+  /** For afterFetch "move"; default the profile's receive.moveTo. */
+  moveTo?: string;
+  abortSignal?: AbortSignal;
+}
 
 /** An open connection to one mailbox folder for one poll. */
 export interface MailboxSession {
@@ -58,7 +58,15 @@ export interface MailboxSession {
   finalCursor(): ReaderCursor | undefined;
   /** True when the last `messages` call had to discard the cursor and start over. */
   readonly resynced: boolean;
-  applyAfterFetch(message: FetchedMessage, action: AfterFetch, options?: { moveTo?: string; abortSignal?: AbortSignal }): Promise<void>;
+  /**
+   * The message is done with (delivered, dead-lettered, filtered or a duplicate): applies
+   * `afterFetch` to it ('none' for a message to leave as it is) and answers the cursor to store
+   * once it and every message before it are acknowledged; undefined where a transport can only
+   * advance per batch (Graph delta: see finalCursor). The cursor exists only as this answer, so
+   * it cannot be read before the action: POP3 leaves out a message whose DELE is not committed
+   * yet, so that it comes again should QUIT fail.
+   */
+  acknowledge(message: FetchedMessage, options: AcknowledgeOptions): Promise<ReaderCursor | undefined>;
   close(): Promise<void>;
 }
 

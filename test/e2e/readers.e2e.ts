@@ -71,7 +71,7 @@ describe('mailbox readers against the real Dovecot (TLS, XOAUTH2 tokens from @az
 
     it(`${via}: afterFetch delete removes the read messages from the server`, async () => {
       for (const n of [1, 2]) await servers.deliver(MAILBOX, rawMessage(n));
-      const result = await poll(reader({ afterFetch: 'delete' }), undefined, { afterEach: (session, m) => session.applyAfterFetch(m, 'delete') });
+      const result = await poll(reader({ afterFetch: 'delete' }), undefined, { afterEach: (session, m) => session.acknowledge(m, { afterFetch: 'delete' }) });
       assert.equal(result.messages.length, 2);
       assert.deepEqual(await servers.messages(MAILBOX), []);
     });
@@ -94,7 +94,7 @@ describe('mailbox readers against the real Dovecot (TLS, XOAUTH2 tokens from @az
 
   it('imap: afterFetch markRead sets \\Seen on the server', async () => {
     for (const n of [1, 2]) await servers.deliver(MAILBOX, rawMessage(n));
-    const result = await poll(readers.imap(entra, servers, { afterFetch: 'markRead' }), undefined, { afterEach: (session, m) => session.applyAfterFetch(m, 'markRead') });
+    const result = await poll(readers.imap(entra, servers, { afterFetch: 'markRead' }), undefined, { afterEach: (session, m) => session.acknowledge(m, { afterFetch: 'markRead' }) });
     assert.deepEqual(result.messages.map((m) => m.seen), [false, false]);
     assert.deepEqual((await servers.messages(MAILBOX)).map((m) => m.flags), [['\\Seen'], ['\\Seen']]);
   });
@@ -104,7 +104,7 @@ describe('mailbox readers against the real Dovecot (TLS, XOAUTH2 tokens from @az
     for (const s of sources) await servers.deliver(MAILBOX, s);
     assert.ok(!(await servers.folders(MAILBOX)).includes('Processed'));
     const result = await poll(readers.imap(entra, servers, { afterFetch: 'move', moveTo: 'Processed' }), undefined, {
-      afterEach: (session, m) => session.applyAfterFetch(m, 'move', { moveTo: 'Processed' }),
+      afterEach: (session, m) => session.acknowledge(m, { afterFetch: 'move', moveTo: 'Processed' }),
     });
     assert.equal(result.messages.length, 2);
     assert.deepEqual(await servers.messages(MAILBOX), []);

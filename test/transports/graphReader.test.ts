@@ -102,7 +102,7 @@ describe('reading a mailbox folder over Microsoft Graph delta: the real Graph cl
     const round1 = await collect(session, undefined);
     assert.deepEqual(round1.map((m) => m.providerId), first);
     const cursor = session.finalCursor();
-    await session.applyAfterFetch(round1[0]!, 'markRead');
+    await session.acknowledge(round1[0]!, { afterFetch: 'markRead' });
     const later = [3, 4].map((n) => deliver(n));
     const round2 = await collect(session, cursor);
     assert.deepEqual(round2.map((m) => m.providerId), later);
@@ -155,13 +155,13 @@ describe('reading a mailbox folder over Microsoft Graph delta: the real Graph cl
     const session = await reader.open();
     const messages = await collect(session, undefined);
     const byId = new Map(messages.map((m) => [m.providerId, m]));
-    await session.applyAfterFetch(byId.get(a!)!, 'markRead');
+    await session.acknowledge(byId.get(a!)!, { afterFetch: 'markRead' });
     assert.equal(graph.mail.messagesIn(mailbox, 'inbox').find((m) => m.id === a)?.isRead, true);
     const patch = graph.apiRequests('PATCH').at(-1)!;
     assert.equal(patch.status, 200);
 
-    await session.applyAfterFetch(byId.get(b!)!, 'move', { moveTo: 'Processed/2024' });
-    await session.applyAfterFetch(byId.get(c!)!, 'move', { moveTo: 'Processed/2024' });
+    await session.acknowledge(byId.get(b!)!, { afterFetch: 'move', moveTo: 'Processed/2024' });
+    await session.acknowledge(byId.get(c!)!, { afterFetch: 'move', moveTo: 'Processed/2024' });
     const folderCreates = graph.apiRequests('POST', /\/(mailFolders|childFolders)$/).filter((r) => r.path.includes(encodeURIComponent(mailbox)));
     assert.equal(folderCreates.length, 2, 'Processed and Processed/2024 created once each');
     const inbox = graph.mail.messagesIn(mailbox, 'inbox').map((m) => m.id);
@@ -169,7 +169,7 @@ describe('reading a mailbox folder over Microsoft Graph delta: the real Graph cl
     const moves = graph.apiRequests('POST', /\/move$/).slice(-2);
     assert.deepEqual(moves.map((r) => r.status), [201, 201]);
 
-    await session.applyAfterFetch(byId.get(d!)!, 'delete');
+    await session.acknowledge(byId.get(d!)!, { afterFetch: 'delete' });
     assert.deepEqual(graph.mail.messagesIn(mailbox, 'deleteditems').map((m) => m.id), [d]);
     assert.deepEqual(graph.mail.messagesIn(mailbox, 'inbox').map((m) => m.id), [a]);
 

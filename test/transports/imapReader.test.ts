@@ -131,7 +131,7 @@ describe('IMAP reader (imapflow, XOAUTH2) against a loopback IMAP server', () =>
   it('afterFetch markRead sets \\Seen on each fetched message', async (t) => {
     const { imap, reader } = await setup(t);
     const uids = [1, 2].map((n) => imap.append('INBOX', rawMessage(n)));
-    await poll(reader, undefined, { afterEach: (session, m) => session.applyAfterFetch(m, 'markRead') });
+    await poll(reader, undefined, { afterEach: (session, m) => session.acknowledge(m, { afterFetch: 'markRead' }) });
     assert.deepEqual(uids.map((u) => imap.flags('INBOX', u)), [['\\Seen'], ['\\Seen']]);
   });
 
@@ -141,7 +141,7 @@ describe('IMAP reader (imapflow, XOAUTH2) against a loopback IMAP server', () =>
     sources.forEach((s) => imap.append('INBOX', s));
     assert.equal(imap.hasFolder('Processed'), false);
 
-    await poll(reader, undefined, { afterEach: (session, m) => session.applyAfterFetch(m, 'move', { moveTo: 'Processed' }) });
+    await poll(reader, undefined, { afterEach: (session, m) => session.acknowledge(m, { afterFetch: 'move', moveTo: 'Processed' }) });
     assert.deepEqual(imap.messages('INBOX'), []);
     assert.deepEqual(imap.messages('Processed').map((m) => m.raw.toString('latin1')), sources.map((s) => s.toString('latin1')));
     assert.equal(imap.commands.filter((c) => /\sCREATE\s/i.test(c)).length, 1, 'the folder is created once');
@@ -152,7 +152,7 @@ describe('IMAP reader (imapflow, XOAUTH2) against a loopback IMAP server', () =>
     [1, 2].forEach((n) => imap.append('INBOX', rawMessage(n)));
     const keep = imap.append('INBOX', rawMessage(3));
     let count = 0;
-    await poll(reader, undefined, { limit: 2, afterEach: async (session, m) => { count++; await session.applyAfterFetch(m, 'delete'); } });
+    await poll(reader, undefined, { limit: 2, afterEach: async (session, m) => { count++; return session.acknowledge(m, { afterFetch: 'delete' }); } });
     assert.equal(count, 2);
     assert.deepEqual(imap.messages('INBOX').map((m) => m.uid), [keep]);
     assert.ok(imap.commands.some((c) => /UID EXPUNGE/i.test(c)), 'only the fetched messages are expunged (UIDPLUS)');
@@ -161,7 +161,7 @@ describe('IMAP reader (imapflow, XOAUTH2) against a loopback IMAP server', () =>
   it('afterFetch none leaves the message as it was', async (t) => {
     const { imap, reader } = await setup(t);
     const uid = imap.append('INBOX', rawMessage(1));
-    await poll(reader, undefined, { afterEach: (session, m) => session.applyAfterFetch(m, 'none') });
+    await poll(reader, undefined, { afterEach: (session, m) => session.acknowledge(m, { afterFetch: 'none' }) });
     assert.deepEqual(imap.flags('INBOX', uid), []);
   });
 

@@ -102,7 +102,7 @@ describe('POP3 reader (AUTH XOAUTH2) against a loopback POP3 server', () => {
     const session = await reader.open();
     for await (const m of session.messages(undefined, { limit: 2 })) {
       await readAll(await m.openSource());
-      await session.applyAfterFetch(m, 'delete');
+      await session.acknowledge(m, { afterFetch: 'delete' });
     }
     assert.deepEqual(pop3.uids(), uids, 'DELE only marks');
     await session.close();
@@ -116,8 +116,7 @@ describe('POP3 reader (AUTH XOAUTH2) against a loopback POP3 server', () => {
     const cursors: unknown[] = [];
     for await (const m of session.messages(undefined, { limit: 10 })) {
       await readAll(await m.openSource());
-      if (m.providerId !== uids[1]) await session.applyAfterFetch(m, 'delete');
-      cursors.push(m.cursorAfter);
+      cursors.push(await session.acknowledge(m, { afterFetch: m.providerId === uids[1] ? 'none' : 'delete' }));
     }
     assert.deepEqual(cursors, [{ seen: [] }, { seen: [uids[1]] }, { seen: [uids[1]] }]);
     const final = session.finalCursor();
@@ -127,7 +126,7 @@ describe('POP3 reader (AUTH XOAUTH2) against a loopback POP3 server', () => {
     assert.equal(failure.code, 'ECONNECTION');
     assert.deepEqual(pop3.uids(), uids, 'the deletions were not committed');
 
-    const again = await poll(reader, final, { afterEach: (s, m) => s.applyAfterFetch(m, 'delete') });
+    const again = await poll(reader, final, { afterEach: (s, m) => s.acknowledge(m, { afterFetch: 'delete' }) });
     assert.deepEqual(again.messages.map((m) => m.providerId), [uids[0], uids[2]]);
     assert.deepEqual(pop3.uids(), [uids[1]]);
   });
@@ -138,8 +137,8 @@ describe('POP3 reader (AUTH XOAUTH2) against a loopback POP3 server', () => {
     const errors: string[] = [];
     await poll(reader, undefined, {
       afterEach: async (session, m) => {
-        await session.applyAfterFetch(m, 'none');
-        for (const action of ['markRead', 'move'] as const) errors.push((await mailErrorFrom(session.applyAfterFetch(m, action))).code);
+        for (const action of ['markRead', 'move'] as const) errors.push((await mailErrorFrom(session.acknowledge(m, { afterFetch: action }))).code);
+        return session.acknowledge(m, { afterFetch: 'none' });
       },
     });
     assert.deepEqual(errors, ['ECONFIG', 'ECONFIG']);

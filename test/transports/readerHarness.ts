@@ -6,7 +6,7 @@ import { createLogger, type Logger } from '../../shared/log.js';
 import { EnvironmentSecretStore } from '../../shared/secrets/environment.js';
 import { CachedSecretStore } from '../../shared/secrets/store.js';
 import type { TransportDeps } from '../../shared/transports/index.js';
-import type { FetchedMessage, MailboxReader, ReaderCursor } from '../../shared/transports/types.js';
+import type { FetchedMessage, MailboxReader, MailboxSession, ReaderCursor } from '../../shared/transports/types.js';
 import type { TokenEndpointPeer } from '../peers/tokenEndpoint.js';
 
 /** What the mailbox readers' tests share: a profile aimed at loopback peers, real tokens, captured logs. */
@@ -79,19 +79,22 @@ export async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** One poll as the orchestrator makes it: open, list since the cursor, read every source, optionally act, close. */
+/**
+ * One poll as the orchestrator makes it: open, list since the cursor, read every source,
+ * acknowledge each (afterFetch "none" unless `afterEach` acknowledges it otherwise), close.
+ */
 export async function poll(
   reader: MailboxReader,
   cursor: ReaderCursor | undefined,
-  options: { limit?: number; afterEach?: (session: import('../../shared/transports/types.js').MailboxSession, message: FetchedMessage) => Promise<void> } = {},
+  options: { limit?: number; afterEach?: (session: MailboxSession, message: FetchedMessage) => Promise<ReaderCursor | undefined> } = {},
 ): Promise<PollResult> {
   const session = await reader.open();
   try {
     const messages: PolledMessage[] = [];
     for await (const fetched of session.messages(cursor, { limit: options.limit ?? 100 })) {
       const source = await readAll(await fetched.openSource());
-      messages.push({ providerId: fetched.providerId, source, size: fetched.size, seen: fetched.seen, receivedAt: fetched.receivedAt, cursorAfter: fetched.cursorAfter, fetched });
-      await options.afterEach?.(session, fetched);
+      const cursorAfter = await (options.afterEach ?? ((s, m) => s.acknowledge(m, { afterFetch: 'none' })))(session, fetched);
+      messages.push({ providerId: fetched.providerId, source, size: fetched.size, seen: fetched.seen, receivedAt: fetched.receivedAt, cursorAfter, fetched });
     }
     return { messages, finalCursor: session.finalCursor(), resynced: session.resynced };
   } finally {

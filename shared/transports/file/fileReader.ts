@@ -3,7 +3,7 @@ import { access, mkdir, readdir, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { MailError } from '../../errors.js';
-import type { AfterFetch, FetchedMessage, MailboxReader, MailboxSession, ReaderCursor } from '../types.js';
+import type { AcknowledgeOptions, AfterFetch, FetchedMessage, MailboxReader, MailboxSession, ReaderCursor } from '../types.js';
 
 const fileCursorSchema = z.object({ seen: z.array(z.string()) });
 
@@ -33,6 +33,8 @@ export class FileReader implements MailboxReader {
 class FileSession implements MailboxSession {
   readonly resynced = false;
   private last?: ReaderCursor;
+  /** The cursor after each message listed in this session, answered when it is acknowledged. */
+  private readonly cursors = new Map<string, ReaderCursor>();
 
   constructor(private readonly options: FileReaderOptions) {}
 
@@ -52,6 +54,7 @@ class FileSession implements MailboxSession {
       seen.push(entry.name);
       const cursorAfter = { seen: [...seen] };
       this.last = cursorAfter;
+      this.cursors.set(entry.name, cursorAfter);
       yielded++;
       const file = path.join(this.options.folder, entry.name);
       yield {
@@ -59,7 +62,6 @@ class FileSession implements MailboxSession {
         receivedAt: new Date(entry.mtimeMs),
         size: entry.size,
         openSource: async () => createReadStream(file),
-        cursorAfter,
       };
     }
   }
@@ -68,8 +70,13 @@ class FileSession implements MailboxSession {
     return this.last;
   }
 
+  async acknowledge(message: FetchedMessage, options: AcknowledgeOptions): Promise<ReaderCursor | undefined> {
+    await this.applyAfterFetch(message, options.afterFetch, options);
+    return this.cursors.get(message.providerId);
+  }
+
   /** Files have no read flag: markRead leaves them as they are. */
-  async applyAfterFetch(message: FetchedMessage, action: AfterFetch, options: { moveTo?: string } = {}): Promise<void> {
+  private async applyAfterFetch(message: FetchedMessage, action: AfterFetch, options: { moveTo?: string }): Promise<void> {
     const file = path.join(this.options.folder, message.providerId);
     switch (action) {
       case 'none':

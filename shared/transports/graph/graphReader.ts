@@ -5,7 +5,7 @@ import type { Profile } from '../../config/profiles.js';
 import { MailError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { TransportDeps } from '../index.js';
-import type { AfterFetch, FetchedMessage, MailboxReader, MailboxSession, ReaderCursor } from '../types.js';
+import type { AcknowledgeOptions, FetchedMessage, MailboxReader, MailboxSession, ReaderCursor } from '../types.js';
 import { graphConnection, type GraphConnection } from './graphClient.js';
 import { translatedSource } from '../sourceStream.js';
 import { isExpiredDeltaError, translateGraphError } from './graphErrors.js';
@@ -267,10 +267,11 @@ class GraphSession implements MailboxSession {
       translateGraphError(error, { profile: this.profile.name, mailbox: this.profile.mailbox }));
   }
 
-  async applyAfterFetch(message: FetchedMessage, action: AfterFetch, options: { moveTo?: string; abortSignal?: AbortSignal } = {}): Promise<void> {
+  /** A delta round advances as a whole (its deltaLink comes with the last page): no cursor per message. */
+  async acknowledge(message: FetchedMessage, options: AcknowledgeOptions): Promise<undefined> {
     const path = this.messagePath(message.providerId);
     const call = { abortSignal: options.abortSignal };
-    switch (action) {
+    switch (options.afterFetch) {
       case 'none':
         return;
       case 'markRead':

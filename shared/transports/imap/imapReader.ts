@@ -6,7 +6,7 @@ import type { Profile } from '../../config/profiles.js';
 import { MailError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { TransportDeps } from '../index.js';
-import type { AfterFetch, FetchedMessage, MailboxReader, MailboxSession, ReaderCursor } from '../types.js';
+import type { AcknowledgeOptions, AfterFetch, FetchedMessage, MailboxReader, MailboxSession, ReaderCursor } from '../types.js';
 import { translatedSource } from '../sourceStream.js';
 import { translateImapError } from './imapErrors.js';
 
@@ -122,6 +122,8 @@ export class ImapReader implements MailboxReader {
 class ImapSession implements MailboxSession {
   private wasResynced = false;
   private last?: ImapCursor;
+  /** The cursor after each message listed in this session, answered when it is acknowledged. */
+  private readonly cursors = new Map<string, ImapCursor>();
   private readonly createdFolders = new Set<string>();
 
   constructor(
@@ -171,6 +173,7 @@ class ImapSession implements MailboxSession {
         const source = sources.get(uid);
         const cursorAfter: ImapCursor = { uidValidity, lastUid: uid };
         this.last = cursorAfter;
+        this.cursors.set(`${uidValidity}:${uid}`, cursorAfter);
         yield {
           providerId: `${uidValidity}:${uid}`,
           receivedAt: m.internalDate === undefined ? undefined : new Date(m.internalDate),
@@ -178,7 +181,6 @@ class ImapSession implements MailboxSession {
           seen: m.flags?.has('\\Seen') ?? false,
           // A source not in the bulk answer (expunged meanwhile) goes the single-message way, which says so.
           openSource: async (o) => (source ? Readable.from([source], { objectMode: false }) : this.openSource(uid, o?.abortSignal)),
-          cursorAfter,
         };
       }
     }
@@ -208,7 +210,12 @@ class ImapSession implements MailboxSession {
     return translatedSource(content, (error) => translateImapError(this.profile, error, 'download'), { abortSignal });
   }
 
-  async applyAfterFetch(message: FetchedMessage, action: AfterFetch, options: { moveTo?: string; abortSignal?: AbortSignal } = {}): Promise<void> {
+  async acknowledge(message: FetchedMessage, options: AcknowledgeOptions): Promise<ReaderCursor | undefined> {
+    await this.applyAfterFetch(message, options.afterFetch, options);
+    return this.cursors.get(message.providerId);
+  }
+
+  private async applyAfterFetch(message: FetchedMessage, action: AfterFetch, options: { moveTo?: string }): Promise<void> {
     if (action === 'none') return;
     const uid = this.uidOf(message);
     const range = String(uid);

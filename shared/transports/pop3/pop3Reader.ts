@@ -4,7 +4,7 @@ import type { Profile } from '../../config/profiles.js';
 import { MailError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { TransportDeps } from '../index.js';
-import type { AfterFetch, FetchedMessage, MailboxReader, MailboxSession, ReaderCursor } from '../types.js';
+import type { AcknowledgeOptions, AfterFetch, FetchedMessage, MailboxReader, MailboxSession, ReaderCursor } from '../types.js';
 import { translatedSource } from '../sourceStream.js';
 import { Pop3Client } from './pop3Client.js';
 import { translatePop3Error } from './pop3Errors.js';
@@ -60,6 +60,8 @@ interface Listed {
 class Pop3Session implements MailboxSession {
   private wasResynced = false;
   private last?: () => Pop3Cursor;
+  /** The cursor after each message listed in this session, worked out when it is acknowledged. */
+  private readonly cursors = new Map<string, () => Pop3Cursor>();
   private readonly numbers = new Map<string, number>();
   /** UIDLs marked with DELE in this session: gone only once QUIT commits them. */
   private readonly deleted = new Set<string>();
@@ -93,7 +95,7 @@ class Pop3Session implements MailboxSession {
     // A message marked for deletion is left out of the cursor: should QUIT never commit its DELE,
     // the next poll meets it again (a duplicate by then, whose afterFetch deletes it again)
     // instead of it staying on the server, remembered as seen, for good. So a cursor is worked
-    // out when it is read, which the poll does after the message's afterFetch.
+    // out when the message is acknowledged, after its afterFetch.
     const through = (count: number): Pop3Cursor => ({ seen: seen.slice(0, count).filter((uid) => !this.deleted.has(uid)) });
     this.last = () => through(kept.length);
     for (const m of fresh) {
@@ -102,13 +104,11 @@ class Pop3Session implements MailboxSession {
       seen.push(m.uid);
       const count = seen.length;
       this.last = () => through(count);
+      this.cursors.set(m.uid, this.last);
       yield {
         providerId: m.uid,
         size: sizes.get(m.number),
         openSource: (o) => this.openSource(m.number, o?.abortSignal),
-        get cursorAfter() {
-          return through(count);
-        },
       };
     }
   }
@@ -124,7 +124,12 @@ class Pop3Session implements MailboxSession {
     return this.last?.();
   }
 
-  async applyAfterFetch(message: FetchedMessage, action: AfterFetch): Promise<void> {
+  async acknowledge(message: FetchedMessage, options: AcknowledgeOptions): Promise<ReaderCursor | undefined> {
+    await this.applyAfterFetch(message, options.afterFetch);
+    return this.cursors.get(message.providerId)?.();
+  }
+
+  private async applyAfterFetch(message: FetchedMessage, action: AfterFetch): Promise<void> {
     if (action === 'none') return;
     if (action !== 'delete') {
       throw new MailError('ECONFIG', `profile "${this.profile.name}": POP3 cannot ${action === 'markRead' ? 'mark messages read' : 'move messages'}`, {
