@@ -1,14 +1,7 @@
 import path from 'node:path';
 import type { Profile } from '../config/profiles.js';
 import { APP_ROOT } from '../config/profiles.js';
-import type { TokenProvider } from '../identity/tokenProvider.js';
-import type { Logger } from '../log.js';
-import type { MailboxReader, MailSender } from './types.js';
-
-export interface TransportDeps {
-  tokens: TokenProvider;
-  logger: Logger;
-}
+import type { MailboxReader, MailSender, TransportDeps } from './types.js';
 
 /**
  * The one place that reads `send.via` / `receive.via`. Each transport's module, and

@@ -1,4 +1,12 @@
+import type { TokenProvider } from '../identity/tokenProvider.js';
+import type { Logger } from '../log.js';
 import type { OutgoingMessage } from '../mail/outgoing.js';
+
+/** What every transport is built with: the profile's token provider and the logger. */
+export interface TransportDeps {
+  tokens: TokenProvider;
+  logger: Logger;
+}
 
 export interface SendOptions {
   abortSignal?: AbortSignal;

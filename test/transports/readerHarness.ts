@@ -5,8 +5,7 @@ import { ProfileTokenProvider } from '../../shared/identity/tokenProvider.js';
 import { createLogger, type Logger } from '../../shared/log.js';
 import { EnvironmentSecretStore } from '../../shared/secrets/environment.js';
 import { CachedSecretStore } from '../../shared/secrets/store.js';
-import type { TransportDeps } from '../../shared/transports/index.js';
-import type { FetchedMessage, MailboxReader, MailboxSession, ReaderCursor } from '../../shared/transports/types.js';
+import type { FetchedMessage, MailboxReader, MailboxSession, ReaderCursor, TransportDeps } from '../../shared/transports/types.js';
 import type { TokenEndpointPeer } from '../peers/tokenEndpoint.js';
 
 /** What the mailbox readers' tests share: a profile aimed at loopback peers, real tokens, captured logs. */

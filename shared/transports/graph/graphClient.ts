@@ -3,7 +3,7 @@ import { graphScope } from '../../config/cloud.js';
 import type { Profile } from '../../config/profiles.js';
 import { MailError } from '../../errors.js';
 import type { TokenProvider } from '../../identity/tokenProvider.js';
-import type { TransportDeps } from '../index.js';
+import type { TransportDeps } from '../types.js';
 import { parseRetryAfter, translateGraphError } from './graphErrors.js';
 
 type GraphSdk = typeof import('@microsoft/microsoft-graph-client');

@@ -2,8 +2,7 @@ import type { Profile } from '../../config/profiles.js';
 import { isMailError } from '../../errors.js';
 import type { Address } from '../../mail/address.js';
 import type { OutgoingAttachment, OutgoingMessage } from '../../mail/outgoing.js';
-import type { TransportDeps } from '../index.js';
-import type { MailSender, SendOptions, SendResult } from '../types.js';
+import type { MailSender, SendOptions, SendResult, TransportDeps } from '../types.js';
 import { graphConnection, graphSdk, type GraphConnection } from './graphClient.js';
 import { translateGraphError } from './graphErrors.js';
 

@@ -5,8 +5,7 @@ import { exchangeScope } from '../../config/cloud.js';
 import type { Profile } from '../../config/profiles.js';
 import { MailError } from '../../errors.js';
 import type { Logger } from '../../log.js';
-import type { TransportDeps } from '../index.js';
-import type { AcknowledgeOptions, AfterFetch, FetchedMessage, MailboxReader, MailboxSession, ReaderCursor } from '../types.js';
+import type { AcknowledgeOptions, AfterFetch, FetchedMessage, MailboxReader, MailboxSession, ReaderCursor, TransportDeps } from '../types.js';
 import { translatedSource } from '../sourceStream.js';
 import { translateImapError } from './imapErrors.js';
 

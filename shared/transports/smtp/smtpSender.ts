@@ -4,8 +4,7 @@ import { exchangeScope } from '../../config/cloud.js';
 import type { Profile } from '../../config/profiles.js';
 import { toNodemailerOptions } from '../../mail/compose.js';
 import type { OutgoingMessage } from '../../mail/outgoing.js';
-import type { TransportDeps } from '../index.js';
-import type { MailSender, SendOptions, SendResult } from '../types.js';
+import type { MailSender, SendOptions, SendResult, TransportDeps } from '../types.js';
 import { TokenFailure, translateSmtpError } from './smtpErrors.js';
 
 /**
