@@ -1,7 +1,8 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { DIAGNOSIS_REQUEST_MAX_BYTES, DIAGNOSIS_TIMEOUT_MS, diagnoseProfile, diagnoseRequestSchema } from '../shared/diagnose/diagnoseProfile.js';
 import { assertJsonContentType, parseJsonObject, readBodyText } from '../shared/http/jsonBody.js';
-import { failureResponse, inputError, jsonResponse } from '../shared/http/problem.js';
+import { inputError } from '../shared/errors.js';
+import { failureResponse, jsonResponse } from '../shared/http/problem.js';
 import { getRuntime } from '../shared/runtime.js';
 
 /**

@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 /**
  * The one error-code table. Every error this project raises is a MailError with a
  * stable `code` (callers branch on it, never on message text), the HTTP status the
@@ -98,4 +99,18 @@ export function asMailError(error: unknown, hint = 'See the function logs for th
 /** True for errors after which re-reading the secret and retrying once may help. */
 export function isAuthFailure(error: unknown): boolean {
   return isMailError(error) && (error.code === 'EAUTH' || error.code === 'ETOKEN');
+}
+
+/** Turns a zod failure at the boundary into EINPUT naming the first offending field. */
+export function inputError(error: z.ZodError, prefix?: string): MailError {
+  const issue = error.issues[0]!;
+  // An unknown property is reported on its parent and a bad record key with a generic
+  // message: name the property itself, and say what was wrong with the key.
+  const path = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]] : issue.path;
+  const message = issue.code === 'unrecognized_keys' ? 'is not a known field' : issue.code === 'invalid_key' ? (issue.issues[0]?.message ?? issue.message) : issue.message;
+  const field = [prefix, ...path.map(String)].filter(Boolean).join('.') || undefined;
+  return new MailError('EINPUT', `${field ?? 'body'}: ${message}`, {
+    field,
+    hint: field ? `Correct "${field}" and send again.` : 'Send a JSON object as the request body.',
+  });
 }

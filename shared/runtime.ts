@@ -1,4 +1,5 @@
-import { loadProfiles, type Profile, type ProfileSet } from './config/profiles.js';
+import { type Profile, type ProfileSet } from './config/profiles.js';
+import { loadProfiles } from './profiles/load.js';
 import { wholeNumberSetting } from './config/settings.js';
 import { MailError } from './errors.js';
 import { ProfileTokenProvider, type TokenProvider } from './identity/tokenProvider.js';

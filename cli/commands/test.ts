@@ -1,5 +1,5 @@
 import { DIAGNOSIS_TIMEOUT_MS, diagnoseProfile, diagnoseRequestSchema, type DiagnosisReport } from '../../shared/diagnose/diagnoseProfile.js';
-import { inputError } from '../../shared/http/problem.js';
+import { inputError } from '../../shared/errors.js';
 import { MailRuntime } from '../../shared/runtime.js';
 import { parseFlags, EXIT_FAILURE, EXIT_OK, printFailure, printResult, stderrLogger, type CliCommand } from '../command.js';
 

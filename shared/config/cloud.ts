@@ -70,6 +70,11 @@ export function isKnownAuthority(authority: string): boolean {
   return Object.values(CLOUDS).some((c) => safeHost(c.authority) === host);
 }
 
+/** @azure/identity's options for an authority: MSAL's instance discovery calls the public cloud, so an authority it does not know (a test stand-in, a private cloud) must skip it. */
+export function authorityOptions(authorityHost: string): { authorityHost: string; disableInstanceDiscovery: boolean } {
+  return { authorityHost, disableInstanceDiscovery: !isKnownAuthority(authorityHost) };
+}
+
 function safeHost(url: string): string | undefined {
   return URL.canParse(url) ? new URL(url).host.toLowerCase() : undefined;
 }

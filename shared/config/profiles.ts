@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { z } from 'zod';
 import { MailError } from '../errors.js';
 import { resolveEndpoints, type CloudName, type Endpoints } from './cloud.js';
-import { profileSchema, profilesDocumentSchema, type ParsedProfile } from './schema.js';
+import { profileSchema, profilesDocumentSchema, type ParsedProfile, type TransportSections } from './schema.js';
 
 export interface Profile extends Omit<ParsedProfile, 'cloud' | 'endpoints'> {
   name: string;
@@ -102,8 +102,11 @@ function describeIssues(profile: string, issues: z.core.$ZodIssue[]): MailError 
   });
 }
 
-/** Parses and validates a profiles document. Throws ECONFIG naming the profile and field. */
-export function parseProfiles(document: unknown, source: string): ProfileSet {
+/**
+ * Parses and validates a profiles document for the given transports (the registry in
+ * shared/transports, which shared/profiles binds). Throws ECONFIG naming the profile and field.
+ */
+export function parseProfilesDocument(document: unknown, source: string, transports: TransportSections): ProfileSet {
   const top = profilesDocumentSchema.safeParse(document);
   if (!top.success) {
     const issue = top.error.issues[0]!;
@@ -114,8 +117,9 @@ export function parseProfiles(document: unknown, source: string): ProfileSet {
     });
   }
   const profiles = new Map<string, Profile>();
+  const schema = profileSchema(transports);
   for (const [name, raw] of Object.entries(top.data.profiles)) {
-    const parsed = profileSchema.safeParse(raw);
+    const parsed = schema.safeParse(raw);
     if (!parsed.success) throw describeIssues(name, parsed.error.issues);
     const p = parsed.data;
     profiles.set(name, {
@@ -133,7 +137,7 @@ export function parseProfiles(document: unknown, source: string): ProfileSet {
 }
 
 /** Reads the profiles from MAIL_PROFILES, MAIL_PROFILES_FILE, profiles.json, or the built-in default. */
-export function loadProfiles(env: NodeJS.ProcessEnv = process.env): ProfileSet {
+export function loadProfilesDocument(env: NodeJS.ProcessEnv, transports: TransportSections): ProfileSet {
   const { source, document } = readDocument(env);
-  return parseProfiles(document, source);
+  return parseProfilesDocument(document, source, transports);
 }

@@ -35,20 +35,19 @@ const auth = z.discriminatedUnion('type', [
   z.object({ type: z.literal('none') }).strict(),
 ]);
 
-const send = z
-  .object({
-    via: z.enum(['graph', 'smtp', 'file']),
-    /** Addresses the API may put in `from`; `*@domain` allows a whole domain. Default: the mailbox. */
-    allowedFrom: z.array(z.string().refine((v) => email.safeParse(v).success || /^\*@[^@\s]+$/.test(v), 'must be an e-mail address or *@domain')).optional(),
-    saveToSentItems: z.boolean().default(true),
-    /** file transport: the folder .eml files are written to (default <MAIL_DIR>/outbox). */
-    folder: z.string().min(1).optional(),
-    /** Upper bound on the composed message size in bytes (default: app setting SEND_MAX_BYTES). */
-    maxBytes: z.number().int().positive().optional(),
-    /** Upper bound on to+cc+bcc (default: app setting SEND_MAX_RECIPIENTS). */
-    maxRecipients: z.number().int().positive().optional(),
-  })
-  .strict();
+/**
+ * What every send section has, whatever its transport; a transport adds its own fields
+ * (shared/transports/<name>/: the SMTP port's security, the file transport's folder).
+ */
+export const sendCommon = {
+  /** Addresses the API may put in `from`; `*@domain` allows a whole domain. Default: the mailbox. */
+  allowedFrom: z.array(z.string().refine((v) => email.safeParse(v).success || /^\*@[^@\s]+$/.test(v), 'must be an e-mail address or *@domain')).optional(),
+  saveToSentItems: z.boolean().default(true),
+  /** Upper bound on the composed message size in bytes (default: app setting SEND_MAX_BYTES). */
+  maxBytes: z.number().int().positive().optional(),
+  /** Upper bound on to+cc+bcc (default: app setting SEND_MAX_RECIPIENTS). */
+  maxRecipients: z.number().int().positive().optional(),
+};
 
 const filters = z
   .object({
@@ -71,61 +70,89 @@ const deliver = z.union(
   { error: 'must be {"webhook": {"url", "signingSecret"}} or {"queue": {"name"}}' },
 );
 
-const receive = z
-  .object({
-    via: z.enum(['graph', 'imap', 'pop3', 'file']),
-    folder: z.string().min(1).default('Inbox'),
-    afterFetch: z.enum(['markRead', 'move', 'delete', 'none']).default('none'),
-    moveTo: z.string().min(1).optional(),
-    filters: filters.optional(),
-    deliver,
-    tags: z.record(z.string(), z.string()).default({}),
-    /** Messages fetched per poll at most; the rest wait for the next poll. */
-    batchSize: z.number().int().positive().max(1000).default(100),
-  })
-  .strict()
-  .refine((r) => r.afterFetch !== 'move' || r.moveTo !== undefined, {
-    message: 'is required when afterFetch is "move"',
-    path: ['moveTo'],
-  });
+/** What every receive section has, whatever its transport. */
+export const receiveCommon = {
+  folder: z.string().min(1).default('Inbox'),
+  afterFetch: z.enum(['markRead', 'move', 'delete', 'none']).default('none'),
+  moveTo: z.string().min(1).optional(),
+  filters: filters.optional(),
+  deliver,
+  tags: z.record(z.string(), z.string()).default({}),
+  /** Messages fetched per poll at most; the rest wait for the next poll. */
+  batchSize: z.number().int().positive().max(1000).default(100),
+};
 
-export const profileSchema = z
-  .object({
-    mailbox: email,
-    // It becomes a path segment of the authority URL: the characters Entra tenant ids and domains have, as @azure/identity checks them.
-    tenantId: z.string().regex(/^[0-9A-Za-z.-]{1,256}$/, 'must be a tenant GUID or a domain (letters, digits, dots, dashes)').optional(),
-    clientId: z.string().min(1).optional(),
-    auth,
-    send: send.optional(),
-    receive: receive.optional(),
-    cloud: z.enum(CLOUD_NAMES as [string, ...string[]]).default('public'),
-    endpoints: z
-      .object({ authority: httpsUrl.optional(), graph: httpsUrl.optional(), smtp: hostPort.optional(), imap: hostPort.optional(), pop3: hostPort.optional() })
-      .strict()
-      .default({}),
-  })
-  .strict()
-  .superRefine((p, ctx) => {
-    const needsIdentity = p.auth.type === 'clientSecret' || p.auth.type === 'certificate' || p.auth.type === 'delegated';
-    if (needsIdentity && !p.tenantId) ctx.addIssue({ code: 'custom', path: ['tenantId'], message: `is required for auth type ${p.auth.type}` });
-    if (needsIdentity && !p.clientId) ctx.addIssue({ code: 'custom', path: ['clientId'], message: `is required for auth type ${p.auth.type}` });
-    const remote = [p.send?.via, p.receive?.via].some((via) => via !== undefined && via !== 'file');
-    if (p.auth.type === 'none' && remote) ctx.addIssue({ code: 'custom', path: ['auth', 'type'], message: '"none" is only for the file transport' });
-    if (!p.send && !p.receive) ctx.addIssue({ code: 'custom', path: ['send'], message: 'a profile needs a send or a receive section' });
-    // POP3 has one folder and no flags (RFC 1939): say so at start-up rather than at the first poll.
-    if (p.receive?.via === 'pop3') {
-      if (p.receive.afterFetch === 'markRead' || p.receive.afterFetch === 'move') ctx.addIssue({ code: 'custom', path: ['receive', 'afterFetch'], message: `"${p.receive.afterFetch}" is not possible over POP3: use "delete" or "none", or receive via imap or graph` });
-      if (p.receive.folder.toUpperCase() !== 'INBOX') ctx.addIssue({ code: 'custom', path: ['receive', 'folder'], message: 'POP3 reads only the inbox: use "Inbox", or receive via imap or graph' });
-      if (p.receive.filters?.unreadOnly) ctx.addIssue({ code: 'custom', path: ['receive', 'filters', 'unreadOnly'], message: 'POP3 has no read flags: remove unreadOnly, or receive via imap or graph' });
-    }
-  });
+type Shape = Record<string, z.ZodType>;
 
+/** A send or receive section as a transport describes it: its own fields, and checks that need the whole section. */
+export interface SectionSchema<Section> {
+  fields: Shape;
+  check?(section: Section, issue: (path: string[], message: string) => void): void;
+}
+
+/** The transports the profiles document may name, as the registry in shared/transports describes them. */
+export interface TransportSections {
+  send: ReadonlyMap<string, SectionSchema<SendConfig>>;
+  receive: ReadonlyMap<string, SectionSchema<ReceiveConfig>>;
+  /** Transports that talk to a server, and so need an identity (every one but file). */
+  remote: ReadonlySet<string>;
+}
+
+/** A section whose `via` names one of `transports`: the common fields plus that transport's own, nothing else. */
+function section<Section>(kind: string, common: Shape, transports: ReadonlyMap<string, SectionSchema<Section>>): z.ZodType {
+  const names = [...transports.keys()];
+  const options = names.map((via) => z.object({ ...common, ...transports.get(via)!.fields, via: z.literal(via) }).strict());
+  return z.discriminatedUnion('via', options as unknown as [z.ZodObject, ...z.ZodObject[]], {
+    error: (issue) => (issue.code === 'invalid_union' ? `must name a ${kind} transport: ${names.map((n) => `"${n}"`).join(', ')}` : undefined),
+  });
+}
+
+const profileCore = {
+  mailbox: email,
+  // It becomes a path segment of the authority URL: the characters Entra tenant ids and domains have, as @azure/identity checks them.
+  tenantId: z.string().regex(/^[0-9A-Za-z.-]{1,256}$/, 'must be a tenant GUID or a domain (letters, digits, dots, dashes)').optional(),
+  clientId: z.string().min(1).optional(),
+  auth,
+  cloud: z.enum(CLOUD_NAMES as [string, ...string[]]).default('public'),
+  endpoints: z
+    .object({ authority: httpsUrl.optional(), graph: httpsUrl.optional(), smtp: hostPort.optional(), imap: hostPort.optional(), pop3: hostPort.optional() })
+    .strict()
+    .default({}),
+};
+
+const profileCoreSchema = z.object(profileCore);
+
+/** The schema of one profile, for the transports the registry holds. */
+export function profileSchema(transports: TransportSections): z.ZodType<ParsedProfile> {
+  return z
+    .object({
+      ...profileCore,
+      send: section('send', sendCommon, transports.send).optional(),
+      receive: section('receive', receiveCommon, transports.receive)
+        .refine((r) => (r as ReceiveConfig).afterFetch !== 'move' || (r as ReceiveConfig).moveTo !== undefined, { message: 'is required when afterFetch is "move"', path: ['moveTo'] })
+        .optional(),
+    })
+    .strict()
+    .superRefine((raw, ctx) => {
+      const p = raw as ParsedProfile;
+      const needsIdentity = p.auth.type === 'clientSecret' || p.auth.type === 'certificate' || p.auth.type === 'delegated';
+      if (needsIdentity && !p.tenantId) ctx.addIssue({ code: 'custom', path: ['tenantId'], message: `is required for auth type ${p.auth.type}` });
+      if (needsIdentity && !p.clientId) ctx.addIssue({ code: 'custom', path: ['clientId'], message: `is required for auth type ${p.auth.type}` });
+      const remote = [p.send?.via, p.receive?.via].some((via) => via !== undefined && transports.remote.has(via));
+      if (p.auth.type === 'none' && remote) ctx.addIssue({ code: 'custom', path: ['auth', 'type'], message: '"none" is only for the file transport' });
+      if (!p.send && !p.receive) ctx.addIssue({ code: 'custom', path: ['send'], message: 'a profile needs a send or a receive section' });
+      const issue = (where: string) => (path: string[], message: string) => ctx.addIssue({ code: 'custom', path: [where, ...path], message });
+      if (p.send) transports.send.get(p.send.via)?.check?.(p.send, issue('send'));
+      if (p.receive) transports.receive.get(p.receive.via)?.check?.(p.receive, issue('receive'));
+    }) as unknown as z.ZodType<ParsedProfile>;
+}
 export const profilesDocumentSchema = z.object({ profiles: z.record(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/), z.unknown()) }).strict();
 
-export type ProfileInput = z.input<typeof profileSchema>;
-export type ParsedProfile = z.output<typeof profileSchema>;
+/** The fields a transport adds to its section, typed by the transport itself (see shared/transports/<name>/). */
+type TransportFields = { readonly [field: string]: unknown };
+export type SendConfig = z.output<z.ZodObject<typeof sendCommon>> & { via: string } & TransportFields;
+export type ReceiveConfig = z.output<z.ZodObject<typeof receiveCommon>> & { via: string } & TransportFields;
+export type ParsedProfile = z.output<typeof profileCoreSchema> & { send?: SendConfig; receive?: ReceiveConfig };
 export type AuthConfig = ParsedProfile['auth'];
 export type DelegatedAuthConfig = Extract<AuthConfig, { type: 'delegated' }>;
-export type SendConfig = NonNullable<ParsedProfile['send']>;
-export type ReceiveConfig = NonNullable<ParsedProfile['receive']>;
 export type FilterConfig = z.output<typeof filters>;

@@ -1,7 +1,8 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Cookie } from '@azure/functions';
 import { MailError } from '../errors.js';
-import { consentError, consentScopes, createDelegatedApplication, requireDelegated, storeRefreshToken, takeRefreshToken } from '../identity/delegated.js';
+import { consentScopes } from './scopes.js';
+import { consentError, createDelegatedApplication, requireDelegated, storeRefreshToken, takeRefreshToken } from '../identity/delegated.js';
 import { registerSensitive } from '../redact.js';
 import type { MailRuntime } from '../runtime.js';
 import { CONSENT_TTL_MS, consentStateKey, openConsentState, sealConsentState } from './consentState.js';

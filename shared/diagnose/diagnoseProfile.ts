@@ -8,7 +8,7 @@ import { errorDetail, type Logger } from '../log.js';
 import { redactValue } from '../redact.js';
 import type { MailRuntime } from '../runtime.js';
 import { sendMail } from '../send/sendMail.js';
-import { createReader } from '../transports/index.js';
+import { receiveTransport, transportSides } from '../transports/index.js';
 import { expiryHint, inspectCertificatePem } from './certificate.js';
 import { reachGraphMailbox, verifySmtpLogin } from './connectProbes.js';
 import { checkPermissions, readTokenClaims, scopesNeeded, type PermissionCheck } from './permissions.js';
@@ -129,14 +129,7 @@ class ProfileDiagnosis {
     else if (auth.type === 'managedIdentity') parts.push(`auth managedIdentity (${auth.clientId ? `user-assigned, client ${auth.clientId}` : 'system-assigned'})`);
     else parts.push('auth none');
     parts.push(`cloud ${p.cloud}`);
-    if (p.send?.via === 'smtp') parts.push(`send via smtp to ${endpoints.smtp.host}:${endpoints.smtp.port} (STARTTLS, XOAUTH2)`);
-    if (p.send?.via === 'graph') parts.push(`send via graph at ${endpoints.graph}`);
-    if (p.send?.via === 'file') parts.push('send via file');
-    const r = p.receive;
-    if (r?.via === 'imap') parts.push(`receive via imap from ${endpoints.imap.host}:${endpoints.imap.port} (TLS, XOAUTH2), folder ${r.folder}, afterFetch ${r.afterFetch}`);
-    if (r?.via === 'pop3') parts.push(`receive via pop3 from ${endpoints.pop3.host}:${endpoints.pop3.port} (TLS, XOAUTH2), afterFetch ${r.afterFetch}`);
-    if (r?.via === 'graph') parts.push(`receive via graph at ${endpoints.graph}, folder ${r.folder}, afterFetch ${r.afterFetch}`);
-    if (r?.via === 'file') parts.push(`receive via file, afterFetch ${r.afterFetch}`);
+    for (const side of transportSides(p)) parts.push(side.describe(p));
     return { detail: parts.join('; ') };
   }
 
@@ -217,11 +210,10 @@ class ProfileDiagnosis {
 
   private async receiveConnect(): Promise<Finding> {
     const p = this.profile;
-    const reader = createReader(p, { tokens: this.tokens, logger: this.runtime.logger });
-    const session = await reader.open({ abortSignal: this.options.abortSignal });
+    const receive = receiveTransport(p)!;
+    const session = await receive.create(p, { tokens: this.tokens, logger: this.runtime.logger }).open({ abortSignal: this.options.abortSignal });
     await session.close();
-    const where = reader.via === 'imap' ? ` at ${p.endpoints.imap.host}:${p.endpoints.imap.port}` : reader.via === 'pop3' ? ` at ${p.endpoints.pop3.host}:${p.endpoints.pop3.port}` : reader.via === 'graph' ? ` at ${p.endpoints.graph}` : '';
-    return { detail: `opened ${reader.via === 'pop3' ? 'the mailbox' : `folder ${p.receive?.folder}`} of ${p.mailbox} over ${reader.via}${where} and closed it; nothing was read, marked or moved` };
+    return { detail: `opened ${receive.opened(p)} and closed it; nothing was read, marked or moved` };
   }
 
   private async sendTest(to: string): Promise<Finding> {

@@ -1,46 +1,23 @@
 import { z } from 'zod';
-import { exchangeScope, graphScope } from '../config/cloud.js';
 import type { Profile } from '../config/profiles.js';
-
-/** One thing the profile does and the application permissions (roles) that allow it: any one is enough. */
-export interface PermissionNeed {
-  purpose: string;
-  anyOf: string[];
-}
+import { API_NAMES, apiScope, type Api, type PermissionNeed } from '../transports/descriptor.js';
+import { transportSides } from '../transports/index.js';
 
 /** A token the profile needs, for one API, and what it must allow there. */
 export interface ScopeNeed {
   /** The API's name as the Entra portal lists it under API permissions. */
-  api: 'Microsoft Graph' | 'Office 365 Exchange Online';
+  api: (typeof API_NAMES)[Api];
   scope: string;
   needs: PermissionNeed[];
 }
 
-/**
- * Application permissions per transport. Graph: https://learn.microsoft.com/graph/permissions-reference
- * (sendMail needs Mail.Send; reading MIME needs Mail.Read; PATCH isRead, move and delete need
- * Mail.ReadWrite). Exchange protocols, app-only:
- * https://learn.microsoft.com/exchange/client-developer/legacy-protocols/how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth
- */
+/** The app-only tokens a profile needs, one per API (Graph first), with what its transports' descriptors say each must allow. */
 export function scopesNeeded(profile: Profile): ScopeNeed[] {
-  const graph: PermissionNeed[] = [];
-  const exchange: PermissionNeed[] = [];
-  if (profile.send?.via === 'graph') graph.push({ purpose: 'send through Graph', anyOf: ['Mail.Send'] });
-  if (profile.send?.via === 'smtp') exchange.push({ purpose: 'send over SMTP', anyOf: ['SMTP.SendAsApp'] });
-  const receive = profile.receive;
-  if (receive?.via === 'graph') {
-    graph.push(
-      receive.afterFetch === 'none'
-        ? { purpose: 'read mail through Graph', anyOf: ['Mail.Read', 'Mail.ReadWrite'] }
-        : { purpose: `read mail through Graph and ${receive.afterFetch} it`, anyOf: ['Mail.ReadWrite'] },
-    );
-  }
-  if (receive?.via === 'imap') exchange.push({ purpose: 'read mail over IMAP', anyOf: ['IMAP.AccessAsApp'] });
-  if (receive?.via === 'pop3') exchange.push({ purpose: 'read mail over POP3', anyOf: ['POP.AccessAsApp'] });
-  const scopes: ScopeNeed[] = [];
-  if (graph.length > 0) scopes.push({ api: 'Microsoft Graph', scope: graphScope(profile.endpoints), needs: graph });
-  if (exchange.length > 0) scopes.push({ api: 'Office 365 Exchange Online', scope: exchangeScope(profile.endpoints), needs: exchange });
-  return scopes;
+  const needs = transportSides(profile).flatMap((side) => side.permissions(profile));
+  return (['graph', 'exchange'] as const).flatMap((api) => {
+    const mine = needs.filter((n) => n.api === api);
+    return mine.length > 0 ? [{ api: API_NAMES[api], scope: apiScope(api, profile.endpoints), needs: mine }] : [];
+  });
 }
 
 /** The claims of an access token that say what it allows: `roles` (app-only) and `scp` (delegated). */

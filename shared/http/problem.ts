@@ -1,6 +1,5 @@
 import type { HttpResponseInit } from '@azure/functions';
-import { z } from 'zod';
-import { MailError, asMailError, isMailError } from '../errors.js';
+import { asMailError, isMailError } from '../errors.js';
 import { createLogger, errorDetail, type LogSink } from '../log.js';
 import { redact } from '../redact.js';
 
@@ -15,20 +14,6 @@ export interface Problem {
   hint?: string;
   profile?: string;
   retryAfter?: number;
-}
-
-/** Turns a zod failure at the boundary into EINPUT naming the first offending field. */
-export function inputError(error: z.ZodError, prefix?: string): MailError {
-  const issue = error.issues[0]!;
-  // An unknown property is reported on its parent and a bad record key with a generic
-  // message: name the property itself, and say what was wrong with the key.
-  const path = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]] : issue.path;
-  const message = issue.code === 'unrecognized_keys' ? 'is not a known field' : issue.code === 'invalid_key' ? (issue.issues[0]?.message ?? issue.message) : issue.message;
-  const field = [prefix, ...path.map(String)].filter(Boolean).join('.') || undefined;
-  return new MailError('EINPUT', `${field ?? 'body'}: ${message}`, {
-    field,
-    hint: field ? `Correct "${field}" and send again.` : 'Send a JSON object as the request body.',
-  });
 }
 
 export function toProblem(error: unknown): Problem {

@@ -1,5 +1,5 @@
 import type { TokenCredential } from '@azure/core-auth';
-import { isKnownAuthority } from '../config/cloud.js';
+import { authorityOptions } from '../config/cloud.js';
 import type { Profile } from '../config/profiles.js';
 import { MailError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
@@ -11,11 +11,6 @@ type Identity = typeof import('@azure/identity');
 /** @azure/identity is loaded when a profile first needs a token, not at start-up. */
 export function identitySdk(): Identity {
   return require('@azure/identity') as Identity;
-}
-
-/** MSAL's instance discovery calls the public cloud; an authority it does not know (a test stand-in, a private cloud) must skip it. */
-export function authorityOptions(authorityHost: string): { authorityHost: string; disableInstanceDiscovery: boolean } {
-  return { authorityHost, disableInstanceDiscovery: !isKnownAuthority(authorityHost) };
 }
 
 export interface ProfileCredentialOptions {

@@ -32,25 +32,6 @@ export function requireDelegated(profile: Profile): DelegatedProfile {
   });
 }
 
-/**
- * The delegated permissions a profile's transports need, unless `auth.scopes` names them:
- * SMTP.Send, IMAP.AccessAsUser.All and POP.AccessAsUser.All on Exchange, Mail.Send and
- * Mail.ReadWrite (Mail.Read when nothing is changed after a fetch) on Graph.
- * https://learn.microsoft.com/exchange/client-developer/legacy-protocols/how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth
- */
-export function consentScopes(profile: DelegatedProfile): string[] {
-  if (profile.auth.scopes) return profile.auth.scopes;
-  const { graphResource: graph, exchangeResource: exchange } = profile.endpoints;
-  const scopes: string[] = [];
-  if (profile.send?.via === 'graph') scopes.push(`${graph}/Mail.Send`);
-  if (profile.send?.via === 'smtp') scopes.push(`${exchange}/SMTP.Send`);
-  const receive = profile.receive;
-  if (receive?.via === 'graph') scopes.push(`${graph}/${receive.afterFetch === 'none' ? 'Mail.Read' : 'Mail.ReadWrite'}`);
-  if (receive?.via === 'imap') scopes.push(`${exchange}/IMAP.AccessAsUser.All`);
-  if (receive?.via === 'pop3') scopes.push(`${exchange}/POP.AccessAsUser.All`);
-  return scopes;
-}
-
 function resourceOf(scope: string): string {
   return new URL(scope).origin;
 }

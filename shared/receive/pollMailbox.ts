@@ -351,7 +351,7 @@ class MailboxPoll {
     try {
       const message = await parseMessage(await fetched.openSource({ abortSignal: signal }), {
         profile: this.profile,
-        via: this.profile.receive.via,
+        via: transportsFor(this.runtime, this.profile).reader.via,
         providerId: fetched.providerId,
         ...(fetched.receivedAt && { receivedAt: fetched.receivedAt }),
         attachmentSink: this.attachmentSink(signal),

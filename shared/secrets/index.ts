@@ -1,5 +1,5 @@
+import { authorityOptions } from '../config/cloud.js';
 import { booleanSetting, httpsUrlSetting, wholeNumberSetting } from '../config/settings.js';
-import { authorityOptions, identitySdk } from '../identity/credential.js';
 import { EnvironmentSecretStore } from './environment.js';
 import { KeyVaultSecretStore } from './keyVault.js';
 import { CachedSecretStore, type SecretStore } from './store.js';
@@ -18,7 +18,8 @@ export function createSecretStore(env: NodeJS.ProcessEnv = process.env): SecretS
         vaultUrl,
         disableChallengeResourceVerification: booleanSetting(env, 'KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION', { default: false }),
         credential: async () => {
-          const { DefaultAzureCredential } = identitySdk();
+          // Loaded when the vault is first read, not at start-up (cold start).
+          const { DefaultAzureCredential } = require('@azure/identity') as typeof import('@azure/identity');
           return authorityHost ? new DefaultAzureCredential(authorityOptions(authorityHost)) : new DefaultAzureCredential();
         },
       })

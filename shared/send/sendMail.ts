@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { MailError, asMailError } from '../errors.js';
-import { inputError } from '../http/problem.js';
+import { MailError, asMailError, inputError } from '../errors.js';
 import { withAuthRetry } from '../identity/tokenProvider.js';
 import { addressAllowed, parseAddress } from '../mail/address.js';
 import { sendRequestSchema, type OutgoingMessage, type SendRequest } from '../mail/outgoing.js';

@@ -1,9 +1,11 @@
 import type { GetTableEntityResponse, TableEntity, TableEntityResult } from '@azure/data-tables';
 import { z } from 'zod';
 import { MailError } from '../errors.js';
-import type { ReaderCursor } from '../transports/types.js';
 import { tableKey } from './keys.js';
 import { STATE_NAMES, stateError, statusOf, type StorageAccount } from './storage.js';
+
+/** A reader's cursor, opaque JSON to this store (what each transport keeps: shared/transports/types.ts ReaderCursor). */
+type ReaderCursor = Record<string, unknown>;
 
 /** Which reader a cursor belongs to: a cursor of another mailbox or transport is meaningless. */
 export interface CursorOwner {

@@ -1,56 +1,61 @@
-import path from 'node:path';
 import type { Profile } from '../config/profiles.js';
-import { APP_ROOT } from '../config/profiles.js';
+import type { TransportSections } from '../config/schema.js';
+import { MailError } from '../errors.js';
+import type { ReceiveSide, SendSide, TransportDescriptor } from './descriptor.js';
+import { file } from './file/index.js';
+import { graph } from './graph/index.js';
+import { imap } from './imap/index.js';
+import { pop3 } from './pop3/index.js';
+import { smtp } from './smtp/index.js';
 import type { MailboxReader, MailSender, TransportDeps } from './types.js';
 
 /**
- * The one place that reads `send.via` / `receive.via`. Each transport's module, and
- * with it its SDK, is loaded only when a profile first needs it (cold start).
+ * The one registry of transports. A profile's `send.via` and `receive.via` are looked up here
+ * and nowhere else; adding a transport is a folder with its descriptor and a line in this list.
  */
+export const TRANSPORTS: readonly TransportDescriptor[] = [graph, smtp, imap, pop3, file];
+
+const byName = new Map(TRANSPORTS.map((t) => [t.name, t]));
+
+/** The config sections the profiles document may use, for the profile schema. */
+export function transportSections(): TransportSections {
+  return {
+    send: new Map(TRANSPORTS.flatMap((t) => (t.send ? [[t.name, t.send.config] as const] : []))),
+    receive: new Map(TRANSPORTS.flatMap((t) => (t.receive ? [[t.name, t.receive.config] as const] : []))),
+    remote: new Set(TRANSPORTS.filter((t) => t.remote).map((t) => t.name)),
+  };
+}
+
+/** The sending side of the profile's transport; undefined when the profile does not send. */
+export function sendTransport(profile: Profile): SendSide | undefined {
+  return profile.send && side(profile.name, profile.send.via, 'send');
+}
+
+/** The receiving side of the profile's transport; undefined when the profile does not receive. */
+export function receiveTransport(profile: Profile): ReceiveSide | undefined {
+  return profile.receive && side(profile.name, profile.receive.via, 'receive');
+}
+
+/** Both sides the profile uses, sending first. */
+export function transportSides(profile: Profile): Array<SendSide | ReceiveSide> {
+  return [sendTransport(profile), receiveTransport(profile)].filter((s) => s !== undefined);
+}
+
+function side<K extends 'send' | 'receive'>(profile: string, via: string, kind: K): NonNullable<TransportDescriptor[K]> {
+  const found = byName.get(via)?.[kind];
+  // The profile schema admits only registered names: this is a profile built past it.
+  if (!found) throw new MailError('ECONFIG', `profile "${profile}": ${kind}.via "${via}" is not a ${kind} transport`, { profile, field: `${kind}.via`, hint: `Use one of ${TRANSPORTS.filter((t) => t[kind]).map((t) => t.name).join(', ')}.` });
+  return found as NonNullable<TransportDescriptor[K]>;
+}
+
 export function createSender(profile: Profile, deps: TransportDeps): MailSender {
-  const via = profile.send?.via;
-  switch (via) {
-    case 'file': {
-      const { FileSender } = require('./file/fileSender.js') as typeof import('./file/fileSender.js');
-      return new FileSender(path.resolve(APP_ROOT, profile.send?.folder ?? path.join('.mail', 'outbox')));
-    }
-    case 'smtp': {
-      const { SmtpSender } = require('./smtp/smtpSender.js') as typeof import('./smtp/smtpSender.js');
-      return new SmtpSender(profile, deps);
-    }
-    case 'graph': {
-      const { GraphSender } = require('./graph/graphSender.js') as typeof import('./graph/graphSender.js');
-      return new GraphSender(profile, deps);
-    }
-    case undefined:
-      throw new Error(`profile "${profile.name}" has no send section`);
-  }
+  const send = sendTransport(profile);
+  if (!send) throw new MailError('EINPUT', `profile "${profile.name}" has no send section`, { profile: profile.name, field: 'profile', hint: `Add profiles.${profile.name}.send to send from this mailbox.` });
+  return send.create(profile, deps);
 }
 
 export function createReader(profile: Profile, deps: TransportDeps): MailboxReader {
-  const via = profile.receive?.via;
-  switch (via) {
-    case 'file': {
-      const { FileReader } = require('./file/fileReader.js') as typeof import('./file/fileReader.js');
-      const moveTo = profile.receive?.moveTo;
-      return new FileReader({
-        folder: path.resolve(APP_ROOT, profile.receive?.folder ?? path.join('.mail', 'inbox')),
-        ...(moveTo !== undefined && { moveTo: path.resolve(APP_ROOT, moveTo) }),
-      });
-    }
-    case 'imap': {
-      const { ImapReader } = require('./imap/imapReader.js') as typeof import('./imap/imapReader.js');
-      return new ImapReader(profile, deps);
-    }
-    case 'pop3': {
-      const { Pop3Reader } = require('./pop3/pop3Reader.js') as typeof import('./pop3/pop3Reader.js');
-      return new Pop3Reader(profile, deps);
-    }
-    case 'graph': {
-      const { GraphReader } = require('./graph/graphReader.js') as typeof import('./graph/graphReader.js');
-      return new GraphReader(profile, deps);
-    }
-    case undefined:
-      throw new Error(`profile "${profile.name}" has no receive section`);
-  }
+  const receive = receiveTransport(profile);
+  if (!receive) throw new MailError('EINPUT', `profile "${profile.name}" has no receive section`, { profile: profile.name, field: 'profile', hint: `Add profiles.${profile.name}.receive to poll this mailbox.` });
+  return receive.create(profile, deps);
 }

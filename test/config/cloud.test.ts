@@ -1,8 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { exchangeScope, graphScope, isKnownAuthority, parseHostPort, resolveEndpoints } from '../../shared/config/cloud.js';
-import { parseProfiles } from '../../shared/config/profiles.js';
-import { authorityOptions } from '../../shared/identity/credential.js';
+import { authorityOptions, exchangeScope, graphScope, isKnownAuthority, parseHostPort, resolveEndpoints } from '../../shared/config/cloud.js';
+import { parseProfiles } from '../../shared/profiles/load.js';
 
 describe('a profile\'s cloud chooses authority, Graph and mail hosts and the token scopes', () => {
   const expected = {

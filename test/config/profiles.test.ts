@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { LOCAL_PROFILE_NAME, loadProfiles, parseProfiles } from '../../shared/config/profiles.js';
+import { LOCAL_PROFILE_NAME } from '../../shared/config/profiles.js';
+import { loadProfiles, parseProfiles } from '../../shared/profiles/load.js';
 import { mailErrorOf } from '../support/mailError.js';
 
 const valid = {

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseProfiles } from '../../shared/config/profiles.js';
+import { parseProfiles } from '../../shared/profiles/load.js';
 import { checkPermissions, readTokenClaims, scopesNeeded } from '../../shared/diagnose/permissions.js';
 
 function jwt(payload: Record<string, unknown>): string {

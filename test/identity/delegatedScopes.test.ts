@@ -1,7 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseProfiles } from '../../shared/config/profiles.js';
-import { consentScopes, requireDelegated, tokenScopes } from '../../shared/identity/delegated.js';
+import { parseProfiles } from '../../shared/profiles/load.js';
+import { consentScopes } from '../../shared/consent/scopes.js';
+import { requireDelegated, tokenScopes } from '../../shared/identity/delegated.js';
 import { mailErrorOf } from '../support/mailError.js';
 
 function delegated(fields: Record<string, unknown>, auth: Record<string, unknown> = {}) {

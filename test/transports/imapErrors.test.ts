@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseProfiles } from '../../shared/config/profiles.js';
+import { parseProfiles } from '../../shared/profiles/load.js';
 import { MailError } from '../../shared/errors.js';
 import { registerSensitive } from '../../shared/redact.js';
 import { translateImapError } from '../../shared/transports/imap/imapErrors.js';

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseProfiles } from '../../shared/config/profiles.js';
+import { parseProfiles } from '../../shared/profiles/load.js';
 import { Pop3CommandError } from '../../shared/transports/pop3/pop3Client.js';
 import { translatePop3Error } from '../../shared/transports/pop3/pop3Errors.js';
 

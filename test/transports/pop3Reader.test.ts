@@ -1,6 +1,6 @@
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseProfiles } from '../../shared/config/profiles.js';
+import { parseProfiles } from '../../shared/profiles/load.js';
 import { withAuthRetry } from '../../shared/identity/tokenProvider.js';
 import { Pop3Reader } from '../../shared/transports/pop3/pop3Reader.js';
 import { Pop3Peer, type Pop3PeerOptions } from '../peers/pop3Peer.js';

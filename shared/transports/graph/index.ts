@@ -1,0 +1,36 @@
+import type { TransportDescriptor } from '../descriptor.js';
+
+/**
+ * Microsoft Graph both ways. Application permissions: sendMail needs Mail.Send; reading MIME
+ * needs Mail.Read; PATCH isRead, move and delete need Mail.ReadWrite
+ * (https://learn.microsoft.com/graph/permissions-reference).
+ */
+export const graph: TransportDescriptor = {
+  name: 'graph',
+  remote: true,
+  send: {
+    config: { fields: {} },
+    create(profile, deps) {
+      const { GraphSender } = require('./graphSender.js') as typeof import('./graphSender.js');
+      return new GraphSender(profile, deps);
+    },
+    permissions: () => [{ api: 'graph', purpose: 'send through Graph', anyOf: ['Mail.Send'] }],
+    delegated: () => [{ api: 'graph', permission: 'Mail.Send' }],
+    describe: (p) => `send via graph at ${p.endpoints.graph}`,
+  },
+  receive: {
+    config: { fields: {} },
+    create(profile, deps) {
+      const { GraphReader } = require('./graphReader.js') as typeof import('./graphReader.js');
+      return new GraphReader(profile, deps);
+    },
+    permissions: (p) => [
+      p.receive?.afterFetch === 'none' || p.receive === undefined
+        ? { api: 'graph', purpose: 'read mail through Graph', anyOf: ['Mail.Read', 'Mail.ReadWrite'] }
+        : { api: 'graph', purpose: `read mail through Graph and ${p.receive.afterFetch} it`, anyOf: ['Mail.ReadWrite'] },
+    ],
+    delegated: (p) => [{ api: 'graph', permission: p.receive?.afterFetch === 'none' ? 'Mail.Read' : 'Mail.ReadWrite' }],
+    describe: (p) => `receive via graph at ${p.endpoints.graph}, folder ${p.receive?.folder}, afterFetch ${p.receive?.afterFetch}`,
+    opened: (p) => `folder ${p.receive?.folder} of ${p.mailbox} over graph at ${p.endpoints.graph}`,
+  },
+};
