@@ -24,7 +24,7 @@ import { silentLogger } from '../shared/log.js';
 import { parseMessage } from '../shared/mail/parse.js';
 import { pollMailbox } from '../shared/receive/pollMailbox.js';
 import { MailRuntime } from '../shared/runtime.js';
-import { receiveState } from '../shared/state/index.js';
+
 import { STATE_NAMES } from '../shared/state/storage.js';
 import { createReader } from '../shared/transports/index.js';
 import { AzuritePeer } from '../test/peers/azurite.js';
@@ -200,7 +200,7 @@ async function pollLarge(): Promise<void> {
     logger: silentLogger,
   });
   // Load what the poll loads (SDKs, tables, containers), so the baseline holds the code and only the message makes the difference.
-  const state = receiveState(runtime.env);
+  const state = runtime.state.receive;
   await Promise.all([state.account.table(STATE_NAMES.cursors), state.account.table(STATE_NAMES.delivered), state.account.container(STATE_NAMES.payloads), state.account.container(STATE_NAMES.leases)]);
   require('mailparser');
   require('imapflow');

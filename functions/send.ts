@@ -8,7 +8,7 @@ export async function send(request: HttpRequest, context: InvocationContext): Pr
   try {
     assertJsonContentType(request.headers.get('content-type'));
     const runtime = getRuntime();
-    const mode = sendModeOf({ query: request.query.get('mode'), prefer: request.headers.get('prefer'), env: runtime.env });
+    const mode = sendModeOf({ query: request.query.get('mode'), prefer: request.headers.get('prefer'), setting: runtime.settings.sendMode });
     const idempotencyKey = idempotencyKeyOf(request.headers.get('idempotency-key'));
     const body = parseJsonObject(await readBodyText(request, runtime.sendRequestMaxBytes()));
     const answer = await acceptSend(runtime, body, { id: context.invocationId, mode, idempotencyKey });

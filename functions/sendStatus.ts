@@ -2,11 +2,10 @@ import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } 
 import { failureResponse, jsonResponse } from '../shared/http/problem.js';
 import { getRuntime } from '../shared/runtime.js';
 import { readSendStatus } from '../shared/send/sendStatus.js';
-import { sendState } from '../shared/state/sendState.js';
 
 export async function sendStatus(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   try {
-    return jsonResponse(200, await readSendStatus(sendState(getRuntime().env), request.params.id ?? ''));
+    return jsonResponse(200, await readSendStatus(getRuntime().state.send, request.params.id ?? ''));
   } catch (error) {
     return failureResponse(error, context, { operation: 'sendStatus' });
   }

@@ -1,18 +1,23 @@
-import { type Profile, type ProfileSet } from './config/profiles.js';
+import type { Profile, ProfileSet } from './config/profiles.js';
 import { loadProfiles } from './profiles/load.js';
-import { wholeNumberSetting } from './config/settings.js';
+import { parseSettings, type AppSettings } from './config/settings.js';
 import { MailError } from './errors.js';
 import { ProfileTokenProvider, type TokenProvider } from './identity/tokenProvider.js';
 import { createLogger, type Logger } from './log.js';
 import { createSecretStore } from './secrets/index.js';
 import type { SecretStore } from './secrets/store.js';
-import { createSender } from './transports/index.js';
-import type { MailSender } from './transports/types.js';
+import { createSink } from './sinks/index.js';
+import type { MessageSink } from './sinks/types.js';
+import { MailState } from './state/index.js';
+import { createReader, createSender } from './transports/index.js';
+import type { MailboxReader, MailSender, ProfileResources, TransportDeps } from './transports/types.js';
 
 export interface RuntimeOptions {
   env?: NodeJS.ProcessEnv;
   logger?: Logger;
   secrets?: SecretStore;
+  /** The state stores, shared with a test that looks into them; default: those of AzureWebJobsStorage. */
+  state?: MailState;
 }
 
 export interface SendLimits {
@@ -20,30 +25,50 @@ export interface SendLimits {
   maxRecipients: number;
 }
 
+/** What the runtime keeps for one profile; each part made on first use. */
+class ProfileScope implements ProfileResources {
+  tokens?: TokenProvider;
+  sender?: MailSender;
+  reader?: MailboxReader;
+  sink?: MessageSink;
+  private readonly shared = new Map<string, unknown>();
+
+  once<T>(key: string, create: () => T): T {
+    if (!this.shared.has(key)) this.shared.set(key, create());
+    return this.shared.get(key) as T;
+  }
+
+  async close(): Promise<void> {
+    const closable = [this.sender, ...this.shared.values()].filter((r): r is { close(): Promise<void> | void } => typeof (r as { close?: unknown } | undefined)?.close === 'function');
+    await Promise.all(closable.map((r) => r.close()));
+  }
+}
+
+type ReceivingProfile = Profile & { receive: NonNullable<Profile['receive']> };
+
 /**
- * What one process shares across invocations: validated profiles, the secret store,
- * one token provider and one sender per profile, each created on first use.
+ * What one process shares across invocations, and the one owner of every per-profile and
+ * per-process resource: validated profiles and app settings, the secret store, the state
+ * stores, and per profile a token provider, a sender, a reader, a sink and the clients they
+ * share, each created on first use. `close()` releases them all.
  */
 export class MailRuntime {
   readonly profiles: ProfileSet;
+  readonly settings: AppSettings;
   readonly secrets: SecretStore;
+  readonly state: MailState;
   readonly logger: Logger;
   readonly env: NodeJS.ProcessEnv;
   private readonly defaultProfile?: string;
-  /** SEND_MAX_BYTES and SEND_MAX_RECIPIENTS, checked at start-up like the profiles. */
-  private readonly defaultSendLimits: SendLimits;
-  private readonly tokenProviders = new Map<string, TokenProvider>();
-  private readonly senders = new Map<string, MailSender>();
+  private readonly scopes = new Map<string, ProfileScope>();
 
   constructor(options: RuntimeOptions = {}) {
     this.env = options.env ?? process.env;
     this.profiles = loadProfiles(this.env);
-    this.defaultProfile = defaultProfileSetting(this.env, this.profiles);
-    this.defaultSendLimits = {
-      maxBytes: wholeNumberSetting(this.env, 'SEND_MAX_BYTES', { default: 35 * 1024 * 1024, min: 1 }),
-      maxRecipients: wholeNumberSetting(this.env, 'SEND_MAX_RECIPIENTS', { default: 500, min: 1 }),
-    };
-    this.secrets = options.secrets ?? createSecretStore(this.env);
+    this.settings = parseSettings(this.env);
+    this.defaultProfile = defaultProfileSetting(this.settings, this.profiles);
+    this.secrets = options.secrets ?? createSecretStore(this.env, this.settings);
+    this.state = options.state ?? new MailState(this.settings.storageConnection);
     this.logger = options.logger ?? createLogger();
   }
 
@@ -66,28 +91,47 @@ export class MailRuntime {
     return profile;
   }
 
-  tokens(profile: Profile): TokenProvider {
-    let provider = this.tokenProviders.get(profile.name);
-    if (!provider) {
-      provider = new ProfileTokenProvider(profile, this.secrets, { logger: this.logger });
-      this.tokenProviders.set(profile.name, provider);
+  private scope(profile: Profile): ProfileScope {
+    let scope = this.scopes.get(profile.name);
+    if (!scope) {
+      scope = new ProfileScope();
+      this.scopes.set(profile.name, scope);
     }
-    return provider;
+    return scope;
+  }
+
+  tokens(profile: Profile): TokenProvider {
+    const scope = this.scope(profile);
+    scope.tokens ??= new ProfileTokenProvider(profile, this.secrets, { logger: this.logger });
+    return scope.tokens;
+  }
+
+  private transportDeps(profile: Profile): TransportDeps {
+    return { tokens: this.tokens(profile), logger: this.logger, resources: this.scope(profile) };
   }
 
   sender(profile: Profile): MailSender {
-    let sender = this.senders.get(profile.name);
-    if (!sender) {
-      sender = createSender(profile, { tokens: this.tokens(profile), logger: this.logger });
-      this.senders.set(profile.name, sender);
-    }
-    return sender;
+    const scope = this.scope(profile);
+    scope.sender ??= createSender(profile, this.transportDeps(profile));
+    return scope.sender;
+  }
+
+  reader(profile: ReceivingProfile): MailboxReader {
+    const scope = this.scope(profile);
+    scope.reader ??= createReader(profile, this.transportDeps(profile));
+    return scope.reader;
+  }
+
+  sink(profile: ReceivingProfile): MessageSink {
+    const scope = this.scope(profile);
+    scope.sink ??= createSink(profile, { secrets: this.secrets, settings: this.settings, state: this.state });
+    return scope.sink;
   }
 
   sendLimits(profile: Profile): SendLimits {
     return {
-      maxBytes: profile.send?.maxBytes ?? this.defaultSendLimits.maxBytes,
-      maxRecipients: profile.send?.maxRecipients ?? this.defaultSendLimits.maxRecipients,
+      maxBytes: profile.send?.maxBytes ?? this.settings.sendMaxBytes,
+      maxRecipients: profile.send?.maxRecipients ?? this.settings.sendMaxRecipients,
     };
   }
 
@@ -97,13 +141,15 @@ export class MailRuntime {
    * JSON escapes in text and html) plus 1 MiB for addresses and headers.
    */
   sendRequestMaxBytes(): number {
-    const limits = [this.defaultSendLimits.maxBytes, ...[...this.profiles.profiles.values()].map((p) => p.send?.maxBytes ?? 0)];
+    const limits = [this.settings.sendMaxBytes, ...[...this.profiles.profiles.values()].map((p) => p.send?.maxBytes ?? 0)];
     return 2 * Math.max(...limits) + 1024 * 1024;
   }
 
+  /** Closes every sender's pool and shared client of every profile; the next use makes them anew. */
   async close(): Promise<void> {
-    await Promise.all([...this.senders.values()].map((s) => s.close?.()));
-    this.senders.clear();
+    const scopes = [...this.scopes.values()];
+    this.scopes.clear();
+    await Promise.all(scopes.map((s) => s.close()));
   }
 }
 
@@ -111,8 +157,8 @@ export class MailRuntime {
  * DEFAULT_PROFILE must name a configured profile: otherwise every request naming none would be
  * told that a profile it never named does not exist. Empty (as local.settings.sample.json ships it) means none.
  */
-function defaultProfileSetting(env: NodeJS.ProcessEnv, set: ProfileSet): string | undefined {
-  const name = env.DEFAULT_PROFILE?.trim();
+function defaultProfileSetting(settings: AppSettings, set: ProfileSet): string | undefined {
+  const name = settings.defaultProfile;
   if (!name) return undefined;
   if (!set.profiles.has(name)) {
     throw new MailError('ECONFIG', `DEFAULT_PROFILE names "${name}", which is not a configured profile`, {

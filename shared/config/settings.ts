@@ -35,3 +35,88 @@ export function httpsUrlSetting(env: NodeJS.ProcessEnv, name: string): string | 
   }
   return raw;
 }
+
+/** A positive number (fractions allowed), the default when unset or empty; ECONFIG naming the setting otherwise. */
+export function positiveNumberSetting(env: NodeJS.ProcessEnv, name: string, options: { default: number; unit: string }): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return options.default;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new MailError('ECONFIG', `${name} must be a positive number of ${options.unit}, not "${raw}"`, { field: name, hint: `Fix or remove the app setting (default ${options.default}).` });
+  }
+  return value;
+}
+
+/** One of `values`, the first being the default when unset or empty; ECONFIG naming the setting otherwise. */
+export function choiceSetting<const T extends string>(env: NodeJS.ProcessEnv, name: string, values: readonly [T, ...T[]]): T {
+  const raw = env[name]?.trim();
+  if (raw === undefined || raw === '') return values[0];
+  if ((values as readonly string[]).includes(raw)) return raw as T;
+  throw new MailError('ECONFIG', `${name} must be ${values.map((v) => `"${v}"`).join(' or ')}, not "${raw}"`, { field: name, hint: `Fix or remove the app setting (default ${values[0]}).` });
+}
+
+/** A text setting, undefined when unset or empty. */
+function textSetting(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const raw = env[name]?.trim();
+  return raw === undefined || raw === '' ? undefined : raw;
+}
+
+/**
+ * The app settings the app reads besides the profiles document (MAIL_PROFILES, MAIL_PROFILES_FILE,
+ * MAIL_DIR: shared/config/profiles.ts) and the secrets the environment store resolves. Parsed
+ * once, when the runtime is made at start-up; the first invalid one is ECONFIG naming it.
+ * Nothing reads process.env per request: it asks the runtime's settings.
+ */
+export interface AppSettings {
+  /** AzureWebJobsStorage: the state's storage account; checked where state is first used, since a file-only CLI send needs none. */
+  storageConnection?: string;
+  /** SEND_MAX_BYTES (default 35 MiB) and SEND_MAX_RECIPIENTS (default 500): per-profile limits' defaults. */
+  sendMaxBytes: number;
+  sendMaxRecipients: number;
+  /** SEND_MODE: how POST /api/send answers when the request does not say. */
+  sendMode: 'sync' | 'queued';
+  /** SEND_MAX_ATTEMPTS: attempts per queued message before it fails for good. */
+  sendMaxAttempts: number;
+  /** POLL_MAX_DURATION_SECONDS: a poll stops between messages after this long (below the host's 5-minute timeout). */
+  pollMaxDurationSeconds: number;
+  /** HEALTH_STALE_AFTER_SECONDS: a receiving profile with no completed poll for this long is stale. */
+  healthStaleAfterSeconds: number;
+  /** WEBHOOK_TIMEOUT_MS and WEBHOOK_MAX_ATTEMPTS: per webhook delivery. */
+  webhookTimeoutMs: number;
+  webhookMaxAttempts: number;
+  /** SECRET_CACHE_TTL_SECONDS: 0 turns the secret cache off. */
+  secretCacheTtlSeconds: number;
+  /** KEY_VAULT_URL: secrets from Key Vault when set, else from the app settings. */
+  keyVaultUrl?: string;
+  keyVaultDisableChallengeResourceVerification: boolean;
+  /** AZURE_AUTHORITY_HOST: the authority DefaultAzureCredential uses for Key Vault. */
+  azureAuthorityHost?: string;
+  /** OAUTH_REDIRECT_URI and OAUTH_STATE_KEY: delegated consent; the key is checked where consent uses it. */
+  oauthRedirectUri?: string;
+  oauthStateKey?: string;
+  /** DEFAULT_PROFILE: checked against the profiles by the runtime. */
+  defaultProfile?: string;
+}
+
+export const DEFAULT_HEALTH_STALE_AFTER_SECONDS = 300;
+
+export function parseSettings(env: NodeJS.ProcessEnv): AppSettings {
+  return {
+    storageConnection: textSetting(env, 'AzureWebJobsStorage'),
+    sendMaxBytes: wholeNumberSetting(env, 'SEND_MAX_BYTES', { default: 35 * 1024 * 1024, min: 1 }),
+    sendMaxRecipients: wholeNumberSetting(env, 'SEND_MAX_RECIPIENTS', { default: 500, min: 1 }),
+    sendMode: choiceSetting(env, 'SEND_MODE', ['sync', 'queued']),
+    sendMaxAttempts: wholeNumberSetting(env, 'SEND_MAX_ATTEMPTS', { default: 5, min: 1 }),
+    pollMaxDurationSeconds: positiveNumberSetting(env, 'POLL_MAX_DURATION_SECONDS', { default: 240, unit: 'seconds' }),
+    healthStaleAfterSeconds: wholeNumberSetting(env, 'HEALTH_STALE_AFTER_SECONDS', { default: DEFAULT_HEALTH_STALE_AFTER_SECONDS, min: 1 }),
+    webhookTimeoutMs: wholeNumberSetting(env, 'WEBHOOK_TIMEOUT_MS', { default: 10_000, min: 1 }),
+    webhookMaxAttempts: wholeNumberSetting(env, 'WEBHOOK_MAX_ATTEMPTS', { default: 4, min: 1 }),
+    secretCacheTtlSeconds: wholeNumberSetting(env, 'SECRET_CACHE_TTL_SECONDS', { default: 300, min: 0 }),
+    keyVaultUrl: httpsUrlSetting(env, 'KEY_VAULT_URL'),
+    keyVaultDisableChallengeResourceVerification: booleanSetting(env, 'KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION', { default: false }),
+    azureAuthorityHost: httpsUrlSetting(env, 'AZURE_AUTHORITY_HOST'),
+    oauthRedirectUri: textSetting(env, 'OAUTH_REDIRECT_URI'),
+    oauthStateKey: env.OAUTH_STATE_KEY,
+    defaultProfile: textSetting(env, 'DEFAULT_PROFILE'),
+  };
+}

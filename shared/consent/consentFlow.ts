@@ -16,8 +16,8 @@ const CALLBACK_PATH = '/api/oauth/callback';
  * the connect request came to (https, except for a local `func start`, which Entra allows
  * over http for localhost).
  */
-export function consentRedirectUri(env: NodeJS.ProcessEnv, requestUrl: string): string {
-  if (env.OAUTH_REDIRECT_URI) return env.OAUTH_REDIRECT_URI;
+export function consentRedirectUri(setting: string | undefined, requestUrl: string): string {
+  if (setting) return setting;
   const url = new URL(requestUrl);
   const local = url.hostname === 'localhost' || url.hostname === '127.0.0.1' || url.hostname === '[::1]';
   return `${local ? url.protocol : 'https:'}//${url.host}${CALLBACK_PATH}`;
@@ -35,8 +35,8 @@ export interface ConsentStart {
  */
 export async function startConsent(runtime: MailRuntime, profileName: string, options: { requestUrl: string; now?: number }): Promise<ConsentStart> {
   const profile = requireDelegated(runtime.profile(profileName));
-  const key = consentStateKey(runtime.env);
-  const redirectUri = consentRedirectUri(runtime.env, options.requestUrl);
+  const key = consentStateKey(runtime.settings.oauthStateKey);
+  const redirectUri = consentRedirectUri(runtime.settings.oauthRedirectUri, options.requestUrl);
   // A fresh application per consent: consent is rare, and this reads the current client secret.
   const app = await createDelegatedApplication(profile, runtime.secrets);
   const { CryptoProvider } = require('@azure/msal-node') as typeof import('@azure/msal-node');
@@ -98,7 +98,7 @@ export async function completeConsent(runtime: MailRuntime, options: { requestUr
       hint: 'Open GET /api/connect/{profile} in this browser and finish the sign-in within 10 minutes; cookies must be allowed.',
     });
   }
-  const expected = openConsentState(sealed, consentStateKey(runtime.env), options.now);
+  const expected = openConsentState(sealed, consentStateKey(runtime.settings.oauthStateKey), options.now);
   const again = `Start again at GET /api/connect/${expected.profile}.`;
   if (!sameText(query.get('state') ?? '', expected.state)) {
     throw new MailError('ECONSENT', 'the state returned by the sign-in does not match the one this browser started with', { profile: expected.profile, hint: again });

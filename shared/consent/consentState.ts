@@ -32,8 +32,8 @@ const IV_BYTES = 12;
 const TAG_BYTES = 16;
 
 /** The 32-byte sealing key derived from OAUTH_STATE_KEY; ECONFIG naming the setting when it is missing or short. */
-export function consentStateKey(env: NodeJS.ProcessEnv): Buffer {
-  const secret = env.OAUTH_STATE_KEY ?? '';
+export function consentStateKey(setting: string | undefined): Buffer {
+  const secret = setting ?? '';
   if (secret.length < 32) {
     throw new MailError('ECONFIG', 'OAUTH_STATE_KEY is not set or shorter than 32 characters', {
       field: 'OAUTH_STATE_KEY',

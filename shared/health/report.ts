@@ -1,16 +1,14 @@
-import { wholeNumberSetting } from '../config/settings.js';
 import { describeSource } from '../profiles/describe.js';
 import { receivingProfiles } from '../receive/pollMailbox.js';
 import { redact } from '../redact.js';
 import type { MailRuntime } from '../runtime.js';
-import { pollStatusStore, type PollStatusRecord, type StoredPollStatus } from '../state/index.js';
+import type { PollStatusRecord, StoredPollStatus } from '../state/index.js';
 
 /**
  * Five ticks of the default one-minute POLL_SCHEDULE: a poll waits on the queue, may run up to
  * POLL_MAX_DURATION_SECONDS, and one failed tick should not page anyone. With another schedule,
  * set HEALTH_STALE_AFTER_SECONDS to about three of its intervals.
  */
-export const DEFAULT_STALE_AFTER_SECONDS = 300;
 
 /**
  * How long the health endpoints wait for state storage: well under the minute after which App
@@ -64,22 +62,17 @@ export interface HealthOptions {
   abortSignal?: AbortSignal;
 }
 
-/** HEALTH_STALE_AFTER_SECONDS, ECONFIG when it is not a whole number of at least 1. */
-export function staleAfterSeconds(env: NodeJS.ProcessEnv): number {
-  return wholeNumberSetting(env, 'HEALTH_STALE_AFTER_SECONDS', { default: DEFAULT_STALE_AFTER_SECONDS, min: 1 });
-}
-
 /**
  * Per receiving profile: when it was last polled, how that went, and whether it is failing or
  * stale. Reads one table query; a profile never polled shows nulls and counts as stale.
  */
 export async function profilesHealth(runtime: MailRuntime, options: HealthOptions = {}): Promise<ProfilesHealthReport> {
   const now = options.now ?? new Date();
-  const staleAfter = staleAfterSeconds(runtime.env);
+  const staleAfter = runtime.settings.healthStaleAfterSeconds;
   const profiles = receivingProfiles(runtime);
   const stored = profiles.length === 0
     ? new Map<string, StoredPollStatus>()
-    : await pollStatusStore(runtime.env).list({ abortSignal: options.abortSignal ?? AbortSignal.timeout(STORAGE_READ_TIMEOUT_MS) });
+    : await runtime.state.pollStatus.list({ abortSignal: options.abortSignal ?? AbortSignal.timeout(STORAGE_READ_TIMEOUT_MS) });
   const health = profiles.map((profile): ProfileHealth => {
     const row = stored.get(profile.name);
     // Shown as never polled (stale), so that one odd row does not take the whole report down; the next poll rewrites it.

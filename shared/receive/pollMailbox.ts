@@ -7,14 +7,11 @@ import type { DeliveredMessage } from '../mail/incoming.js';
 import { parseMessage, unparseableId, type AttachmentSink } from '../mail/parse.js';
 import { redact } from '../redact.js';
 import type { MailRuntime } from '../runtime.js';
-import { createSink } from '../sinks/index.js';
-import type { MessageSink } from '../sinks/types.js';
-import { receiveState, type ReceiveState } from '../state/index.js';
+import type { ReceiveState } from '../state/index.js';
 import type { CursorOwner } from '../state/cursorStore.js';
 import type { DeliveryRecord } from '../state/dedupeStore.js';
 import type { MailboxLease } from '../state/mailboxLease.js';
-import { createReader } from '../transports/index.js';
-import type { FetchedMessage, MailboxReader, MailboxSession, ReaderCursor } from '../transports/types.js';
+import type { FetchedMessage, MailboxSession, ReaderCursor } from '../transports/types.js';
 import { settleBounded, settledPrefix } from './settleBounded.js';
 
 export type ReceivingProfile = Profile & { receive: NonNullable<Profile['receive']> };
@@ -110,7 +107,7 @@ export async function pollMailbox(runtime: MailRuntime, profileName: string, opt
       hint: `Add profiles.${profile.name}.receive to poll this mailbox.`,
     });
   }
-  const poll = new MailboxPoll(runtime, profile, receiveState(runtime.env));
+  const poll = new MailboxPoll(runtime, profile, runtime.state.receive);
   const result = await poll.run(options.abortSignal);
   const level = result.status === 'failed' ? 'error' : 'info';
   runtime.logger[level]({
@@ -129,23 +126,6 @@ export async function pollMailbox(runtime: MailRuntime, profileName: string, opt
     ...(result.cleanupErrors && { cleanupCodes: result.cleanupErrors.map((e) => e.code) }),
   });
   return result;
-}
-
-/** Readers and sinks hold SDK clients and connections: one of each per profile and runtime. */
-const perRuntime = new WeakMap<MailRuntime, Map<string, { reader: MailboxReader; sink: MessageSink }>>();
-
-function transportsFor(runtime: MailRuntime, profile: ReceivingProfile): { reader: MailboxReader; sink: MessageSink } {
-  let perProfile = perRuntime.get(runtime);
-  if (!perProfile) {
-    perProfile = new Map();
-    perRuntime.set(runtime, perProfile);
-  }
-  let transports = perProfile.get(profile.name);
-  if (!transports) {
-    transports = { reader: createReader(profile, { tokens: runtime.tokens(profile), logger: runtime.logger }), sink: createSink(runtime, profile) };
-    perProfile.set(profile.name, transports);
-  }
-  return transports;
 }
 
 /** One message of a window: parsed, or found unparseable (any other failure is thrown). */
@@ -225,7 +205,7 @@ class MailboxPoll {
         this.cursorDiscarded = true;
         this.runtime.logger.warn({ operation: 'poll.cursor', profile: this.profile.name, outcome: 'error', code: 'ESTATE', error: `the stored cursor is unreadable (${read.unreadable}): reading the folder from the start; the dedupe table keeps anything from being delivered twice` });
       }
-      const { reader } = transportsFor(this.runtime, this.profile);
+      const reader = this.runtime.reader(this.profile);
       session = await withAuthRetry(this.runtime.tokens(this.profile), () => reader.open({ abortSignal: signal }));
       const open = session;
       const messages = open.messages(read.cursor, { limit: this.profile.receive.batchSize, abortSignal: signal })[Symbol.asyncIterator]();
@@ -306,7 +286,7 @@ class MailboxPoll {
     const plans = await this.plan(parses.parsed, signal);
 
     const work = plans.filter((p) => p.step === 'deliver' || p.step === 'deadLetter');
-    const ordered = transportsFor(this.runtime, this.profile).sink.kind !== 'queue';
+    const ordered = this.runtime.sink(this.profile).kind !== 'queue';
     const deliveries = await settleBounded(work, { limit: ordered ? 1 : CONCURRENCY }, (p) => this.deliver(p, signal));
     const outcomes = new Map<Planned, Delivery>();
     work.forEach((p, i) => {
@@ -351,7 +331,7 @@ class MailboxPoll {
     try {
       const message = await parseMessage(await fetched.openSource({ abortSignal: signal }), {
         profile: this.profile,
-        via: transportsFor(this.runtime, this.profile).reader.via,
+        via: this.runtime.reader(this.profile).via,
         providerId: fetched.providerId,
         ...(fetched.receivedAt && { receivedAt: fetched.receivedAt }),
         attachmentSink: this.attachmentSink(signal),
@@ -395,7 +375,7 @@ class MailboxPoll {
       return 'deadLettered';
     }
     try {
-      await transportsFor(this.runtime, this.profile).sink.deliver(message, { abortSignal: signal });
+      await this.runtime.sink(this.profile).deliver(message, { abortSignal: signal });
       return 'delivered';
     } catch (error) {
       if (!isMailError(error) || error.code !== 'ESINK_REJECTED') throw error;

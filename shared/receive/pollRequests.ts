@@ -21,16 +21,8 @@ export function pollRequests(runtime: MailRuntime, now: Date = new Date()): Poll
  * below the Consumption plan's default function timeout of 5 minutes, so the host never kills
  * a poll half-way. App setting POLL_MAX_DURATION_SECONDS.
  */
-export function pollDeadline(env: NodeJS.ProcessEnv): AbortSignal {
-  const raw = env.POLL_MAX_DURATION_SECONDS;
-  const seconds = raw === undefined || raw.trim() === '' ? 240 : Number(raw);
-  if (!Number.isFinite(seconds) || seconds <= 0) {
-    throw new MailError('ECONFIG', `POLL_MAX_DURATION_SECONDS must be a positive number of seconds, not "${raw}"`, {
-      field: 'POLL_MAX_DURATION_SECONDS',
-      hint: 'Fix or remove the app setting (default 240).',
-    });
-  }
-  return AbortSignal.timeout(seconds * 1000);
+export function pollDeadline(runtime: MailRuntime): AbortSignal {
+  return AbortSignal.timeout(runtime.settings.pollMaxDurationSeconds * 1000);
 }
 
 /**
@@ -38,7 +30,7 @@ export function pollDeadline(env: NodeJS.ProcessEnv): AbortSignal {
  * the health endpoints: what pollWorker, pollNow and `m365-mail poll` run.
  */
 export async function pollAndRecord(runtime: MailRuntime, profileName: string): Promise<PollResult> {
-  const result = await pollMailbox(runtime, profileName, { abortSignal: pollDeadline(runtime.env) });
+  const result = await pollMailbox(runtime, profileName, { abortSignal: pollDeadline(runtime) });
   await recordPollOutcome(runtime, result);
   return result;
 }

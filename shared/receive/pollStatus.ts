@@ -1,7 +1,7 @@
 import { isMailError } from '../errors.js';
 import { errorDetail } from '../log.js';
 import type { MailRuntime } from '../runtime.js';
-import { pollStatusStore, type PollStatusRecord } from '../state/index.js';
+import type { PollStatusRecord } from '../state/index.js';
 import type { PollResult } from './pollMailbox.js';
 
 export interface RecordOptions {
@@ -32,7 +32,7 @@ export async function recordPollOutcome(runtime: MailRuntime, result: PollResult
   const now = (options.now ?? new Date()).toISOString();
   const abortSignal = AbortSignal.timeout(RECORD_TIMEOUT_MS);
   try {
-    const store = pollStatusStore(runtime.env);
+    const store = runtime.state.pollStatus;
     for (let attempt = 1; ; attempt++) {
       const stored = await store.get(result.profile, { abortSignal });
       if (stored?.unreadable !== undefined) {

@@ -1,5 +1,5 @@
 import { authorityOptions } from '../config/cloud.js';
-import { booleanSetting, httpsUrlSetting, wholeNumberSetting } from '../config/settings.js';
+import { parseSettings, type AppSettings } from '../config/settings.js';
 import { EnvironmentSecretStore } from './environment.js';
 import { KeyVaultSecretStore } from './keyVault.js';
 import { CachedSecretStore, type SecretStore } from './store.js';
@@ -8,15 +8,15 @@ import { CachedSecretStore, type SecretStore } from './store.js';
  * Key Vault when KEY_VAULT_URL is set (DefaultAzureCredential: managed identity in Azure,
  * the AZURE_* variables elsewhere), else the app settings. Cached SECRET_CACHE_TTL_SECONDS (default 300).
  */
-export function createSecretStore(env: NodeJS.ProcessEnv = process.env): SecretStore {
+export function createSecretStore(env: NodeJS.ProcessEnv = process.env, settings: AppSettings = parseSettings(env)): SecretStore {
   // 0 turns the cache off: every read goes to the store.
-  const ttlSeconds = wholeNumberSetting(env, 'SECRET_CACHE_TTL_SECONDS', { default: 300, min: 0 });
-  const vaultUrl = httpsUrlSetting(env, 'KEY_VAULT_URL');
-  const authorityHost = httpsUrlSetting(env, 'AZURE_AUTHORITY_HOST');
+  const ttlSeconds = settings.secretCacheTtlSeconds;
+  const vaultUrl = settings.keyVaultUrl;
+  const authorityHost = settings.azureAuthorityHost;
   const inner: SecretStore = vaultUrl
     ? new KeyVaultSecretStore({
         vaultUrl,
-        disableChallengeResourceVerification: booleanSetting(env, 'KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION', { default: false }),
+        disableChallengeResourceVerification: settings.keyVaultDisableChallengeResourceVerification,
         credential: async () => {
           // Loaded when the vault is first read, not at start-up (cold start).
           const { DefaultAzureCredential } = require('@azure/identity') as typeof import('@azure/identity');

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { ERROR_CODES, MailError, asMailError, isMailError, type ErrorCode } from '../errors.js';
 import type { MailRuntime } from '../runtime.js';
-import { sendState, type SendState } from '../state/sendState.js';
+import type { SendState } from '../state/sendState.js';
 import type { IdempotencyRecord } from '../state/idempotencyStore.js';
 import type { SendError, SendRecord, SendStatus } from '../state/sendStatusStore.js';
 import { isTransient } from './retryPolicy.js';
@@ -29,7 +29,7 @@ export type SendAnswer =
  * The mode of one request: `?mode=` first, then `Prefer: respond-async` (RFC 7240), then the
  * app setting SEND_MODE (default sync, which is how the API has always answered).
  */
-export function sendModeOf(input: { query: string | null; prefer: string | null; env: NodeJS.ProcessEnv }): SendMode {
+export function sendModeOf(input: { query: string | null; prefer: string | null; setting: SendMode }): SendMode {
   if (input.query !== null) {
     if (input.query === 'sync' || input.query === 'queued') return input.query;
     throw new MailError('EINPUT', `mode must be "sync" or "queued", not "${input.query.slice(0, 40)}"`, { field: 'mode', hint: 'Use ?mode=queued to queue the message, or leave mode out.' });
@@ -37,10 +37,7 @@ export function sendModeOf(input: { query: string | null; prefer: string | null;
   // Prefer is a list of preferences, each possibly with parameters: respond-async, wait=10
   const preferences = (input.prefer ?? '').split(',').map((p) => p.split(';')[0]!.trim().toLowerCase());
   if (preferences.includes('respond-async')) return 'queued';
-  const setting = input.env.SEND_MODE?.trim();
-  if (setting === undefined || setting === '' || setting === 'sync') return 'sync';
-  if (setting === 'queued') return 'queued';
-  throw new MailError('ECONFIG', `SEND_MODE must be "sync" or "queued", not "${setting}"`, { field: 'SEND_MODE', hint: 'Fix or remove the app setting (default sync).' });
+  return input.setting;
 }
 
 /**
@@ -74,7 +71,7 @@ export async function acceptSend(runtime: MailRuntime, body: Record<string, unkn
     const outcome = await deliverMessage(runtime, prepared, { id, abortSignal: options.abortSignal });
     return { status: 200, body: { id, status: 'sent', messageId: outcome.messageId }, replayed: false };
   }
-  const state = sendState(runtime.env);
+  const state = runtime.state.send;
   const profile = prepared.profile.name;
   let release = async (): Promise<void> => {};
   if (key !== undefined) {

@@ -4,7 +4,7 @@ import { errorDetail } from '../log.js';
 import type { MailRuntime } from '../runtime.js';
 import type { SendState } from '../state/sendState.js';
 import type { SendRecord } from '../state/sendStatusStore.js';
-import { isTransient, maxSendAttempts, retryDelaySeconds } from './retryPolicy.js';
+import { isTransient, retryDelaySeconds } from './retryPolicy.js';
 import { deliverMessage, type SendOutcome } from './sendMail.js';
 import { sendErrorOf } from './sendStatus.js';
 import { fromStoredMessage } from './storedMessage.js';
@@ -110,7 +110,7 @@ async function attempt(runtime: MailRuntime, state: SendState, record: SendRecor
     return 'sent';
   }
   const failure = result;
-  const maxAttempts = maxSendAttempts(runtime.env);
+  const maxAttempts = runtime.settings.sendMaxAttempts;
   const transient = isTransient(failure);
   if (transient && record.attempts < maxAttempts) {
     const delaySeconds = retryDelaySeconds(record.attempts, failure.retryAfter);

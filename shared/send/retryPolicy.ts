@@ -36,17 +36,3 @@ export function retryDelaySeconds(attempt: number, retryAfter: number | undefine
   const jittered = backoff / 2 + (random() * backoff) / 2;
   return Math.ceil(Math.max(retryAfter ?? 0, jittered));
 }
-
-/** App setting SEND_MAX_ATTEMPTS: attempts per queued message before it fails for good. @default 5 */
-export function maxSendAttempts(env: NodeJS.ProcessEnv): number {
-  const raw = env.SEND_MAX_ATTEMPTS;
-  if (raw === undefined || raw.trim() === '') return 5;
-  const attempts = Number(raw);
-  if (!Number.isInteger(attempts) || attempts < 1) {
-    throw new MailError('ECONFIG', `SEND_MAX_ATTEMPTS must be a whole number of at least 1, not "${raw}"`, {
-      field: 'SEND_MAX_ATTEMPTS',
-      hint: 'Fix or remove the app setting (default 5).',
-    });
-  }
-  return attempts;
-}

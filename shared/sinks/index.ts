@@ -1,23 +1,30 @@
 import type { Profile } from '../config/profiles.js';
-import { wholeNumberSetting } from '../config/settings.js';
-import type { MailRuntime } from '../runtime.js';
-import { receiveState } from '../state/index.js';
+import type { AppSettings } from '../config/settings.js';
+import type { SecretStore } from '../secrets/store.js';
+import type { MailState } from '../state/index.js';
 import { QueueSink } from './queueSink.js';
 import type { MessageSink } from './types.js';
 import { WebhookSink } from './webhookSink.js';
 
+/** What a sink is built with: the runtime's secret store, settings and state. */
+export interface SinkDeps {
+  secrets: SecretStore;
+  settings: Pick<AppSettings, 'webhookTimeoutMs' | 'webhookMaxAttempts'>;
+  state: MailState;
+}
+
 /** The sink named by the profile's `receive.deliver`. */
-export function createSink(runtime: MailRuntime, profile: Profile & { receive: NonNullable<Profile['receive']> }): MessageSink {
+export function createSink(profile: Profile & { receive: NonNullable<Profile['receive']> }, deps: SinkDeps): MessageSink {
   const deliver = profile.receive.deliver;
   if ('webhook' in deliver) {
     return new WebhookSink({
       url: deliver.webhook.url,
       signingSecret: deliver.webhook.signingSecret,
-      secrets: runtime.secrets,
-      timeoutMs: wholeNumberSetting(runtime.env, 'WEBHOOK_TIMEOUT_MS', { default: 10_000, min: 1 }),
-      maxAttempts: wholeNumberSetting(runtime.env, 'WEBHOOK_MAX_ATTEMPTS', { default: 4, min: 1 }),
+      secrets: deps.secrets,
+      timeoutMs: deps.settings.webhookTimeoutMs,
+      maxAttempts: deps.settings.webhookMaxAttempts,
     });
   }
-  const state = receiveState(runtime.env);
+  const state = deps.state.receive;
   return new QueueSink(state.account, deliver.queue.name, state.payloads);
 }

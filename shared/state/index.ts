@@ -2,6 +2,8 @@ import { DeadLetterStore, PayloadStore } from './blobStores.js';
 import { CursorStore } from './cursorStore.js';
 import { DedupeStore } from './dedupeStore.js';
 import { MailboxLeases } from './mailboxLease.js';
+import { PollStatusStore } from './pollStatusStore.js';
+import { createSendState, type SendState } from './sendState.js';
 import { storageAccount, type StorageAccount } from './storage.js';
 
 /** Everything a poll keeps in storage, for one account. */
@@ -14,24 +16,50 @@ export interface ReceiveState {
   payloads: PayloadStore;
 }
 
-const states = new WeakMap<StorageAccount, ReceiveState>();
-
-/** The receive state in `env.AzureWebJobsStorage`, created once per process. */
-export function receiveState(env: NodeJS.ProcessEnv): ReceiveState {
-  const account = storageAccount(env);
-  let state = states.get(account);
-  if (!state) {
-    state = {
-      account,
-      cursors: new CursorStore(account),
-      dedupe: new DedupeStore(account),
-      leases: new MailboxLeases(account),
-      deadLetters: new DeadLetterStore(account),
-      payloads: new PayloadStore(account),
-    };
-    states.set(account, state);
-  }
-  return state;
+export function createReceiveState(account: StorageAccount): ReceiveState {
+  return {
+    account,
+    cursors: new CursorStore(account),
+    dedupe: new DedupeStore(account),
+    leases: new MailboxLeases(account),
+    deadLetters: new DeadLetterStore(account),
+    payloads: new PayloadStore(account),
+  };
 }
-export { sendState, type SendState } from './sendState.js';
-export { pollStatusStore, type PollStatusRecord, type StoredPollStatus } from './pollStatusStore.js';
+
+/**
+ * The app's state in one storage account (AzureWebJobsStorage), each part made on first use and
+ * kept: the runtime holds one, so every invocation of a process shares its clients. ECONFIG naming
+ * the setting when it is not set, at the first use: a CLI send through the file transport needs none.
+ */
+export class MailState {
+  private storage?: StorageAccount;
+  private receiveParts?: ReceiveState;
+  private sendParts?: SendState;
+  private statuses?: PollStatusStore;
+
+  constructor(private readonly connectionString: string | undefined) {}
+
+  get account(): StorageAccount {
+    this.storage ??= storageAccount(this.connectionString);
+    return this.storage;
+  }
+
+  get receive(): ReceiveState {
+    this.receiveParts ??= createReceiveState(this.account);
+    return this.receiveParts;
+  }
+
+  get send(): SendState {
+    this.sendParts ??= createSendState(this.account);
+    return this.sendParts;
+  }
+
+  get pollStatus(): PollStatusStore {
+    this.statuses ??= new PollStatusStore(this.account);
+    return this.statuses;
+  }
+}
+
+export type { SendState } from './sendState.js';
+export type { PollStatusRecord, StoredPollStatus } from './pollStatusStore.js';

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { untilAborted } from '../abort.js';
 import { MailError } from '../errors.js';
 import { tableKey } from './keys.js';
-import { stateError, statusOf, storageAccount, type StorageAccount } from './storage.js';
+import { stateError, statusOf, type StorageAccount } from './storage.js';
 
 /** The table holding one row per receiving profile: how its last poll went. */
 export const POLL_STATUS_TABLE = 'mailpollstatus';
@@ -162,17 +162,4 @@ export class PollStatusStore {
   private table(abortSignal: AbortSignal | undefined): Promise<TableClient> {
     return untilAborted(this.account.table(POLL_STATUS_TABLE), abortSignal);
   }
-}
-
-const stores = new WeakMap<StorageAccount, PollStatusStore>();
-
-/** The poll status store in `env.AzureWebJobsStorage`, created once per process. */
-export function pollStatusStore(env: NodeJS.ProcessEnv): PollStatusStore {
-  const account = storageAccount(env);
-  let store = stores.get(account);
-  if (!store) {
-    store = new PollStatusStore(account);
-    stores.set(account, store);
-  }
-  return store;
 }

@@ -80,23 +80,15 @@ function once<T>(cache: Map<string, Promise<T>>, key: string, create: () => Prom
   return pending;
 }
 
-const accounts = new Map<string, StorageAccount>();
-
-/** The process-wide account for `env.AzureWebJobsStorage`. */
-export function storageAccount(env: NodeJS.ProcessEnv): StorageAccount {
-  const connectionString = env.AzureWebJobsStorage;
+/** The account of an AzureWebJobsStorage connection string; ECONFIG naming the setting when there is none. */
+export function storageAccount(connectionString: string | undefined): StorageAccount {
   if (!connectionString?.trim()) {
     throw new MailError('ECONFIG', 'AzureWebJobsStorage is not set', {
       field: 'AzureWebJobsStorage',
       hint: 'Set AzureWebJobsStorage to the storage account connection string (locally: the Azurite one, which `npm start` sets for you).',
     });
   }
-  let account = accounts.get(connectionString);
-  if (!account) {
-    account = new StorageAccount(connectionString);
-    accounts.set(connectionString, account);
-  }
-  return account;
+  return new StorageAccount(connectionString);
 }
 
 /** The HTTP status of a Storage SDK error (RestError), if it carries one. */

@@ -2,10 +2,17 @@ import type { TokenProvider } from '../identity/tokenProvider.js';
 import type { Logger } from '../log.js';
 import type { OutgoingMessage } from '../mail/outgoing.js';
 
-/** What every transport is built with: the profile's token provider and the logger. */
+/** Clients one profile's sender and reader share (its Graph client), kept and closed by their owner, the runtime. */
+export interface ProfileResources {
+  once<T>(key: string, create: () => T): T;
+}
+
+/** What every transport is built with: the profile's token provider, the logger, and the profile's shared resources. */
 export interface TransportDeps {
   tokens: TokenProvider;
   logger: Logger;
+  /** Without it (a diagnosis, a test), the transport makes its own clients. */
+  resources?: ProfileResources;
 }
 
 export interface SendOptions {

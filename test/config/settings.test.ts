@@ -75,4 +75,27 @@ describe('numeric app settings are checked at start-up and name the setting', ()
     assert.equal(runtime({ DEFAULT_PROFILE: '' }).profile(undefined).name, 'local');
     assert.equal(runtime({ DEFAULT_PROFILE: 'local' }).profile(undefined).name, 'local');
   });
+
+  for (const [name, value] of [
+    ['SEND_MODE', 'later'],
+    ['SEND_MAX_ATTEMPTS', '0'],
+    ['POLL_MAX_DURATION_SECONDS', 'four minutes'],
+    ['WEBHOOK_TIMEOUT_MS', '10s'],
+    ['WEBHOOK_MAX_ATTEMPTS', '-1'],
+    ['HEALTH_STALE_AFTER_SECONDS', '5min'],
+  ] as const) {
+    it(`${name}="${value}" stops the runtime at start-up naming it, instead of failing the first request, poll or delivery that reads it`, () => {
+      const error = mailErrorOf(() => runtime({ [name]: value }));
+      assert.equal(error.code, 'ECONFIG');
+      assert.equal(error.field, name);
+    });
+  }
+
+  it('settings are read once, when the runtime starts: a later change of the environment changes nothing', () => {
+    const env: NodeJS.ProcessEnv = { MAIL_DIR: '/nonexistent/m365-mail', SEND_MODE: 'queued', POLL_MAX_DURATION_SECONDS: '30' };
+    const started = new MailRuntime({ env, logger: silentLogger });
+    env.SEND_MODE = 'later';
+    env.POLL_MAX_DURATION_SECONDS = 'never';
+    assert.deepEqual([started.settings.sendMode, started.settings.pollMaxDurationSeconds], ['queued', 30]);
+  });
 });

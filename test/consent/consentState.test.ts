@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { CONSENT_TTL_MS, consentStateKey, openConsentState, sealConsentState, type ConsentState } from '../../shared/consent/consentState.js';
 import { mailErrorOf } from '../support/mailError.js';
 
-const key = consentStateKey({ OAUTH_STATE_KEY: 'k'.repeat(32) });
+const key = consentStateKey('k'.repeat(32));
 const state = (exp: number): ConsentState => ({ v: 1, profile: 'desk', state: 's'.repeat(43), nonce: 'n'.repeat(22), verifier: 'v'.repeat(43), redirectUri: 'https://fn.example/api/oauth/callback', exp });
 
 describe('the sealed consent state', () => {
@@ -15,7 +15,7 @@ describe('the sealed consent state', () => {
 
   it('refuses one sealed under another OAUTH_STATE_KEY, or altered', () => {
     const sealed = sealConsentState(state(Date.now() + 1000), key);
-    const other = consentStateKey({ OAUTH_STATE_KEY: 'x'.repeat(32) });
+    const other = consentStateKey('x'.repeat(32));
     assert.equal(mailErrorOf(() => openConsentState(sealed, other)).code, 'ECONSENT');
     const bytes = Buffer.from(sealed, 'base64url');
     bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 1, bytes.length - 1);
@@ -32,7 +32,7 @@ describe('the sealed consent state', () => {
   });
 
   it('needs OAUTH_STATE_KEY of at least 32 characters: ECONFIG naming the setting', () => {
-    const error = mailErrorOf(() => consentStateKey({ OAUTH_STATE_KEY: 'short' }));
+    const error = mailErrorOf(() => consentStateKey('short'));
     assert.equal(error.code, 'ECONFIG');
     assert.equal(error.field, 'OAUTH_STATE_KEY');
   });

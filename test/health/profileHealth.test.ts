@@ -325,12 +325,20 @@ describe('per-profile health: each poll is recorded, GET /api/health/profiles sh
       }
     });
 
-    it('answers 503 ECONFIG when HEALTH_STALE_AFTER_SECONDS is not a whole number of seconds', async () => {
-      setRuntime(h.runtime({ deskX: h.fileProfile(h.folder('inbox')) }, { HEALTH_STALE_AFTER_SECONDS: '5min' }));
-      const response = await health(get('health'), invocation('health'));
-      assert.deepEqual([response.status, json(response).code], [503, 'ECONFIG']);
-      const detailed = await healthProfiles(get('health/profiles'), invocation('healthProfiles'));
-      assert.deepEqual([json(detailed).code, json(detailed).field], ['ECONFIG', 'HEALTH_STALE_AFTER_SECONDS']);
+    it('answers 503 ECONFIG when HEALTH_STALE_AFTER_SECONDS is not a whole number of seconds (checked with every setting when the runtime starts)', async () => {
+      const saved = process.env.HEALTH_STALE_AFTER_SECONDS;
+      process.env.HEALTH_STALE_AFTER_SECONDS = '5min';
+      setRuntime(undefined);
+      try {
+        const response = await health(get('health'), invocation('health'));
+        assert.deepEqual([response.status, json(response).code], [503, 'ECONFIG']);
+        const detailed = await healthProfiles(get('health/profiles'), invocation('healthProfiles'));
+        assert.deepEqual([json(detailed).code, json(detailed).field], ['ECONFIG', 'HEALTH_STALE_AFTER_SECONDS']);
+      } finally {
+        if (saved === undefined) delete process.env.HEALTH_STALE_AFTER_SECONDS;
+        else process.env.HEALTH_STALE_AFTER_SECONDS = saved;
+        setRuntime(undefined);
+      }
     });
 
     it('answers 503 ESTATE when state storage does not answer', async () => {

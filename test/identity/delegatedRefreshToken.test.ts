@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { type Profile } from '../../shared/config/profiles.js';
+import type { Profile } from '../../shared/config/profiles.js';
 import { parseProfiles } from '../../shared/profiles/load.js';
 import { ProfileTokenProvider, withAuthRetry } from '../../shared/identity/tokenProvider.js';
 import { silentLogger } from '../../shared/log.js';

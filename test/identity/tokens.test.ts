@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { exchangeScope, graphScope } from '../../shared/config/cloud.js';
-import { type Profile } from '../../shared/config/profiles.js';
+import type { Profile } from '../../shared/config/profiles.js';
 import { parseProfiles } from '../../shared/profiles/load.js';
 import { MailError } from '../../shared/errors.js';
 import { ProfileTokenProvider } from '../../shared/identity/tokenProvider.js';

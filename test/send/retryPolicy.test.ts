@@ -6,7 +6,11 @@ import { APP_ROOT } from '../../shared/config/profiles.js';
 import { MailError } from '../../shared/errors.js';
 import { sendModeOf } from '../../shared/send/acceptSend.js';
 import { HOST_MAX_DEQUEUE_COUNT, SENDING_HOLD_SECONDS } from '../../shared/send/queuedSend.js';
-import { isTransient, maxSendAttempts, retryDelaySeconds } from '../../shared/send/retryPolicy.js';
+import { isTransient, retryDelaySeconds } from '../../shared/send/retryPolicy.js';
+import { parseSettings } from '../../shared/config/settings.js';
+
+const maxSendAttempts = (env: NodeJS.ProcessEnv) => parseSettings(env).sendMaxAttempts;
+const sendModeSetting = (env: NodeJS.ProcessEnv) => parseSettings(env).sendMode;
 import { mailErrorOf } from '../support/mailError.js';
 
 describe('retry policy of queued sends', () => {
@@ -50,13 +54,13 @@ describe('retry policy of queued sends', () => {
   });
 
   it('chooses the mode by ?mode=, then Prefer: respond-async, then SEND_MODE (default sync)', () => {
-    assert.equal(sendModeOf({ query: null, prefer: null, env: {} }), 'sync');
-    assert.equal(sendModeOf({ query: null, prefer: 'respond-async', env: {} }), 'queued');
-    assert.equal(sendModeOf({ query: null, prefer: 'return=minimal; foo="bar", Respond-Async', env: {} }), 'queued');
-    assert.equal(sendModeOf({ query: null, prefer: 'wait=10', env: {} }), 'sync');
-    assert.equal(sendModeOf({ query: null, prefer: null, env: { SEND_MODE: 'queued' } }), 'queued');
-    assert.equal(sendModeOf({ query: 'sync', prefer: 'respond-async', env: { SEND_MODE: 'queued' } }), 'sync');
-    assert.equal(mailErrorOf(() => sendModeOf({ query: null, prefer: null, env: { SEND_MODE: 'later' } })).code, 'ECONFIG');
+    assert.equal(sendModeOf({ query: null, prefer: null, setting: sendModeSetting({}) }), 'sync');
+    assert.equal(sendModeOf({ query: null, prefer: 'respond-async', setting: sendModeSetting({}) }), 'queued');
+    assert.equal(sendModeOf({ query: null, prefer: 'return=minimal; foo="bar", Respond-Async', setting: sendModeSetting({}) }), 'queued');
+    assert.equal(sendModeOf({ query: null, prefer: 'wait=10', setting: sendModeSetting({}) }), 'sync');
+    assert.equal(sendModeOf({ query: null, prefer: null, setting: sendModeSetting({ SEND_MODE: 'queued' }) }), 'queued');
+    assert.equal(sendModeOf({ query: 'sync', prefer: 'respond-async', setting: sendModeSetting({ SEND_MODE: 'queued' }) }), 'sync');
+    assert.equal(mailErrorOf(() => sendModeOf({ query: null, prefer: null, setting: sendModeSetting({ SEND_MODE: 'later' }) })).code, 'ECONFIG');
   });
 
   it('matches host.json: the host gives up after HOST_MAX_DEQUEUE_COUNT deliveries, and ends an invocation within the sending hold', () => {

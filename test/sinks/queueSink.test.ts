@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { DeliveredMessage } from '../../shared/mail/incoming.js';
 import { QUEUE_JSON_LIMIT_BYTES, QueueSink } from '../../shared/sinks/queueSink.js';
-import { receiveState } from '../../shared/state/index.js';
+import { MailState } from '../../shared/state/index.js';
 import { STATE_NAMES } from '../../shared/state/storage.js';
 import { AzuritePeer } from '../peers/azurite.js';
 
@@ -22,7 +22,7 @@ describe('queue sink on Azure Storage queues (Azurite)', () => {
   after(() => azurite.stop());
 
   it('a message at the limit goes inline, base64-encoded as the Functions queue trigger reads it; one byte more goes as a claim check', async () => {
-    const state = receiveState({ AzureWebJobsStorage: azurite.connectionString });
+    const state = new MailState(azurite.connectionString).receive;
     const sink = new QueueSink(state.account, 'sized-messages', state.payloads);
     const atLimit = messageOfSize('at-limit', QUEUE_JSON_LIMIT_BYTES);
     const over = messageOfSize('over-limit', QUEUE_JSON_LIMIT_BYTES + 1);

@@ -2,10 +2,10 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { isMailError } from '../../shared/errors.js';
-import { receiveState, type ReceiveState } from '../../shared/state/index.js';
+import { MailState, type ReceiveState } from '../../shared/state/index.js';
 import { MailboxLeases } from '../../shared/state/mailboxLease.js';
 import { tableKey } from '../../shared/state/keys.js';
-import { STATE_NAMES, storageAccount } from '../../shared/state/storage.js';
+import { STATE_NAMES } from '../../shared/state/storage.js';
 import { AzuritePeer } from '../peers/azurite.js';
 
 describe('receive state in Azure Storage (Azurite)', () => {
@@ -15,7 +15,7 @@ describe('receive state in Azure Storage (Azurite)', () => {
   before(async () => {
     await azurite.start();
     env = { AzureWebJobsStorage: azurite.connectionString };
-    state = receiveState(env);
+    state = new MailState(env.AzureWebJobsStorage).receive;
   });
   after(() => azurite.stop());
 
@@ -56,7 +56,7 @@ describe('receive state in Azure Storage (Azurite)', () => {
   it('a cursor row whose JSON is unreadable reads as no cursor, says why, and keeps its ETag so the next write replaces it', async () => {
     const damaged = { ...owner, via: 'pop3', folder: 'Damaged' };
     const written = await state.cursors.write(damaged, { seen: ['a', 'b'] }, undefined);
-    const table = await storageAccount(env).table(STATE_NAMES.cursors);
+    const table = await state.account.table(STATE_NAMES.cursors);
     const row = { partitionKey: damaged.profile, rowKey: tableKey(damaged.folder), via: damaged.via, mailbox: damaged.mailbox, chunks: 1, cursor0: '{"seen":["a","b"]}' };
     const variants: Record<string, unknown>[] = [{ cursor0: '{"seen": ["a", "b"' }, { cursor0: 'null' }, { chunks: 2 }, { chunks: 'two' }];
     let etag = written;
@@ -88,7 +88,7 @@ describe('receive state in Azure Storage (Azurite)', () => {
 
   it('an id given twice in one record batch is recorded once, the last entry winning', async () => {
     await state.dedupe.mark('twice', [{ id: 'same', providerId: '7:1', outcome: 'deadLettered' }, { id: 'same', providerId: '7:2', outcome: 'delivered' }]);
-    const table = await storageAccount(env).table(STATE_NAMES.delivered);
+    const table = await state.account.table(STATE_NAMES.delivered);
     const rows = [];
     for await (const row of table.listEntities<{ providerId: string; outcome: string }>({ queryOptions: { filter: "PartitionKey eq 'twice'" } })) rows.push([row.providerId, row.outcome]);
     assert.deepEqual(rows, [['7:2', 'delivered']]);
@@ -106,12 +106,12 @@ describe('receive state in Azure Storage (Azurite)', () => {
 
   it('a held lease is renewed while polling, and a lease taken away aborts the poll holding it', async () => {
     // Each renewal must answer within the interval: 500 ms leaves a loaded machine room for that.
-    const leases = new MailboxLeases(storageAccount(env), { durationSeconds: 15, renewEveryMs: 500 });
+    const leases = new MailboxLeases(state.account, { durationSeconds: 15, renewEveryMs: 500 });
     const held = await leases.acquire('renewed@contoso.com');
     assert.ok(held);
     await new Promise((r) => setTimeout(r, 1_300));
     assert.equal(held.signal.aborted, false, 'renewals succeed while the lease is ours');
-    const container = await storageAccount(env).container(STATE_NAMES.leases);
+    const container = await state.account.container(STATE_NAMES.leases);
     await container.getBlockBlobClient(encodeURIComponent('renewed@contoso.com')).getBlobLeaseClient().breakLease(0);
     // Bounded wait for the next renewal to be refused, instead of a fixed sleep that a slow machine overruns.
     for (let waited = 0; waited < 5000 && !held.signal.aborted; waited += 50) await new Promise((r) => setTimeout(r, 50));
@@ -121,7 +121,7 @@ describe('receive state in Azure Storage (Azurite)', () => {
   });
 
   it('a lease renewal that gets no answer aborts the poll holding it, before the lease could lapse', async () => {
-    const leases = new MailboxLeases(storageAccount(env), { durationSeconds: 15, renewEveryMs: 200 });
+    const leases = new MailboxLeases(state.account, { durationSeconds: 15, renewEveryMs: 200 });
     const held = await leases.acquire('unanswered@contoso.com');
     assert.ok(held);
     azurite.freeze();
@@ -147,7 +147,7 @@ describe('receive state in Azure Storage (Azurite)', () => {
       },
     });
     const ref = await state.deadLetters.put({ profile: 'support', providerId: '7:13', error: { code: 'EPARSE', message: 'broken' }, source });
-    const container = await storageAccount(env).container(STATE_NAMES.deadLetter);
+    const container = await state.account.container(STATE_NAMES.deadLetter);
     const record = JSON.parse((await container.getBlockBlobClient(ref.name).downloadToBuffer()).toString()) as { error: { code: string }; source: { name: string }; providerId: string };
     assert.equal(record.error.code, 'EPARSE');
     assert.equal(record.providerId, '7:13');

@@ -5,7 +5,7 @@ import MailComposer from 'nodemailer/lib/mail-composer';
 import type { MailComposerOptions } from 'nodemailer/lib/mail-composer';
 import { createLogger, type Logger } from '../../shared/log.js';
 import { MailRuntime } from '../../shared/runtime.js';
-import { receiveState, type ReceiveState } from '../../shared/state/index.js';
+import { MailState, type ReceiveState } from '../../shared/state/index.js';
 import { AzuritePeer } from '../peers/azurite.js';
 import { WebhookReceiverPeer } from '../peers/webhookReceiver.js';
 
@@ -46,12 +46,17 @@ export class ReceiveHarness {
     return { AzureWebJobsStorage: this.azurite.connectionString, HOOK_SIGNING_KEY: HOOK_SECRET, WEBHOOK_TIMEOUT_MS: '2000' };
   }
 
+  private mailState?: MailState;
+
+  /** The state every runtime of this harness uses, so that a test can look into it or make it fail. */
   get state(): ReceiveState {
-    return receiveState(this.env);
+    this.mailState ??= new MailState(this.env.AzureWebJobsStorage);
+    return this.mailState.receive;
   }
 
   runtime(profiles: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): MailRuntime {
-    return new MailRuntime({ env: { ...this.env, MAIL_PROFILES: JSON.stringify({ profiles }), ...env }, logger: capturingLogger(this.logs) });
+    this.mailState ??= new MailState(this.env.AzureWebJobsStorage);
+    return new MailRuntime({ env: { ...this.env, MAIL_PROFILES: JSON.stringify({ profiles }), ...env }, logger: capturingLogger(this.logs), state: this.mailState });
   }
 
   /** A fresh folder under the scratch directory. */

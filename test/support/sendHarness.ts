@@ -7,7 +7,8 @@ import { sendStatus } from '../../functions/sendStatus.js';
 import { sendWorker } from '../../functions/sendWorker.js';
 import { MailRuntime, setRuntime } from '../../shared/runtime.js';
 import { SEND_QUEUE } from '../../shared/state/sendQueue.js';
-import { sendState, type SendState } from '../../shared/state/sendState.js';
+import { MailState } from '../../shared/state/index.js';
+import type { SendState } from '../../shared/state/sendState.js';
 import { AzuritePeer } from '../peers/azurite.js';
 import { GraphPeer } from '../peers/graphPeer.js';
 import { SmtpPeer } from '../peers/smtpPeer.js';
@@ -83,7 +84,7 @@ export class SendHarness {
   }
 
   get state(): SendState {
-    return sendState({ AzureWebJobsStorage: this.azurite.connectionString });
+    return new MailState(this.azurite.connectionString).send;
   }
 
   /** Forgets what the peers received and what the queue holds. */

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { type Profile } from '../../shared/config/profiles.js';
+import type { Profile } from '../../shared/config/profiles.js';
 import { parseProfiles } from '../../shared/profiles/load.js';
 import type { TokenProvider } from '../../shared/identity/tokenProvider.js';
 import { ProfileTokenProvider } from '../../shared/identity/tokenProvider.js';

@@ -116,17 +116,8 @@ export class GraphConnection {
   }
 }
 
-const connections = new WeakMap<TokenProvider, GraphConnection>();
-
-/**
- * The profile's Graph connection, created on first use. Keyed by the token provider, which
- * the runtime keeps one of per profile, so the sender and the reader share one client.
- */
-export function graphConnection(profile: Profile, deps: Pick<TransportDeps, 'tokens'>): GraphConnection {
-  let connection = connections.get(deps.tokens);
-  if (!connection || connection.profile !== profile) {
-    connection = new GraphConnection(profile, deps.tokens);
-    connections.set(deps.tokens, connection);
-  }
-  return connection;
+/** The profile's Graph connection: one per profile where the runtime keeps its resources, so the sender and the reader share one client. */
+export function graphConnection(profile: Profile, deps: Pick<TransportDeps, 'tokens' | 'resources'>): GraphConnection {
+  const create = () => new GraphConnection(profile, deps.tokens);
+  return deps.resources ? deps.resources.once('graph', create) : create();
 }
