@@ -1,18 +1,19 @@
 import { setMaxListeners } from 'node:events';
 import type { Profile } from '../config/profiles.js';
-import { MailError, isMailError, type ErrorCode } from '../errors.js';
+import { MailError, isMailError } from '../errors.js';
 import { withAuthRetry } from '../identity/tokenProvider.js';
-import { matchesFilters } from '../mail/filters.js';
-import type { DeliveredMessage } from '../mail/incoming.js';
-import { parseMessage, unparseableId, type AttachmentSink } from '../mail/parse.js';
-import { redact } from '../redact.js';
+import { unparseableIdHash } from '../mail/messageIds.js';
+import { parseMessage, type AttachmentSink } from '../mail/parse.js';
 import type { MailRuntime } from '../runtime.js';
-import type { ReceiveState } from '../state/index.js';
 import type { CursorOwner } from '../state/cursorStore.js';
-import type { DeliveryRecord } from '../state/dedupeStore.js';
+import type { ReceiveState } from '../state/index.js';
 import type { MailboxLease } from '../state/mailboxLease.js';
 import type { FetchedMessage, MailboxSession, ReaderCursor } from '../transports/types.js';
+import { deliverWindow, type Outcome } from './deliverWindow.js';
+import { planWindow, type Parsed, type Planned } from './planWindow.js';
+import { describeFailure, type PollError } from './pollError.js';
 import { settleBounded, settledPrefix } from './settleBounded.js';
+import { SourceCopy } from './sourceCopy.js';
 
 export type ReceivingProfile = Profile & { receive: NonNullable<Profile['receive']> };
 
@@ -47,12 +48,7 @@ export interface PollResult {
   durationMs: number;
 }
 
-/** Why a poll stopped, safe to show: redacted, no stack. */
-export interface PollError {
-  code: ErrorCode;
-  message: string;
-  hint?: string;
-}
+export type { PollError } from './pollError.js';
 
 export interface PollOptions {
   /** Stops the poll between messages; what was acknowledged so far is kept. */
@@ -128,16 +124,6 @@ export async function pollMailbox(runtime: MailRuntime, profileName: string, opt
   return result;
 }
 
-/** One message of a window: parsed, or found unparseable (any other failure is thrown). */
-interface Parsed {
-  fetched: FetchedMessage;
-  started: number;
-  /** The message's stable id; for an unparseable one, that of its raw bytes. */
-  id: string;
-  message?: DeliveredMessage;
-  parseError?: MailError;
-}
-
 /** A window as read: the messages parsed up to the first failure (any but EPARSE), that failure, and whether the reader has no more. */
 interface ReadWindow {
   parsed: Parsed[];
@@ -147,21 +133,13 @@ interface ReadWindow {
 
 const EMPTY_WINDOW: ReadWindow = { parsed: [], last: true };
 
-/** What the poll does with a parsed message. */
-interface Planned extends Parsed {
-  step: 'deliver' | 'deadLetter' | 'duplicate' | 'filtered';
-  reason?: string;
-}
-
-type Delivery = 'delivered' | 'refused' | 'deadLettered';
-
 const COUNTED_AS = {
   delivered: 'delivered',
   refused: 'deadLettered',
   deadLettered: 'deadLettered',
   duplicate: 'duplicates',
   filtered: 'filtered',
-} as const satisfies Record<Delivery | 'duplicate' | 'filtered', keyof PollResult>;
+} as const satisfies Record<Outcome, keyof PollResult>;
 
 class MailboxPoll {
   private readonly started = Date.now();
@@ -245,7 +223,7 @@ class MailboxPoll {
   }
 
   private cleanupFailed(operation: string, error: unknown): void {
-    const described = describe(error);
+    const described = describeFailure(error);
     this.cleanupErrors.push(described);
     this.runtime.logger.warn({ operation, profile: this.profile.name, outcome: 'error', code: described.code, error: described.message });
   }
@@ -276,60 +254,34 @@ class MailboxPoll {
   /**
    * Parse, dedupe, filter, deliver, record, afterFetch, in that order for each message, with
    * the slow steps shared across the window: parses ran side by side (while the window before
-   * was delivered), lookups and records are batched, and a queue gets several deliveries at once. A webhook gets them one at a time in
-   * mailbox order, as before: a consumer may rely on a reply arriving after what it answers,
-   * and a failing webhook is not sent the rest. The cursor moves only over the unbroken run of
-   * acknowledged messages from the window's start; what failed comes again in the next poll,
-   * and what was delivered after it is recorded, so it is skipped then, not delivered twice.
+   * was delivered), the dedupe lookup is one query set (planWindow), and deliverWindow batches
+   * the records and acknowledges the unbroken run. Kept sources of unparseable messages are
+   * dropped once the window is done, whatever happened.
    */
-  private async handleWindow(session: MailboxSession, parses: ReadWindow, signal: AbortSignal): Promise<void> {
-    const plans = await this.plan(parses.parsed, signal);
-
-    const work = plans.filter((p) => p.step === 'deliver' || p.step === 'deadLetter');
-    const ordered = this.runtime.sink(this.profile).kind !== 'queue';
-    const deliveries = await settleBounded(work, { limit: ordered ? 1 : CONCURRENCY }, (p) => this.deliver(p, signal));
-    const outcomes = new Map<Planned, Delivery>();
-    work.forEach((p, i) => {
-      const outcome = deliveries[i];
-      if (outcome?.ok) outcomes.set(p, outcome.value);
-    });
-    // Dead-letters are recorded too: a resync or a lost cursor write must not dead-letter a message again.
-    const records = work.flatMap((p): DeliveryRecord[] => {
-      const outcome = outcomes.get(p);
-      if (outcome === undefined) return [];
-      if (outcome === 'delivered') return [{ id: p.id, providerId: p.fetched.providerId, outcome }];
-      return [{ id: p.id, providerId: p.fetched.providerId, outcome: 'deadLettered', errorCode: outcome === 'refused' ? 'ESINK_REJECTED' : 'EPARSE' }];
-    });
-    // Nothing counts as done before its record is stored: a crash here redelivers with the same ids.
-    if (records.length > 0) await this.state.dedupe.mark(this.profile.name, records, { abortSignal: signal });
-
-    let acknowledging = true;
-    for (const p of plans) {
-      const outcome = p.step === 'deliver' || p.step === 'deadLetter' ? outcomes.get(p) : p.step;
-      if (outcome === undefined) {
-        // It failed or never ran: the cursor stops before it.
-        acknowledging = false;
-        continue;
-      }
-      if (acknowledging) {
-        // A delivery recorded past the failure gets its afterFetch in the next poll, as a duplicate.
-        // An unparseable message stays where it is, for a person to look at, however often it is met.
-        const handled = outcome === 'delivered' || (outcome === 'duplicate' && p.message !== undefined);
-        const cursor = await session.acknowledge(p.fetched, { afterFetch: handled ? this.profile.receive.afterFetch : 'none', abortSignal: signal });
-        this.pending = cursor ?? this.pending;
-      } else if (outcome === 'duplicate' || outcome === 'filtered') {
-        continue;
-      }
-      this.count(p, outcome);
+  private async handleWindow(session: MailboxSession, window: ReadWindow, signal: AbortSignal): Promise<void> {
+    try {
+      const parsed = window.parsed;
+      const recorded = parsed.length === 0 ? new Set<string>() : await this.state.dedupe.recorded(this.profile.name, parsed.map((p) => p.id), { abortSignal: signal });
+      const plans = planWindow(parsed, { recorded, ...(this.profile.receive.filters && { filters: this.profile.receive.filters }) });
+      const outcome = await deliverWindow(plans, { profile: this.profile, sink: this.runtime.sink(this.profile), state: this.state, session, concurrency: CONCURRENCY, signal });
+      this.pending = outcome.cursor ?? this.pending;
+      for (const { plan, outcome: result } of outcome.counted) this.count(plan, result);
+      const failed = outcome.failure ?? window.failure;
+      if (failed !== undefined) throw failed.error;
+    } finally {
+      await Promise.all(window.parsed.map((p) => p.source?.dispose()));
     }
-    const failed = deliveries.find((d) => d !== undefined && !d.ok) ?? parses.failure;
-    if (failed !== undefined) throw failed.error;
   }
 
+  /**
+   * Parses one message from its source, opened once: the bytes are copied on their way to the
+   * parser, so an unparseable message gets its id and its dead-letter from the copy.
+   */
   private async parse(fetched: FetchedMessage, signal: AbortSignal): Promise<Parsed> {
     const started = Date.now();
+    const copy = new SourceCopy(unparseableIdHash(this.profile), { memoryBytes: LARGE_MESSAGE_BYTES });
     try {
-      const message = await parseMessage(await fetched.openSource({ abortSignal: signal }), {
+      const message = await parseMessage(copy.tap(await fetched.openSource({ abortSignal: signal })), {
         profile: this.profile,
         via: this.runtime.reader(this.profile).via,
         providerId: fetched.providerId,
@@ -337,54 +289,18 @@ class MailboxPoll {
         attachmentSink: this.attachmentSink(signal),
         abortSignal: signal,
       });
+      await copy.dispose();
       return { fetched, started, id: message.id, message };
     } catch (error) {
-      if (!isMailError(error) || error.code !== 'EPARSE') throw error;
-      // The parser consumed the first stream.
-      const id = await unparseableId(this.profile, await fetched.openSource({ abortSignal: signal }));
-      return { fetched, started, id, parseError: error };
-    }
-  }
-
-  /** Which messages are new (one lookup for the window), which the filters pass over. */
-  private async plan(parsed: readonly Parsed[], signal: AbortSignal): Promise<Planned[]> {
-    // Recorded before, or met earlier in this window (the same message in a folder twice).
-    const handled = parsed.length === 0 ? new Set<string>() : await this.state.dedupe.recorded(this.profile.name, parsed.map((p) => p.id), { abortSignal: signal });
-    const filters = this.profile.receive.filters;
-    return parsed.map((p): Planned => {
-      const message = p.message;
-      if (handled.has(p.id)) return { ...p, step: 'duplicate' };
-      if (message === undefined) {
-        handled.add(p.id);
-        return { ...p, step: 'deadLetter' };
+      if (!isMailError(error) || error.code !== 'EPARSE') {
+        await copy.dispose();
+        throw error;
       }
-      const verdict = filters === undefined ? undefined : matchesFilters(message, { ...(p.fetched.seen !== undefined && { seen: p.fetched.seen }), ...(p.fetched.size !== undefined && { size: p.fetched.size }) }, filters);
-      if (verdict && !verdict.pass) return { ...p, step: 'filtered', ...(verdict.reason !== undefined && { reason: verdict.reason }) };
-      handled.add(p.id);
-      return { ...p, step: 'deliver' };
-    });
-  }
-
-  /** Delivers one message, or dead-letters it: unparseable (with its source, read again) or refused by the sink. */
-  private async deliver(p: Planned, signal: AbortSignal): Promise<Delivery> {
-    const { fetched, message } = p;
-    if (message === undefined) {
-      const error = describe(p.parseError);
-      // The parser consumed the first stream.
-      await this.state.deadLetters.put({ profile: this.profile.name, providerId: fetched.providerId, error, source: await fetched.openSource({ abortSignal: signal }) }, { abortSignal: signal });
-      return 'deadLettered';
-    }
-    try {
-      await this.runtime.sink(this.profile).deliver(message, { abortSignal: signal });
-      return 'delivered';
-    } catch (error) {
-      if (!isMailError(error) || error.code !== 'ESINK_REJECTED') throw error;
-      await this.state.deadLetters.put({ profile: this.profile.name, providerId: fetched.providerId, error: describe(error), message }, { abortSignal: signal });
-      return 'refused';
+      return { fetched, started, id: copy.digest(), parseError: error, source: copy };
     }
   }
 
-  private count(p: Planned, result: Delivery | 'duplicate' | 'filtered'): void {
+  private count(p: Planned, result: Outcome): void {
     this.counts[COUNTED_AS[result]]++;
     this.runtime.logger.info({ operation: 'poll.message', profile: this.profile.name, id: p.message?.id, providerId: p.fetched.providerId, outcome: result === 'delivered' ? 'ok' : 'skipped', result, reason: p.reason, durationMs: Date.now() - p.started });
   }
@@ -411,14 +327,9 @@ class MailboxPoll {
       ...this.counts,
       resynced: this.resynced || this.cursorDiscarded,
       ...(this.stored !== undefined && { cursor: this.stored }),
-      ...(error !== undefined && { error: describe(error) }),
+      ...(error !== undefined && { error: describeFailure(error) }),
       ...(this.cleanupErrors.length > 0 && { cleanupErrors: [...this.cleanupErrors] }),
       durationMs: Date.now() - this.started,
     };
   }
-}
-
-function describe(error: unknown): PollError {
-  if (isMailError(error)) return { code: error.code, message: redact(error.message), ...(error.hint && { hint: redact(error.hint) }) };
-  return { code: 'EPROVIDER', message: redact(error instanceof Error ? error.message : String(error)) };
 }

@@ -97,6 +97,41 @@ describe('delivery guarantees: at-least-once with stable ids, retries, refusals'
     assert.deepEqual(rows.map((r) => [r.providerId, r.outcome, r.errorCode]).sort(), [['one.eml', 'deadLettered', 'EPARSE'], ['two.eml', 'delivered', undefined]]);
   });
 
+  it('an unparseable message is read from the mailbox once, small or past the in-memory copy, and its dead-letter holds exactly its bytes', async () => {
+    const inbox = h.folder('inbox');
+    const small = Buffer.from('not an e-mail message\r\n\r\nonly text\r\n');
+    const large = Buffer.concat([Buffer.from('no headers here\r\n\r\n'), Buffer.alloc(3 * 1024 * 1024, 'x')]);
+    dropEml(inbox, 'small.eml', small, 1);
+    dropEml(inbox, 'large.eml', large, 2);
+    const runtime = h.runtime({ openonce: h.fileProfile(inbox) });
+    const profile = runtime.profile('openonce') as Parameters<typeof runtime.reader>[0];
+    const reader = runtime.reader(profile);
+    const opens = new Map<string, number>();
+    const open = reader.open.bind(reader);
+    reader.open = async (options) => {
+      const session = await open(options);
+      const messages = session.messages.bind(session);
+      session.messages = async function* (cursor, o) {
+        for await (const m of messages(cursor, o)) {
+          const openSource = m.openSource.bind(m);
+          yield { ...m, openSource: (x) => (opens.set(m.providerId, (opens.get(m.providerId) ?? 0) + 1), openSource(x)) };
+        }
+      };
+      return session;
+    };
+    const result = await pollMailbox(runtime, 'openonce');
+    assert.deepEqual([result.status, result.deadLettered], ['completed', 2]);
+    assert.deepEqual(Object.fromEntries(opens), { 'small.eml': 1, 'large.eml': 1 });
+    const container = await h.state.account.container(STATE_NAMES.deadLetter);
+    const sources = new Map<string, Buffer>();
+    for await (const blob of container.listBlobsFlat({ prefix: 'openonce/' })) {
+      if (blob.name.endsWith('.eml')) sources.set(blob.name.includes('large') ? 'large' : 'small', await container.getBlockBlobClient(blob.name).downloadToBuffer());
+    }
+    assert.ok(sources.get('small')?.equals(small), 'the small source as it was');
+    assert.ok(sources.get('large')?.equals(large), 'the large source as it was');
+    assert.deepEqual((await pollMailbox(runtime, 'openonce')).duplicates, 0, 'both were acknowledged: the cursor moved past them');
+  });
+
   it('a cursor row that became unreadable is discarded with a warning naming the profile: the poll starts over, delivers what is new once and nothing twice', async () => {
     const inbox = h.folder('inbox');
     dropEml(inbox, 'one.eml', await ticket(40), 1);
