@@ -1,6 +1,5 @@
 import { performance } from 'node:perf_hooks';
 import { z } from 'zod';
-import { exchangeScope } from '../config/cloud.js';
 import type { Profile } from '../config/profiles.js';
 import { isMailError, type ErrorCode } from '../errors.js';
 import { ProfileTokenProvider, type TokenProvider } from '../identity/tokenProvider.js';
@@ -8,9 +7,9 @@ import { errorDetail, type Logger } from '../log.js';
 import { redactValue } from '../redact.js';
 import type { MailRuntime } from '../runtime.js';
 import { sendMail } from '../send/sendMail.js';
-import { receiveTransport, transportSides } from '../transports/index.js';
+import type { ProbeFinding } from '../transports/descriptor.js';
+import { receiveTransport, sendTransport, transportSides } from '../transports/index.js';
 import { expiryHint, inspectCertificatePem } from './certificate.js';
-import { reachGraphMailbox, verifySmtpLogin } from './connectProbes.js';
 import { checkPermissions, readTokenClaims, scopesNeeded, type PermissionCheck } from './permissions.js';
 
 export type DiagnosisStepName = 'config' | 'secret' | 'token' | 'send-connect' | 'receive-connect' | 'send-test';
@@ -52,10 +51,7 @@ export interface DiagnoseOptions {
 }
 
 /** What a passed step found, and a warning worth acting on. */
-interface Finding {
-  detail: string;
-  hint?: string;
-}
+type Finding = ProbeFinding;
 
 /**
  * Diagnoses one profile step by step, stopping at the first failure: configuration, secret,
@@ -113,7 +109,7 @@ class ProfileDiagnosis {
     const steps: Array<[DiagnosisStepName, () => Promise<Finding>]> = [['config', async () => this.config()]];
     if (this.secretNames().length > 0) steps.push(['secret', () => this.secret()]);
     if (scopesNeeded(p).length > 0) steps.push(['token', () => this.token()]);
-    if (p.send?.via === 'smtp' || p.send?.via === 'graph') steps.push(['send-connect', () => this.sendConnect()]);
+    if (sendTransport(p)?.probe) steps.push(['send-connect', () => this.sendConnect()]);
     if (p.receive) steps.push(['receive-connect', () => this.receiveConnect()]);
     const send = this.options.send;
     if (send) steps.push(['send-test', () => this.sendTest(send.to)]);
@@ -186,26 +182,8 @@ class ProfileDiagnosis {
   }
 
   private async sendConnect(): Promise<Finding> {
-    const p = this.profile;
-    const abortSignal = this.options.abortSignal;
-    if (p.send?.via === 'smtp') {
-      const token = await this.tokens.getToken(exchangeScope(p.endpoints), { abortSignal });
-      await verifySmtpLogin(p, token, { abortSignal });
-      return { detail: `${p.endpoints.smtp.host}:${p.endpoints.smtp.port} accepted STARTTLS and the XOAUTH2 login as ${p.mailbox}; nothing was sent` };
-    }
-    try {
-      await reachGraphMailbox(p, this.tokens, { abortSignal });
-      return { detail: `Graph at ${p.endpoints.graph} accepted the token and found the inbox of ${p.mailbox}` };
-    } catch (error) {
-      // Reading a folder needs Mail.ReadBasic or more; an app with Mail.Send alone gets 403 here
-      // although it can send. Its token then shows Mail.Send, and only a test message can tell.
-      const sendGranted = [...this.permissions.values()].some((c) => c.has('Mail.Send'));
-      if (!isForbidden(error) || !sendGranted || p.receive?.via === 'graph') throw error;
-      return {
-        detail: `Graph at ${p.endpoints.graph} accepted the token but refused to read the inbox of ${p.mailbox}, as it does for an app with Mail.Send only`,
-        hint: 'The token carries Mail.Send; whether Exchange lets this app send from this mailbox (an Application Access Policy may fence it off) shows only when a test message is sent: give sendTo.',
-      };
-    }
+    const granted = (permission: string) => [...this.permissions.values()].some((c) => c.has(permission));
+    return sendTransport(this.profile)!.probe!(this.profile, { tokens: this.tokens, abortSignal: this.options.abortSignal, granted });
   }
 
   private async receiveConnect(): Promise<Finding> {
@@ -229,10 +207,6 @@ class ProfileDiagnosis {
     );
     return { detail: `sent to ${to} via ${outcome.via}, Message-ID ${outcome.messageId}` };
   }
-}
-
-function isForbidden(error: unknown): boolean {
-  return isMailError(error) && error.code === 'EAUTH' && (error.cause as { statusCode?: unknown } | undefined)?.statusCode === 403;
 }
 
 async function runStep(step: DiagnosisStepName, check: () => Promise<Finding>, context: { abortSignal?: AbortSignal; logger: Logger; profile: string }): Promise<DiagnosisStep> {

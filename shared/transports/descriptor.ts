@@ -1,6 +1,7 @@
 import type { Endpoints } from '../config/cloud.js';
 import type { Profile } from '../config/profiles.js';
 import type { ReceiveConfig, SectionSchema, SendConfig } from '../config/schema.js';
+import type { TokenProvider } from '../identity/tokenProvider.js';
 import type { MailboxReader, MailSender, TransportDeps } from './types.js';
 
 /** The two APIs a mailbox is reached through; their resource URIs depend on the profile's cloud. */
@@ -45,7 +46,24 @@ interface Side<Section, Made> {
   describe(profile: Profile): string;
 }
 
-export type SendSide = Side<SendConfig, MailSender>;
+/** What a connection probe is given: the diagnosis's own token provider, and what the token step found the tokens allow. */
+export interface ProbeContext {
+  tokens: TokenProvider;
+  abortSignal?: AbortSignal;
+  /** Whether a token the token step obtained carries this permission. */
+  granted(permission: string): boolean;
+}
+
+/** What a passed probe found, for people, and a warning worth acting on. */
+export interface ProbeFinding {
+  detail: string;
+  hint?: string;
+}
+
+export interface SendSide extends Side<SendConfig, MailSender> {
+  /** Logs in and leaves, sending nothing: the diagnosis's send-connect step. Absent where there is no server (file). */
+  probe?(profile: Profile, ctx: ProbeContext): Promise<ProbeFinding>;
+}
 
 export interface ReceiveSide extends Side<ReceiveConfig, MailboxReader> {
   /** What a connection test opened, for people: "folder Inbox of x@y over imap at host:993". */

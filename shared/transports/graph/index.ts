@@ -17,6 +17,10 @@ export const graph: TransportDescriptor = {
     permissions: () => [{ api: 'graph', purpose: 'send through Graph', anyOf: ['Mail.Send'] }],
     delegated: () => [{ api: 'graph', permission: 'Mail.Send' }],
     describe: (p) => `send via graph at ${p.endpoints.graph}`,
+    probe(p, ctx) {
+      const { probeGraphSend } = require('./probe.js') as typeof import('./probe.js');
+      return probeGraphSend(p, ctx);
+    },
   },
   receive: {
     config: { fields: {} },

@@ -1,4 +1,4 @@
-import type { TransportDescriptor } from '../descriptor.js';
+import { apiScope, type TransportDescriptor } from '../descriptor.js';
 
 /** SMTP client submission with XOAUTH2 (https://learn.microsoft.com/exchange/client-developer/legacy-protocols/how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth). */
 export const smtp: TransportDescriptor = {
@@ -13,5 +13,11 @@ export const smtp: TransportDescriptor = {
     permissions: () => [{ api: 'exchange', purpose: 'send over SMTP', anyOf: ['SMTP.SendAsApp'] }],
     delegated: () => [{ api: 'exchange', permission: 'SMTP.Send' }],
     describe: (p) => `send via smtp to ${p.endpoints.smtp.host}:${p.endpoints.smtp.port} (STARTTLS, XOAUTH2)`,
+    async probe(p, ctx) {
+      const { verifySmtpLogin } = require('./probe.js') as typeof import('./probe.js');
+      const token = await ctx.tokens.getToken(apiScope('exchange', p.endpoints), { abortSignal: ctx.abortSignal });
+      await verifySmtpLogin(p, token, { abortSignal: ctx.abortSignal });
+      return { detail: `${p.endpoints.smtp.host}:${p.endpoints.smtp.port} accepted STARTTLS and the XOAUTH2 login as ${p.mailbox}; nothing was sent` };
+    },
   },
 };

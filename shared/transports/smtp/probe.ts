@@ -1,9 +1,7 @@
-import { untilAborted } from '../abort.js';
-import type { Profile } from '../config/profiles.js';
-import type { TokenProvider } from '../identity/tokenProvider.js';
-import { graphConnection } from '../transports/graph/graphClient.js';
-import { translateSmtpError } from '../transports/smtp/smtpErrors.js';
-import { smtpPoolOptions } from '../transports/smtp/smtpSender.js';
+import { untilAborted } from '../../abort.js';
+import type { Profile } from '../../config/profiles.js';
+import { translateSmtpError } from './smtpErrors.js';
+import { smtpPoolOptions } from './smtpSender.js';
 
 /**
  * Connects to the profile's SMTP endpoint with the sender's own connection settings (port 587,
@@ -27,13 +25,4 @@ export async function verifySmtpLogin(profile: Profile, token: string, options: 
   } finally {
     transport.close();
   }
-}
-
-/**
- * Reads the mailbox's inbox folder resource (id only) through the profile's Graph client:
- * it proves the host, the token's audience and the mailbox without sending or changing anything.
- */
-export async function reachGraphMailbox(profile: Profile, tokens: TokenProvider, options: { abortSignal?: AbortSignal }): Promise<void> {
-  const graph = graphConnection(profile, { tokens });
-  await graph.call(`${graph.userPath}/mailFolders/inbox`, { abortSignal: options.abortSignal }, (request) => request.select('id').get() as Promise<unknown>);
 }
