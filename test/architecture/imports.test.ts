@@ -77,6 +77,35 @@ function cycles(graph: Map<string, Set<string>>): string[][] {
   return found;
 }
 
+/**
+ * Which part may import which: docs/architecture.md explains the layers. Anything not listed
+ * here is refused, so a new dependency between parts is a decision made in this table and that
+ * document, not an accident. The foundations (errors, redact, log, abort) may be used by all.
+ */
+const FOUNDATIONS = ['shared/errors', 'shared/redact', 'shared/log', 'shared/abort'];
+const ALLOWED: Record<string, string[]> = {
+  'shared/errors': [],
+  'shared/redact': [],
+  'shared/log': ['shared/redact'],
+  'shared/abort': [],
+  'shared/config': [],
+  'shared/state': [],
+  'shared/secrets': ['shared/config'],
+  'shared/identity': ['shared/config', 'shared/secrets'],
+  'shared/mail': ['shared/config'],
+  'shared/transports': ['shared/config', 'shared/identity', 'shared/mail'],
+  'shared/sinks': ['shared/config', 'shared/mail', 'shared/secrets', 'shared/state'],
+  'shared/profiles': ['shared/config', 'shared/transports'],
+  'shared/http': [],
+  'shared/runtime': ['shared/config', 'shared/identity', 'shared/profiles', 'shared/secrets', 'shared/sinks', 'shared/state', 'shared/transports'],
+  'shared/send': ['shared/config', 'shared/identity', 'shared/mail', 'shared/runtime', 'shared/state'],
+  'shared/receive': ['shared/config', 'shared/identity', 'shared/mail', 'shared/runtime', 'shared/sinks', 'shared/state', 'shared/transports'],
+  'shared/consent': ['shared/identity', 'shared/runtime', 'shared/transports'],
+  'shared/diagnose': ['shared/config', 'shared/identity', 'shared/runtime', 'shared/send', 'shared/transports'],
+  'shared/health': ['shared/config', 'shared/http', 'shared/profiles', 'shared/receive', 'shared/runtime', 'shared/state'],
+  'shared/startup': ['shared/runtime'],
+};
+
 describe('the import graph', () => {
   const graph = importGraph();
 
@@ -99,6 +128,24 @@ describe('the import graph', () => {
       for (const d of deps) if (folderOf(d) !== a) set.add(folderOf(d));
     }
     assert.deepEqual(cycles(folders), []);
+  });
+
+  it('each part imports only the parts docs/architecture.md allows it (functions/ and cli/ may use any)', () => {
+    const refused: string[] = [];
+    for (const [from, deps] of graph) {
+      const a = folderOf(from);
+      if (a === 'functions' || a === 'cli') continue;
+      const allowed = ALLOWED[a];
+      if (allowed === undefined) {
+        refused.push(`${a} is a part the table does not know (${from})`);
+        continue;
+      }
+      for (const d of deps) {
+        const b = folderOf(d);
+        if (b !== a && !FOUNDATIONS.includes(b) && !allowed.includes(b)) refused.push(`${from} -> ${d}`);
+      }
+    }
+    assert.deepEqual(refused, []);
   });
 
   it('finds a cycle when there is one (the check itself can fail)', () => {
