@@ -39,6 +39,7 @@ describe('profile validation names the profile and the field', () => {
     ['auth none with a remote transport', (p) => (p.auth = { type: 'none' }), 'auth.type', /only for the file transport/],
     ['neither send nor receive', (p) => delete p.send, 'send', /send or a receive section/],
     ['an unknown send transport', (p) => (p.send = { via: 'pigeon' }), 'send.via', /graph/],
+    ['a field of another transport (the file outbox folder on a Graph sender)', (p) => (p.send = { via: 'graph', folder: 'outbox' }), 'send.folder', /Unrecognized key/],
     ['an allowedFrom entry that is neither address nor *@domain', (p) => (p.send = { via: 'graph', allowedFrom: ['a@contoso.com', 'contoso.com'] }), 'send.allowedFrom.1', /address or \*@domain/],
     ['a negative size limit', (p) => (p.send = { via: 'graph', maxBytes: -1 }), 'send.maxBytes', /too small|>0/],
     ['an unknown cloud', (p) => (p.cloud = 'germany'), 'cloud', /public/],
