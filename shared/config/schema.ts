@@ -12,6 +12,14 @@ const hostPort = z.string().refine((v) => parseHostPort(v) !== undefined, 'must 
 
 const httpsUrl = z.url().refine((v) => /^https:\/\//i.test(v), 'must be an https URL');
 
+/** The signed messages go over TLS; plain http only to this machine, for development. */
+const webhookUrl = z.url().refine((v) => {
+  if (!URL.canParse(v)) return true; // z.url() reports it
+  const url = new URL(v);
+  const loopback = url.hostname === 'localhost' || url.hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(url.hostname);
+  return url.protocol === 'https:' || (url.protocol === 'http:' && loopback);
+}, 'must be an https URL (plain http only to localhost or 127.0.0.1, for development)');
+
 const auth = z.discriminatedUnion('type', [
   z.object({ type: z.literal('clientSecret'), secret: secretName }).strict(),
   z.object({ type: z.literal('certificate'), certificate: secretName }).strict(),
@@ -64,7 +72,7 @@ const filters = z
 
 const deliver = z.union(
   [
-    z.object({ webhook: z.object({ url: z.url(), signingSecret: secretName }).strict() }).strict(),
+    z.object({ webhook: z.object({ url: webhookUrl, signingSecret: secretName }).strict() }).strict(),
     z.object({ queue: z.object({ name: z.string().regex(/^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$/, 'must be a storage queue name') }).strict() }).strict(),
   ],
   { error: 'must be {"webhook": {"url", "signingSecret"}} or {"queue": {"name"}}' },

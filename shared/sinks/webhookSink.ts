@@ -87,6 +87,8 @@ export class WebhookSink implements MessageSink {
           'X-Mail-Signature': webhookSignature(secret, timestamp, body),
         },
         body,
+        // A redirect would re-POST the signed body to whatever host the Location names.
+        redirect: 'manual',
         signal: abortSignal ? AbortSignal.any([abortSignal, timeout]) : timeout,
       });
     } catch (error) {
@@ -95,10 +97,16 @@ export class WebhookSink implements MessageSink {
         cause: error,
       });
     }
-    // The body is not needed, only the status; draining it frees the connection for reuse.
-    await response.arrayBuffer().catch(() => undefined);
+    await discardBody(response);
     if (response.ok) return;
     const status = response.status;
+    if (status >= 300 && status < 400) {
+      // Not followed: the message stays unacknowledged (retried, then the poll stops at it) rather than going where the webhook points.
+      throw new MailError('ESINK_UNAVAILABLE', `the webhook answered HTTP ${status} (a redirect${response.headers.get('location') ? ` to ${new URL(response.headers.get('location')!, this.options.url).origin}` : ''}), which is not followed`, {
+        providerCode: String(status),
+        hint: 'Set receive.deliver.webhook.url to the final URL of the consumer: redirects are never followed, so that the signed message goes only where the profile says.',
+      });
+    }
     if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
       throw new MailError('ESINK_REJECTED', `the webhook refused message ${id} with HTTP ${status}`, {
         providerCode: String(status),
@@ -111,5 +119,31 @@ export class WebhookSink implements MessageSink {
       ...(Number.isFinite(retryAfter) && retryAfter >= 0 && { retryAfter }),
       hint: 'The message stays unacknowledged and is delivered again by the next poll.',
     });
+  }
+}
+
+/**
+ * Only the status matters. A short reply is read to its end, which lets the connection be
+ * reused; past REPLY_DRAIN_BYTES the rest is cancelled unread, so a consumer answering with a
+ * huge body costs no memory (the connection is closed instead).
+ */
+const REPLY_DRAIN_BYTES = 64 * 1024;
+
+async function discardBody(response: Response): Promise<void> {
+  const reader = response.body?.getReader();
+  if (!reader) return;
+  let read = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      read += value.byteLength;
+      if (read > REPLY_DRAIN_BYTES) {
+        await reader.cancel();
+        return;
+      }
+    }
+  } catch {
+    // The status has arrived; a reply body that breaks off changes nothing about it.
   }
 }

@@ -50,6 +50,9 @@ describe('profile validation names the profile and the field', () => {
     ['move without moveTo', (p) => (p.receive = { via: 'imap', afterFetch: 'move', deliver: { queue: { name: 'mail-in' } } }), 'receive.moveTo', /required when afterFetch is "move"/],
     ['a deliver section with no sink', (p) => (p.receive = { via: 'imap', deliver: {} }), 'receive.deliver', /webhook.*queue/],
     ['a webhook url that is not a URL', (p) => (p.receive = { via: 'graph', deliver: { webhook: { url: 'hooks', signingSecret: 'hook-key' } } }), 'receive.deliver.webhook.url', /URL/],
+    ['a webhook over plain http to another host', (p) => (p.receive = { via: 'graph', deliver: { webhook: { url: 'http://hooks.example.com/mail', signingSecret: 'hook-key' } } }), 'receive.deliver.webhook.url', /https URL/],
+    ['a data: webhook', (p) => (p.receive = { via: 'graph', deliver: { webhook: { url: 'data:text/plain,hi', signingSecret: 'hook-key' } } }), 'receive.deliver.webhook.url', /https URL/],
+    ['an ftp: webhook', (p) => (p.receive = { via: 'graph', deliver: { webhook: { url: 'ftp://hooks.example.com/', signingSecret: 'hook-key' } } }), 'receive.deliver.webhook.url', /https URL/],
     ['a queue name Azure Storage rejects', (p) => (p.receive = { via: 'graph', deliver: { queue: { name: 'Mail_In' } } }), 'receive.deliver.queue.name', /storage queue name/],
   ];
   for (const [what, change, field, message] of cases) {
@@ -65,6 +68,13 @@ describe('profile validation names the profile and the field', () => {
       assert.equal(error.hint, `Correct profiles.helpdesk.${field} in the profiles document.`);
     });
   }
+
+  it('a webhook is https, or plain http only to this machine (development)', () => {
+    const withHook = (url: string) => parseProfiles({ profiles: { helpdesk: { ...valid, receive: { via: 'graph', deliver: { webhook: { url, signingSecret: 'hook-key' } } } } } }, 'test').profiles.get('helpdesk')!;
+    for (const url of ['https://hooks.example.com/mail', 'http://127.0.0.1:8080/hooks', 'http://localhost/hooks', 'http://[::1]:9/hooks']) {
+      assert.equal((withHook(url).receive!.deliver as { webhook: { url: string } }).webhook.url, url);
+    }
+  });
 
   it('a profile that is not an object names the profile', () => {
     const error = mailErrorOf(() => parseProfiles({ profiles: { helpdesk: 'support@contoso.com' } }, 'test'));

@@ -16,6 +16,8 @@ export interface ScriptedAnswer {
   /** Waits this long before answering (to exceed the sender's timeout). */
   delayMs?: number;
   headers?: Record<string, string>;
+  /** A reply body of this many bytes, written as the client reads it (instead of a small JSON). */
+  bodyBytes?: number;
 }
 
 /**
@@ -25,6 +27,8 @@ export interface ScriptedAnswer {
  */
 export class WebhookReceiverPeer {
   readonly received: ReceivedHook[] = [];
+  /** Per answered request, the reply body bytes the client took before the connection ended. */
+  readonly replyBytesTaken: number[] = [];
   private readonly script: ScriptedAnswer[] = [];
   private server?: Server;
   private port = 0;
@@ -40,6 +44,7 @@ export class WebhookReceiverPeer {
 
   reset(): void {
     this.received.length = 0;
+    this.replyBytesTaken.length = 0;
     this.script.length = 0;
   }
 
@@ -67,7 +72,19 @@ export class WebhookReceiverPeer {
         const reply = () => {
           if (res.destroyed) return;
           res.writeHead(answer.status, { 'Content-Type': 'application/json', ...answer.headers });
-          res.end(JSON.stringify({ status: answer.status }));
+          if (answer.bodyBytes === undefined) return void res.end(JSON.stringify({ status: answer.status }));
+          const slot = this.replyBytesTaken.push(0) - 1;
+          const chunk = Buffer.alloc(64 * 1024, 'x');
+          let left = answer.bodyBytes;
+          const pump = () => {
+            while (left > 0 && !res.destroyed) {
+              left -= chunk.length;
+              const more = res.write(chunk, () => (this.replyBytesTaken[slot]! += chunk.length));
+              if (!more) return void res.once('drain', pump);
+            }
+            res.end();
+          };
+          pump();
         };
         if (answer.delayMs) setTimeout(reply, answer.delayMs).unref();
         else reply();

@@ -122,4 +122,30 @@ describe('webhook sink', () => {
     assert.equal(outcome.code, 'ESINK_UNAVAILABLE');
     assert.equal(peer.received.length, 1, 'no attempt after the abort');
   });
+
+  it('never follows a redirect: a 307 is ESINK_UNAVAILABLE naming it, and the signed body goes nowhere else', async () => {
+    const elsewhere = new WebhookReceiverPeer();
+    await elsewhere.start();
+    try {
+      peer.answer({ status: 307, headers: { Location: elsewhere.url } }, { status: 308, headers: { Location: elsewhere.url } });
+      const error = await mailErrorFrom(sink({ maxAttempts: 2 }).deliver(message));
+      assert.equal(error.code, 'ESINK_UNAVAILABLE');
+      assert.match(error.message, /redirect/);
+      assert.match(error.hint ?? '', /never followed/);
+      assert.deepEqual(peer.received.map((r) => r.status), [307, 308]);
+      assert.equal(elsewhere.received.length, 0, 'nothing was sent to the Location');
+    } finally {
+      await elsewhere.stop();
+    }
+  });
+
+  it('a huge reply body is not read: the delivery ends on the status, having taken a small part of it', async () => {
+    peer.answer({ status: 200, bodyBytes: 256 * 1024 * 1024 });
+    await sink().deliver(message);
+    assert.equal(peer.received.length, 1);
+    // What the client took is bounded by its 64 KiB drain plus what the sockets buffer, not the 256 MiB sent.
+    await sleep(200);
+    const taken = peer.replyBytesTaken[0] ?? 0;
+    assert.ok(taken < 32 * 1024 * 1024, `the client took ${taken} bytes of the reply`);
+  });
 });
