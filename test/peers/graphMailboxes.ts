@@ -131,6 +131,12 @@ export class GraphMailboxes {
     return [...this.folder(mailbox.toLowerCase(), folder).messages.values()];
   }
 
+  /** The messages in the top-level folder with this display name; undefined when the mailbox has no such folder. */
+  messagesInFolderNamed(mailbox: string, displayName: string): StoredMessage[] | undefined {
+    const folder = [...(this.folders.get(mailbox.toLowerCase())?.values() ?? [])].find((f) => f.parentId === undefined && f.displayName.toLowerCase() === displayName.toLowerCase());
+    return folder && [...folder.messages.values()];
+  }
+
   /** Every delta and skip token issued so far stops working, as after Exchange dropped the sync state. */
   expireDeltaTokens(): void {
     this.epoch++;

@@ -66,6 +66,11 @@ export class Pop3Peer {
     return this.store.map((m) => m.uid);
   }
 
+  /** The maildrop as stored (deletions applied at QUIT only), oldest first. */
+  messages(): Array<{ uid: string; raw: Buffer }> {
+    return this.store.map((m) => ({ uid: m.uid, raw: m.raw }));
+  }
+
   /** The next QUIT gets no answer: the connection drops, so the session never enters UPDATE and its deletions are discarded (RFC 1939 6). */
   dropNextQuit(): void {
     this.quitsToDrop++;

@@ -24,13 +24,13 @@ export interface ReaderSetup {
   tokensSeen: string[];
 }
 
-export function readerSetup(entra: TokenEndpointPeer, receive: Record<string, unknown>, endpoints: Record<string, string>): ReaderSetup {
+export function readerSetup(entra: TokenEndpointPeer, receive: Record<string, unknown>, endpoints: Record<string, string>, options: { mailbox?: string } = {}): ReaderSetup {
   entra.register({ tenantId: TENANT, clientId: CLIENT_ID, secret: SECRET });
   const profile = parseProfiles(
     {
       profiles: {
         support: {
-          mailbox: MAILBOX,
+          mailbox: options.mailbox ?? MAILBOX,
           tenantId: TENANT,
           clientId: CLIENT_ID,
           auth: { type: 'clientSecret', secret: 'support-client-secret' },
