@@ -14,6 +14,8 @@ export const ERROR_CODES = {
   ETOO_LARGE: { status: 413, title: 'Message too large' },
   ENOTHING_TO_SEND: { status: 422, title: 'Nothing to send' },
   ETOO_MANY_RECIPIENTS: { status: 422, title: 'Too many recipients' },
+  ETOO_MANY_ATTACHMENTS: { status: 422, title: 'Too many attachments' },
+  ETOO_MANY_HEADERS: { status: 422, title: 'Too many headers' },
   // Configuration: raised at start-up, names the profile and field.
   ECONFIG: { status: 500, title: 'Invalid configuration' },
   // Secrets and identity.

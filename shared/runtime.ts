@@ -23,6 +23,9 @@ export interface RuntimeOptions {
 export interface SendLimits {
   maxBytes: number;
   maxRecipients: number;
+  maxAttachments: number;
+  maxHeaders: number;
+  maxHeaderBytes: number;
 }
 
 /** What the runtime keeps for one profile; each part made on first use. */
@@ -132,6 +135,9 @@ export class MailRuntime {
     return {
       maxBytes: profile.send?.maxBytes ?? this.settings.sendMaxBytes,
       maxRecipients: profile.send?.maxRecipients ?? this.settings.sendMaxRecipients,
+      maxAttachments: profile.send?.maxAttachments ?? this.settings.sendMaxAttachments,
+      maxHeaders: this.settings.sendMaxHeaders,
+      maxHeaderBytes: this.settings.sendMaxHeaderBytes,
     };
   }
 

@@ -55,6 +55,8 @@ export const sendCommon = {
   maxBytes: z.number().int().positive().optional(),
   /** Upper bound on to+cc+bcc (default: app setting SEND_MAX_RECIPIENTS). */
   maxRecipients: z.number().int().positive().optional(),
+  /** Upper bound on attachments (default: app setting SEND_MAX_ATTACHMENTS). */
+  maxAttachments: z.number().int().nonnegative().optional(),
 };
 
 const filters = z

@@ -73,6 +73,10 @@ export interface AppSettings {
   /** SEND_MAX_BYTES (default 35 MiB) and SEND_MAX_RECIPIENTS (default 500): per-profile limits' defaults. */
   sendMaxBytes: number;
   sendMaxRecipients: number;
+  /** SEND_MAX_ATTACHMENTS (default 250, Exchange Online's own), SEND_MAX_HEADERS (custom headers, default 100) and SEND_MAX_HEADER_BYTES (their names and values, default 256 KiB). */
+  sendMaxAttachments: number;
+  sendMaxHeaders: number;
+  sendMaxHeaderBytes: number;
   /** SEND_MODE: how POST /api/send answers when the request does not say. */
   sendMode: 'sync' | 'queued';
   /** SEND_MAX_ATTEMPTS: attempts per queued message before it fails for good. */
@@ -105,6 +109,9 @@ export function parseSettings(env: NodeJS.ProcessEnv): AppSettings {
     storageConnection: textSetting(env, 'AzureWebJobsStorage'),
     sendMaxBytes: wholeNumberSetting(env, 'SEND_MAX_BYTES', { default: 35 * 1024 * 1024, min: 1 }),
     sendMaxRecipients: wholeNumberSetting(env, 'SEND_MAX_RECIPIENTS', { default: 500, min: 1 }),
+    sendMaxAttachments: wholeNumberSetting(env, 'SEND_MAX_ATTACHMENTS', { default: 250, min: 0 }),
+    sendMaxHeaders: wholeNumberSetting(env, 'SEND_MAX_HEADERS', { default: 100, min: 0 }),
+    sendMaxHeaderBytes: wholeNumberSetting(env, 'SEND_MAX_HEADER_BYTES', { default: 256 * 1024, min: 1 }),
     sendMode: choiceSetting(env, 'SEND_MODE', ['sync', 'queued']),
     sendMaxAttempts: wholeNumberSetting(env, 'SEND_MAX_ATTEMPTS', { default: 5, min: 1 }),
     pollMaxDurationSeconds: positiveNumberSetting(env, 'POLL_MAX_DURATION_SECONDS', { default: 240, unit: 'seconds' }),

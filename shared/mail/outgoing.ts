@@ -29,6 +29,18 @@ export interface OutgoingAttachment {
 
 const noLineBreaks = (what: string) => z.string().refine((v) => !/[\r\n]/.test(v), `${what} must not contain CR or LF`);
 
+/** C0 controls and DEL, except TAB (folding whitespace in RFC 5322): none belongs in a header. */
+const CONTROL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/;
+
+/** Text that goes into a header: no line breaks (header injection), no other control characters. */
+const headerText = (what: string) => noLineBreaks(what).refine((v) => !CONTROL.test(v), `${what} must not contain control characters`);
+
+/**
+ * Header names Exchange Online keeps for itself: a message setting them could pose as scanned,
+ * trusted or internal (X-MS-Exchange-Organization-SCL: -1 skips spam filtering).
+ */
+const RESERVED_HEADER = /^X-(MS-Exchange-|Forefront-|Microsoft-Antispam)/i;
+
 const addressInput = z.union([z.string(), z.object({ name: z.string().optional(), address: z.string() }).strict()]);
 
 /** An address or a list; each element is checked with the address parser. */
@@ -86,14 +98,14 @@ export const sendRequestSchema = z
     cc: addressList.optional(),
     bcc: addressList.optional(),
     replyTo: addressList.optional(),
-    subject: noLineBreaks('subject').pipe(z.string().max(998)).default(''),
+    subject: headerText('subject').pipe(z.string().max(998)).default(''),
     text: z.string().optional(),
     html: z.string().optional(),
     importance: z.enum(['low', 'normal', 'high']).default('normal'),
     headers: z
       .record(
-        z.string().regex(/^X-[A-Za-z0-9-]+$/i, 'only custom X- headers may be set'),
-        noLineBreaks('header value').pipe(z.string().max(998)),
+        z.string().regex(/^X-[A-Za-z0-9-]+$/i, 'only custom X- headers may be set').refine((name) => !RESERVED_HEADER.test(name), 'is a header Exchange Online reserves (X-MS-Exchange-*, X-Forefront-*, X-Microsoft-Antispam*)'),
+        headerText('header value').pipe(z.string().max(998)),
       )
       .default({}),
     attachments: z.array(attachmentInput).default([]),

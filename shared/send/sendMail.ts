@@ -3,7 +3,7 @@ import { MailError, asMailError, inputError } from '../errors.js';
 import { withAuthRetry } from '../identity/tokenProvider.js';
 import { addressAllowed, parseAddress } from '../mail/address.js';
 import { sendRequestSchema, type OutgoingMessage, type SendRequest } from '../mail/outgoing.js';
-import type { MailRuntime } from '../runtime.js';
+import type { MailRuntime, SendLimits } from '../runtime.js';
 import type { Profile } from '../config/profiles.js';
 
 export interface SendOutcome {
@@ -58,10 +58,12 @@ export function prepareMessage(runtime: MailRuntime, body: unknown): PreparedMes
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw new MailError('EINPUT', 'the body must be a JSON object', { hint: 'Send Content-Type: application/json with a message object.' });
   }
+  const named = (body as { profile?: unknown }).profile;
+  const profile = runtime.profile(typeof named === 'string' && named !== '' ? named : undefined);
+  checkCounts(body as Record<string, unknown>, runtime.sendLimits(profile));
   const parsed = sendRequestSchema.safeParse(body);
   if (!parsed.success) throw inputError(parsed.error);
   const request = parsed.data;
-  const profile = runtime.profile(request.profile);
   if (!profile.send) {
     throw new MailError('EINPUT', `profile "${profile.name}" is not configured to send`, { field: 'profile', profile: profile.name, hint: 'Add a send section to the profile, or use another profile.' });
   }
@@ -104,6 +106,37 @@ function normalize(profile: Profile, request: SendRequest): OutgoingMessage {
     attachments: request.attachments.map((a) => ({ filename: a.filename, contentType: a.contentType, content: Buffer.from(a.content, 'base64'), contentId: a.contentId })),
     messageId: `<${randomUUID()}@${domain}>`,
   };
+}
+
+/**
+ * Counts checked on the raw body, before anything in it is parsed: 200,000 recipients must be
+ * refused at once, not after every address went through the address parser (which blocked the
+ * event loop). Exchange Online's own limits are the defaults: 500 recipients, 250 attachments.
+ */
+function checkCounts(body: Record<string, unknown>, limits: SendLimits): void {
+  const count = (value: unknown) => (Array.isArray(value) ? value.length : value === undefined ? 0 : 1);
+  const hint = 'Split the message, or raise send.maxRecipients / SEND_MAX_RECIPIENTS (Exchange Online allows at most 500 per message by default).';
+  for (const field of ['to', 'cc', 'bcc', 'replyTo'] as const) {
+    const n = count(body[field]);
+    if (n > limits.maxRecipients) throw new MailError('ETOO_MANY_RECIPIENTS', `${field} has ${n} addresses, over the limit of ${limits.maxRecipients}`, { field, hint });
+  }
+  const recipients = count(body.to) + count(body.cc) + count(body.bcc);
+  if (recipients > limits.maxRecipients) throw new MailError('ETOO_MANY_RECIPIENTS', `${recipients} recipients exceed the limit of ${limits.maxRecipients}`, { field: 'to', hint });
+  const attachments = count(body.attachments);
+  if (attachments > limits.maxAttachments) {
+    throw new MailError('ETOO_MANY_ATTACHMENTS', `${attachments} attachments exceed the limit of ${limits.maxAttachments}`, { field: 'attachments', hint: 'Send fewer attachments (an archive, or a link), or raise send.maxAttachments / SEND_MAX_ATTACHMENTS (Exchange Online allows 250).' });
+  }
+  const headers = body.headers;
+  if (headers !== null && typeof headers === 'object' && !Array.isArray(headers)) {
+    const entries = Object.entries(headers);
+    if (entries.length > limits.maxHeaders) {
+      throw new MailError('ETOO_MANY_HEADERS', `${entries.length} custom headers exceed the limit of ${limits.maxHeaders}`, { field: 'headers', hint: 'Send fewer custom headers, or raise SEND_MAX_HEADERS.' });
+    }
+    const bytes = entries.reduce((sum, [name, value]) => sum + Buffer.byteLength(name) + (typeof value === 'string' ? Buffer.byteLength(value) : 0), 0);
+    if (bytes > limits.maxHeaderBytes) {
+      throw new MailError('ETOO_LARGE', `the custom headers are ${bytes} bytes, over the limit of ${limits.maxHeaderBytes}`, { field: 'headers', hint: 'Send shorter custom headers, or raise SEND_MAX_HEADER_BYTES (Exchange Online refuses a header section over 256 KB).' });
+    }
+  }
 }
 
 function checkLimits(runtime: MailRuntime, profile: Profile, message: OutgoingMessage): void {

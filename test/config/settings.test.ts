@@ -26,9 +26,10 @@ describe('numeric app settings are checked at start-up and name the setting', ()
 
   it('an unset or empty limit is the default, a valid one applies', () => {
     const local = () => runtime({}).profile(undefined);
-    assert.deepEqual(runtime({}).sendLimits(local()), { maxBytes: 35 * 1024 * 1024, maxRecipients: 500 });
-    assert.deepEqual(runtime({ SEND_MAX_BYTES: '', SEND_MAX_RECIPIENTS: ' ' }).sendLimits(local()), { maxBytes: 35 * 1024 * 1024, maxRecipients: 500 });
-    assert.deepEqual(runtime({ SEND_MAX_BYTES: '1000', SEND_MAX_RECIPIENTS: '3' }).sendLimits(local()), { maxBytes: 1000, maxRecipients: 3 });
+    const defaults = { maxBytes: 35 * 1024 * 1024, maxRecipients: 500, maxAttachments: 250, maxHeaders: 100, maxHeaderBytes: 256 * 1024 };
+    assert.deepEqual(runtime({}).sendLimits(local()), defaults);
+    assert.deepEqual(runtime({ SEND_MAX_BYTES: '', SEND_MAX_RECIPIENTS: ' ', SEND_MAX_ATTACHMENTS: '' }).sendLimits(local()), defaults);
+    assert.deepEqual(runtime({ SEND_MAX_BYTES: '1000', SEND_MAX_RECIPIENTS: '3', SEND_MAX_ATTACHMENTS: '0', SEND_MAX_HEADERS: '2', SEND_MAX_HEADER_BYTES: '64' }).sendLimits(local()), { maxBytes: 1000, maxRecipients: 3, maxAttachments: 0, maxHeaders: 2, maxHeaderBytes: 64 });
   });
 
   for (const value of ['five minutes', '-1']) {

@@ -73,6 +73,18 @@ describe('a send request is validated completely before any transport sees it', 
     ['a from in a parent domain of an allowed *@domain', configured, { ...minimal, profile: 'notices', from: 'x@contoso.com' }, 'EFROM_NOT_ALLOWED', 403, 'from'],
     ['a from in a subdomain of an allowed *@domain', configured, { ...minimal, profile: 'notices', from: 'x@eu.alerts.contoso.com' }, 'EFROM_NOT_ALLOWED', 403, 'from'],
     ['an invalid from address', local, { ...minimal, from: 'me' }, 'EINPUT', 400, 'from'],
+    ['a NUL in the subject', local, { ...minimal, subject: 'Hello\u0000world' }, 'EINPUT', 400, 'subject'],
+    ['an escape character in a header value', local, { ...minimal, headers: { 'X-Ticket': '42\u001b[31m' } }, 'EINPUT', 400, 'headers.X-Ticket'],
+    ['DEL in a display name', local, { ...minimal, to: { name: 'Eve\u007f', address: 'eve@example.com' } }, 'EINPUT', 400, 'to'],
+    ['a header Exchange reserves (X-MS-Exchange-*)', local, { ...minimal, headers: { 'X-MS-Exchange-Organization-SCL': '-1' } }, 'EINPUT', 400, 'headers.X-MS-Exchange-Organization-SCL'],
+    ['a header Exchange reserves (X-Forefront-*)', local, { ...minimal, headers: { 'X-Forefront-Antispam-Report': 'SFV:SKN' } }, 'EINPUT', 400, 'headers.X-Forefront-Antispam-Report'],
+    ['a header Exchange reserves (X-Microsoft-Antispam*)', local, { ...minimal, headers: { 'x-microsoft-antispam-mailbox-delivery': 'ucf:0' } }, 'EINPUT', 400, 'headers.x-microsoft-antispam-mailbox-delivery'],
+    ['a from display name that carries an address', local, { ...minimal, from: { name: 'CEO <ceo@contoso.com>', address: 'desk@localhost.localdomain' } }, 'EINPUT', 400, 'from'],
+    ['a from display name with an @, in the string form', local, { ...minimal, from: '"ceo@contoso.com" <desk@localhost.localdomain>' }, 'EINPUT', 400, 'from'],
+    ['a display name whose encoded-word decodes to an address', local, { ...minimal, to: { name: '=?utf-8?B?Q0VPIDxjZW9AY29udG9zby5jb20+?=', address: 'eve@example.com' } }, 'EINPUT', 400, 'to'],
+    ['more addresses in one field than the limit, counted before any is parsed', configured, { ...minimal, profile: 'notices', to: undefined, bcc: Array.from({ length: 4 }, () => 'not even an address') }, 'ETOO_MANY_RECIPIENTS', 422, 'bcc'],
+    ['more attachments than Exchange allows, counted before any is decoded', local, { ...minimal, attachments: Array.from({ length: 251 }, () => ({ filename: 'x', content: '!!' })) }, 'ETOO_MANY_ATTACHMENTS', 422, 'attachments'],
+    ['more custom headers than the limit', local, { ...minimal, headers: Object.fromEntries(Array.from({ length: 101 }, (_, i) => [`X-H${i}`, 'v'])) }, 'ETOO_MANY_HEADERS', 422, 'headers'],
   ];
   for (const [what, runtime, body, code, status, field] of cases) {
     it(`${what}: ${code} ${status}${field ? ` on ${field}` : ''}`, () => {
@@ -136,5 +148,20 @@ describe('a valid send request is normalized', () => {
   it('a message exactly at the recipient limit passes', () => {
     const { message } = prepareMessage(configured, { ...minimal, profile: 'notices', to: ['a@example.com', 'b@example.com'], bcc: 'c@example.com' });
     assert.equal(message.to.length + message.bcc.length, 3);
+  });
+});
+
+describe('what the header checks leave alone', () => {
+  it('a TAB (folding whitespace) in the subject or a header value, and plain display names, go through', () => {
+    const { message } = prepareMessage(local, { ...minimal, subject: 'Ticket\t42', headers: { 'X-Ticket': 'a\tb', 'X-MS-Custom': 'ok' }, to: { name: 'Support Desk (L1)', address: 'desk@example.com' }, cc: '"Müller, Zoë" <zoe@example.com>' });
+    assert.equal(message.subject, 'Ticket\t42');
+    assert.deepEqual(message.headers, { 'X-Ticket': 'a\tb', 'X-MS-Custom': 'ok' });
+    assert.deepEqual([message.to[0]?.name, message.cc[0]?.name], ['Support Desk (L1)', 'Müller, Zoë']);
+  });
+
+  it('200,000 recipients are refused by count, naming the field', () => {
+    const error = mailErrorOf(() => prepareMessage(local, { ...minimal, to: Array.from({ length: 200_000 }, (_, i) => `r${i}@example.com`) }));
+    assert.deepEqual([error.code, error.status, error.field], ['ETOO_MANY_RECIPIENTS', 422, 'to']);
+    assert.match(error.message, /200000 addresses, over the limit of 500/);
   });
 });
