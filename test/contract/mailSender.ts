@@ -18,11 +18,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { withAuthRetry, type TokenProvider } from '../../shared/identity/tokenProvider.js';
+import { withAuthRetry } from '../../shared/identity/tokenProvider.js';
 import type { Address } from '../../shared/mail/address.js';
 import type { OutgoingMessage } from '../../shared/mail/outgoing.js';
 import type { MailSender } from '../../shared/transports/types.js';
 import { mailErrorFrom } from '../support/mailError.js';
+import { assertNoTokenLeaked, withFixture, type TokenSession } from './fixture.js';
 
 export interface ReceivedAttachment {
   filename: string;
@@ -61,11 +62,9 @@ export interface SenderFixture {
 }
 
 export interface SenderAuth<F> {
-  /** The token provider the fixture's sender uses, for withAuthRetry (as sendMail wraps every send). */
-  tokens(fixture: F): TokenProvider;
+  /** The fixture's token provider (for withAuthRetry, as sendMail wraps every send), the tokens it handed out and the fixture's log lines. */
+  session(fixture: F): TokenSession;
   tokenRequests(): number;
-  tokensSeen(fixture: F): string[];
-  logs(fixture: F): string[];
   /** A sender whose token the server refuses, what the hint must name, and the provider's code. */
   refused?: { fixture(): Promise<F>; hint: RegExp[]; providerCode: string | undefined };
   /** Makes every token issued so far invalid, as when it expired (and ends sessions opened with one). */
@@ -121,16 +120,6 @@ export function describeMailSender<F extends SenderFixture>(name: string, factor
     before(() => adapter.start());
     after(() => adapter.stop());
 
-    function withFixture(open: () => Promise<F>, body: (fixture: F) => Promise<void>): () => Promise<void> {
-      return async () => {
-        const fixture = await open();
-        try {
-          await body(fixture);
-        } finally {
-          await fixture.close();
-        }
-      };
-    }
     const withSender = (body: (fixture: F) => Promise<void>) => withFixture(() => adapter.fixture(), body);
 
     it("a message with to, cc, bcc, reply-to, text and html, an inline image, an attachment, importance and an X- header is received with all of them, under the answer's messageId", withSender(async (f) => {
@@ -192,11 +181,7 @@ export function describeMailSender<F extends SenderFixture>(name: string, factor
         assert.equal(error.providerCode, refused.providerCode);
         assert.deepEqual(f.authentications(), ['refused']);
         assert.deepEqual(await f.received(), []);
-        const tokens = auth.tokensSeen(f);
-        assert.ok(tokens.length > 0, 'the sender was handed a token');
-        for (const text of [error.message, error.hint ?? '', ...auth.logs(f)]) {
-          assert.ok(!tokens.some((token) => text.includes(token)), `an access token leaked into: ${text.slice(0, 120)}`);
-        }
+        assertNoTokenLeaked(auth.session(f), [error.message, error.hint ?? '']);
       }));
     }
 
@@ -209,15 +194,15 @@ export function describeMailSender<F extends SenderFixture>(name: string, factor
         const loginsBefore = f.authentications().length;
 
         const second = textMessage(adapter.mailbox, 'second@example.com', 'y');
-        const result = await withAuthRetry(auth.tokens(f), () => f.sender.send(second));
+        const result = await withAuthRetry(auth.session(f).deps.tokens, () => f.sender.send(second));
 
         assert.equal(result.messageId, second.messageId);
         assert.deepEqual(f.authentications().slice(loginsBefore), ['refused', 'accepted']);
         assert.equal(auth.tokenRequests() - requestsBefore, 1, 'exactly one new token');
         assert.deepEqual((await f.received()).map((m) => m.to.map((a) => a.address)), [['first@example.com'], ['second@example.com']]);
-        const tokens = auth.tokensSeen(f);
-        assert.notEqual(tokens.at(-1), tokens[0]);
-        for (const line of auth.logs(f)) assert.ok(!tokens.some((token) => line.includes(token)), `an access token leaked into: ${line.slice(0, 120)}`);
+        const { tokensSeen } = auth.session(f);
+        assert.notEqual(tokensSeen.at(-1), tokensSeen[0], 'the renewed token is a new one');
+        assertNoTokenLeaked(auth.session(f));
       }));
     }
 

@@ -21,10 +21,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { withAuthRetry, type TokenProvider } from '../../shared/identity/tokenProvider.js';
+import { withAuthRetry } from '../../shared/identity/tokenProvider.js';
 import type { MailboxReader, ReaderCursor } from '../../shared/transports/types.js';
 import { mailErrorFrom } from '../support/mailError.js';
 import { largeMessage, poll, rawMessage, readAll } from '../transports/readerHarness.js';
+import { assertNoTokenLeaked, withFixture, type TokenSession } from './fixture.js';
 
 /** A message as the server holds it. `seen` where the server keeps a read flag. */
 export interface HeldMessage {
@@ -49,14 +50,10 @@ export interface ReaderFixture extends OpenReader {
 }
 
 export interface ReaderAuth<F> {
-  /** The token provider the fixture's reader uses, for withAuthRetry. */
-  tokens(fixture: F): TokenProvider;
+  /** The fixture's token provider, the tokens it handed out and the fixture's log lines. */
+  session(fixture: F): TokenSession;
   /** Token requests the token endpoint has answered so far. */
   tokenRequests(): number;
-  /** Every access token handed to the fixture's reader. */
-  tokensSeen(fixture: F): string[];
-  /** Every line the fixture's reader logged. */
-  logs(fixture: F): string[];
   /** A fresh mailbox whose server refuses the reader (the app is not granted the mailbox), what the hint must name, and the provider's code. */
   refused?: { mailbox(): Promise<F>; hint: RegExp[]; providerCode: string | undefined };
   /** Makes every token issued so far invalid, as when it expired. */
@@ -99,17 +96,6 @@ export function describeMailboxReader<F extends ReaderFixture>(name: string, fac
     before(() => adapter.start());
     after(() => adapter.stop());
 
-    /** A case against a fixture of its own, released whatever the case's outcome. */
-    function withFixture<T extends OpenReader>(open: () => Promise<T>, body: (fixture: T) => Promise<void>): () => Promise<void> {
-      return async () => {
-        const fixture = await open();
-        try {
-          await body(fixture);
-        } finally {
-          await fixture.close();
-        }
-      };
-    }
     const inMailbox = (body: (fixture: F) => Promise<void>) => withFixture(() => adapter.mailbox(), body);
 
     // Received times a minute apart, in the order the messages are added, on every server that keeps one.
@@ -297,11 +283,7 @@ export function describeMailboxReader<F extends ReaderFixture>(name: string, fac
         for (const pattern of refused.hint) assert.match(error.hint ?? '', pattern);
         assert.equal(error.providerCode, refused.providerCode);
         assert.deepEqual(f.authentications(), ['refused'], 'one refused login, and no other way in tried');
-        const tokens = auth.tokensSeen(f);
-        assert.ok(tokens.length > 0, 'the reader was handed a token');
-        for (const text of [error.message, error.hint ?? '', ...auth.logs(f)]) {
-          assert.ok(!tokens.some((token) => text.includes(token)), `an access token leaked into: ${text.slice(0, 120)}`);
-        }
+        assertNoTokenLeaked(auth.session(f), [error.message, error.hint ?? '']);
       }));
     }
 
@@ -315,7 +297,7 @@ export function describeMailboxReader<F extends ReaderFixture>(name: string, fac
         const requestsBefore = auth.tokenRequests();
         const loginsBefore = f.authentications().length;
 
-        const session = await withAuthRetry(auth.tokens(f), () => f.reader.open());
+        const session = await withAuthRetry(auth.session(f).deps.tokens, () => f.reader.open());
         const read: Buffer[] = [];
         try {
           for await (const m of session.messages(undefined, { limit: 10 })) {
@@ -329,9 +311,9 @@ export function describeMailboxReader<F extends ReaderFixture>(name: string, fac
         assert.deepEqual(latin1(read), latin1([source]));
         assert.deepEqual(f.authentications().slice(loginsBefore), ['refused', 'accepted']);
         assert.equal(auth.tokenRequests() - requestsBefore, 1, 'exactly one new token');
-        const tokens = auth.tokensSeen(f);
-        assert.notEqual(tokens.at(-1), tokens[0]);
-        for (const line of auth.logs(f)) assert.ok(!tokens.some((token) => line.includes(token)), `an access token leaked into: ${line.slice(0, 120)}`);
+        const { tokensSeen } = auth.session(f);
+        assert.notEqual(tokensSeen.at(-1), tokensSeen[0], 'the renewed token is a new one');
+        assertNoTokenLeaked(auth.session(f));
       }));
     }
 

@@ -5,7 +5,12 @@ import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/fu
 import { send } from '../../functions/send.js';
 import { sendStatus } from '../../functions/sendStatus.js';
 import { sendWorker } from '../../functions/sendWorker.js';
+import type { Profile } from '../../shared/config/profiles.js';
+import type { TokenProvider } from '../../shared/identity/tokenProvider.js';
+import type { Logger } from '../../shared/log.js';
 import { MailRuntime, setRuntime } from '../../shared/runtime.js';
+import type { TransportDeps } from '../../shared/transports/types.js';
+import { recordingTokens } from '../contract/loopback.js';
 import { SEND_QUEUE } from '../../shared/state/sendQueue.js';
 import { MailState } from '../../shared/state/index.js';
 import type { SendState } from '../../shared/state/sendState.js';
@@ -147,6 +152,41 @@ export class SendHarness {
   private decode(text: string): unknown {
     return JSON.parse(Buffer.from(text, 'base64').toString('utf8')) as unknown;
   }
+}
+
+export interface SenderSetup {
+  profile: Profile;
+  /** What to build the sender with: the profile's token provider (or the one given), recording every token it hands out, and a capturing logger. */
+  deps: TransportDeps & { logger: Logger };
+  tokensSeen: string[];
+  logs: string[];
+}
+
+/**
+ * One profile `support` that sends from `mailbox` over `via` with the app's client secret, for
+ * a transport's own tests: the sender is built from `deps`, so they see every token and log line.
+ */
+export function senderSetup(options: {
+  via: 'smtp' | 'graph';
+  mailbox: string;
+  app: { tenantId: string; clientId: string; secret: string };
+  endpoints: Record<string, string>;
+  tokens?: TokenProvider;
+}): SenderSetup {
+  const logs: string[] = [];
+  const logger = capturingLogger(logs);
+  const profiles = { profiles: { support: {
+    mailbox: options.mailbox,
+    tenantId: options.app.tenantId,
+    clientId: options.app.clientId,
+    auth: { type: 'clientSecret', secret: 'support-client-secret' },
+    send: { via: options.via, allowedFrom: [options.mailbox] },
+    endpoints: options.endpoints,
+  } } };
+  const runtime = new MailRuntime({ env: { MAIL_PROFILES: JSON.stringify(profiles), SUPPORT_CLIENT_SECRET: options.app.secret }, logger });
+  const profile = runtime.profile('support');
+  const tokensSeen: string[] = [];
+  return { profile, deps: { tokens: recordingTokens(options.tokens ?? runtime.tokens(profile), tokensSeen), logger }, tokensSeen, logs };
 }
 
 function answer(response: HttpResponseInit): Answer {

@@ -1,13 +1,12 @@
 import type { TokenProvider } from '../../shared/identity/tokenProvider.js';
-import { MailRuntime } from '../../shared/runtime.js';
 import { GraphReader } from '../../shared/transports/graph/graphReader.js';
 import { GraphSender } from '../../shared/transports/graph/graphSender.js';
-import { portNobodyListensOn, recordingTokens, UNISSUED_TOKENS } from '../contract/loopback.js';
+import { portNobodyListensOn, UNISSUED_TOKENS } from '../contract/loopback.js';
 import { describeMailboxReader, type ReaderFixture } from '../contract/mailboxReader.js';
 import { describeMailSender, type ReceivedMail, type SenderFixture } from '../contract/mailSender.js';
 import { GraphPeer, type GraphRequestRecord, type SentMessage } from '../peers/graphPeer.js';
 import { TokenEndpointPeer } from '../peers/tokenEndpoint.js';
-import { capturingLogger } from '../support/receiveHarness.js';
+import { senderSetup, type SenderSetup } from '../support/sendHarness.js';
 import { CLIENT_ID, readerSetup, type ReaderSetup } from './readerHarness.js';
 
 /** What the stand-in answered a request, as an authentication outcome: 401 and 403 refuse the token, an answer below 400 accepted it. */
@@ -69,10 +68,8 @@ describeMailboxReader('Graph (delta, the real Graph client) against the Graph st
       move: { target: () => 'Processed', movedTo: async (f, target) => graph.mail.messagesInFolderNamed(f.mailbox, target)?.map((m) => m.raw) },
     },
     auth: {
-      tokens: (f) => f.setup.deps.tokens,
+      session: (f) => f.setup,
       tokenRequests: () => entra.tokenRequests().filter((r) => r.clientId === CLIENT_ID).length,
-      tokensSeen: (f) => f.setup.tokensSeen,
-      logs: (f) => f.setup.logs,
       refused: {
         // The app holds no Mail.Read for this mailbox: Graph answers 403 ErrorAccessDenied.
         mailbox: async () => {
@@ -115,9 +112,7 @@ function mailFromGraph(sent: SentMessage): ReceivedMail {
 }
 
 interface GraphSenderFixture extends SenderFixture {
-  tokens: TokenProvider;
-  tokensSeen: string[];
-  logs: string[];
+  setup: SenderSetup;
 }
 
 describeMailSender('Graph (sendMail, the real Graph client) against the Graph stand-in', () => {
@@ -125,25 +120,12 @@ describeMailSender('Graph (sendMail, the real Graph client) against the Graph st
   const graph = new GraphPeer(entra);
 
   async function fixture(options: { graphUrl?: string; tokens?: TokenProvider } = {}): Promise<GraphSenderFixture> {
-    const logs: string[] = [];
-    const logger = capturingLogger(logs);
-    const profiles = { profiles: { support: {
-      mailbox: MAILBOX, tenantId: APP.tenantId, clientId: APP.clientId,
-      auth: { type: 'clientSecret', secret: 'support-client-secret' },
-      send: { via: 'graph', allowedFrom: [MAILBOX] },
-      endpoints: { authority: entra.url, graph: options.graphUrl ?? graph.url },
-    } } };
-    const runtime = new MailRuntime({ env: { MAIL_PROFILES: JSON.stringify(profiles), SUPPORT_CLIENT_SECRET: APP.secret }, logger });
-    const profile = runtime.profile('support');
-    const tokensSeen: string[] = [];
-    const tokens = recordingTokens(options.tokens ?? runtime.tokens(profile), tokensSeen);
+    const setup = senderSetup({ via: 'graph', mailbox: MAILBOX, app: APP, endpoints: { authority: entra.url, graph: options.graphUrl ?? graph.url }, tokens: options.tokens });
     const sentBefore = graph.sent.length;
     const requestsBefore = graph.requests.length;
     return {
-      sender: new GraphSender(profile, { tokens, logger }),
-      tokens,
-      tokensSeen,
-      logs,
+      sender: new GraphSender(setup.profile, setup.deps),
+      setup,
       received: async () => graph.sent.slice(sentBefore).map(mailFromGraph),
       authentications: () => authentications(graph.requests.slice(requestsBefore)),
       close: async () => {},
@@ -165,10 +147,8 @@ describeMailSender('Graph (sendMail, the real Graph client) against the Graph st
     bodies: 'html only',
     hidesBcc: true,
     auth: {
-      tokens: (f) => f.tokens,
+      session: (f) => f.setup,
       tokenRequests: () => entra.tokenRequests().filter((r) => r.clientId === APP.clientId).length,
-      tokensSeen: (f) => f.tokensSeen,
-      logs: (f) => f.logs,
       refused: { fixture: () => fixture({ tokens: UNISSUED_TOKENS }), hint: [/refused the access token/], providerCode: 'InvalidAuthenticationToken' },
       expireTokens: async () => entra.revokeAll(),
     },

@@ -16,6 +16,8 @@ const APP = { tenantId: TENANT, clientId: 'graph-mail-app', secret: 'graph-clien
 const MAILBOX = 'support@contoso.com';
 const SEND_AS = 'news@contoso.com';
 
+// What every sender does (recipients, bodies, attachments, Message-ID, Bcc hidden, EAUTH, renewal,
+// ECONNECTION) is the MailSender contract's: graph.contract.test.ts. Here: Graph's own.
 describe('sending over Microsoft Graph: the real Graph client and @azure/identity against loopback stand-ins', () => {
   const entra = new TokenEndpointPeer();
   const graph = new GraphPeer(entra);
@@ -57,46 +59,16 @@ describe('sending over Microsoft Graph: the real Graph client and @azure/identit
     return new MailRuntime({ env, secrets: new CachedSecretStore(new EnvironmentSecretStore(env)), logger: createLogger(sink) });
   }
 
-  it('a message with to, cc, bcc, html and text, custom headers, an inline image and an attachment arrives intact', async () => {
-    const image = randomBytes(2048);
-    const pdf = randomBytes(40_000);
+  it('a message goes out in one POST sendMail with Prefer IdType="ImmutableId" and saveToSentItems, and from is left to Graph when it is the mailbox', async () => {
     const sentBefore = graph.sent.length;
-    const outcome = await sendMail(runtime(), {
-      to: ['Ann Example <ann@example.com>', 'bob@example.com'],
-      cc: { name: 'Carol', address: 'carol@example.org' },
-      bcc: 'dave@example.net',
-      replyTo: 'helpdesk@contoso.com',
-      subject: 'Ticket #42 — résumé',
-      text: 'plain body',
-      html: '<p>html body <img src="cid:logo@contoso"></p>',
-      importance: 'high',
-      headers: { 'X-Ticket-Id': '42' },
-      attachments: [
-        { filename: 'logo.png', contentType: 'image/png', content: image.toString('base64'), contentId: 'logo@contoso' },
-        { filename: 'report.pdf', contentType: 'application/pdf', content: pdf.toString('base64') },
-      ],
-    });
+    const outcome = await sendMail(runtime(), { to: 'ann@example.com', subject: 'hello', html: '<p>hi</p>' });
     assert.equal(graph.sent.length, sentBefore + 1);
     const sent = graph.sent.at(-1)!;
     assert.equal(sent.via, 'sendMail');
     assert.equal(sent.mailbox, MAILBOX);
     assert.equal(sent.saveToSentItems, true);
     assert.equal(sent.internetMessageId, outcome.messageId);
-    assert.deepEqual(sent.message.toRecipients, [{ emailAddress: { name: 'Ann Example', address: 'ann@example.com' } }, { emailAddress: { address: 'bob@example.com' } }]);
-    assert.deepEqual(sent.message.ccRecipients, [{ emailAddress: { name: 'Carol', address: 'carol@example.org' } }]);
-    assert.deepEqual(sent.message.bccRecipients, [{ emailAddress: { address: 'dave@example.net' } }]);
-    assert.deepEqual(sent.message.replyTo, [{ emailAddress: { address: 'helpdesk@contoso.com' } }]);
-    assert.equal(sent.message.subject, 'Ticket #42 — résumé');
-    assert.deepEqual(sent.message.body, { contentType: 'html', content: '<p>html body <img src="cid:logo@contoso"></p>' });
-    assert.equal(sent.message.importance, 'high');
-    assert.deepEqual(sent.message.internetMessageHeaders, [{ name: 'X-Ticket-Id', value: '42' }]);
     assert.equal(sent.message.from, undefined, 'from is left to Graph when it is the mailbox');
-    const [logo, report] = sent.attachments;
-    assert.ok(logo && report);
-    assert.deepEqual({ ...logo, bytes: undefined }, { name: 'logo.png', contentType: 'image/png', isInline: true, contentId: 'logo@contoso', bytes: undefined, via: 'message' });
-    assert.ok(logo.bytes.equals(image));
-    assert.equal(report.isInline, false);
-    assert.ok(report.bytes.equals(pdf));
     const request = graph.apiRequests('POST', /\/sendMail$/).at(-1)!;
     assert.equal(request.path, `/v1.0/users/${encodeURIComponent(MAILBOX)}/sendMail`);
     assert.equal(request.headers.prefer, 'IdType="ImmutableId"');
@@ -213,18 +185,6 @@ describe('sending over Microsoft Graph: the real Graph client and @azure/identit
     assert.equal(unknown.code, 'EMAILBOX');
     assert.equal(unknown.providerCode, 'ErrorInvalidUser');
     assert.match(unknown.hint ?? '', /nobody@contoso\.com/);
-  });
-
-  it('a token Graph refuses (401 InvalidAuthenticationToken) is renewed once and the send goes through', async () => {
-    const env = runtime();
-    await sendMail(env, { to: 'ann@example.com', subject: 'first', text: 'x' });
-    const tokensBefore = entra.tokenRequests().length;
-    entra.revokeAll();
-    const before = graph.apiRequests('POST', /\/sendMail$/).length;
-    await sendMail(env, { to: 'ann@example.com', subject: 'second', text: 'x' });
-    const attempts = graph.apiRequests('POST', /\/sendMail$/).slice(before);
-    assert.deepEqual(attempts.map((a) => [a.status, a.errorCode]), [[401, 'InvalidAuthenticationToken'], [202, undefined]]);
-    assert.equal(entra.tokenRequests().length - tokensBefore, 1, 'one new token after the refusal');
   });
 
   it('100 sends cost one token request, and no token or secret appears in any log line', async () => {

@@ -31,6 +31,8 @@ async function collect(session: MailboxSession, cursor: ReaderCursor | undefined
   return out;
 }
 
+// What every reader does (order, bytes, cursors, resync, afterFetch, EAUTH, ECONNECTION,
+// EMAILBOX) is the MailboxReader contract's: graph.contract.test.ts. Here: Graph delta's own.
 describe('reading a mailbox folder over Microsoft Graph delta: the real Graph client against the Graph stand-in', () => {
   const entra = new TokenEndpointPeer();
   const graph = new GraphPeer(entra);
@@ -97,7 +99,7 @@ describe('reading a mailbox folder over Microsoft Graph delta: the real Graph cl
     await session.close();
   });
 
-  it('a second poll with the deltaLink yields only the messages that arrived since; one marked read meanwhile does not come back', async () => {
+  it('a message marked read after its round does not come back in the next one (delta asks for changeType=created only)', async () => {
     const first = [1, 2].map((n) => deliver(n));
     const session = await reader.open();
     const round1 = await collect(session, undefined);
@@ -108,25 +110,6 @@ describe('reading a mailbox folder over Microsoft Graph delta: the real Graph cl
     const round2 = await collect(session, cursor);
     assert.deepEqual(round2.map((m) => m.providerId), later);
     assert.equal(session.resynced, false);
-    const round3 = await collect(session, session.finalCursor());
-    assert.deepEqual(round3, [], 'nothing new, nothing again');
-  });
-
-  it('a poll stops at its limit on a page boundary and the next poll carries on from there, losing and repeating nothing', async () => {
-    graph.mail.maxPageSize = 2;
-    const ids = [1, 2, 3, 4, 5].map((n) => deliver(n));
-    const session = await reader.open();
-    const seen: string[] = [];
-    let cursor: ReaderCursor | undefined;
-    for (let poll = 0; poll < 3; poll++) {
-      const batch = await collect(session, cursor, 2);
-      assert.ok(batch.length <= 2, `poll ${poll} yielded ${batch.length}, over its limit`);
-      seen.push(...batch.map((m) => m.providerId));
-      cursor = session.finalCursor();
-      assert.ok(cursor, `poll ${poll} left a cursor`);
-    }
-    assert.deepEqual(seen, ids);
-    assert.match(String((cursor as { deltaLink: string }).deltaLink), /\$deltatoken=/);
   });
 
   it('within a page messages come oldest first; equal times, and messages without receivedDateTime (after the dated ones), keep the page order', async () => {
@@ -151,59 +134,37 @@ describe('reading a mailbox folder over Microsoft Graph delta: the real Graph cl
     assert.equal(session.finalCursor(), undefined);
   });
 
-  it('afterFetch marks read, moves (creating a missing folder once, keeping the immutable id) and deletes, as Graph does', async () => {
-    const [a, b, c, d] = [1, 2, 3, 4].map((n) => deliver(n));
+  it('a move to a nested folder creates each missing level once and keeps the immutable id; delete puts the message in Deleted Items, as Graph does', async () => {
+    const [b, c, d] = [1, 2, 3].map((n) => deliver(n));
     const session = await reader.open();
-    const messages = await collect(session, undefined);
-    const byId = new Map(messages.map((m) => [m.providerId, m]));
-    await session.acknowledge(byId.get(a!)!, { afterFetch: 'markRead' });
-    assert.equal(graph.mail.messagesIn(mailbox, 'inbox').find((m) => m.id === a)?.isRead, true);
-    const patch = graph.apiRequests('PATCH').at(-1)!;
-    assert.equal(patch.status, 200);
-
+    const byId = new Map((await collect(session, undefined)).map((m) => [m.providerId, m]));
     await session.acknowledge(byId.get(b!)!, { afterFetch: 'move', moveTo: 'Processed/2024' });
     await session.acknowledge(byId.get(c!)!, { afterFetch: 'move', moveTo: 'Processed/2024' });
     const folderCreates = graph.apiRequests('POST', /\/(mailFolders|childFolders)$/).filter((r) => r.path.includes(encodeURIComponent(mailbox)));
     assert.equal(folderCreates.length, 2, 'Processed and Processed/2024 created once each');
-    const inbox = graph.mail.messagesIn(mailbox, 'inbox').map((m) => m.id);
-    assert.deepEqual(inbox.sort(), [a, d].sort());
-    const moves = graph.apiRequests('POST', /\/move$/).slice(-2);
-    assert.deepEqual(moves.map((r) => r.status), [201, 201]);
+    assert.deepEqual(graph.apiRequests('POST', /\/move$/).slice(-2).map((r) => r.status), [201, 201]);
 
     await session.acknowledge(byId.get(d!)!, { afterFetch: 'delete' });
     assert.deepEqual(graph.mail.messagesIn(mailbox, 'deleteditems').map((m) => m.id), [d]);
-    assert.deepEqual(graph.mail.messagesIn(mailbox, 'inbox').map((m) => m.id), [a]);
 
     const processed = createReader(profile({ folder: 'Processed/2024' }), tokensFor(profile()));
     const moved = await collect(await processed.open(), undefined);
     assert.deepEqual(moved.map((m) => m.providerId).sort(), [b, c].sort(), 'moved messages kept their ids and are readable in the new folder');
   });
 
-  it('an expired delta token (410 syncStateNotFound) restarts the round without a cursor and says so', async () => {
-    const first = [1, 2].map((n) => deliver(n));
+  it('an expired delta token is answered 410 syncStateNotFound, and the round restarts with a request that carries no token', async () => {
+    [1, 2].forEach((n) => deliver(n));
     const session = await reader.open();
     await collect(session, undefined);
     const cursor = session.finalCursor();
     graph.mail.expireDeltaTokens();
-    const third = deliver(3);
     const before = graph.apiRequests('GET', /\/messages\/delta$/).length;
-    const again = await collect(session, cursor);
+    assert.equal((await collect(session, cursor)).length, 2);
     assert.equal(session.resynced, true);
-    assert.deepEqual(again.map((m) => m.providerId), [...first, third], 'the whole folder again: the dedupe table keeps it from being delivered twice');
     const requests = graph.apiRequests('GET', /\/messages\/delta$/).slice(before);
     assert.deepEqual(requests.map((r) => [r.status, r.errorCode]), [[410, 'syncStateNotFound'], [200, undefined]]);
-    assert.notDeepEqual(session.finalCursor(), cursor);
-    const after = await collect(session, session.finalCursor());
-    assert.deepEqual(after, []);
-    assert.equal(session.resynced, false);
-  });
-
-  it('a cursor that is not a Graph cursor is dropped and the round restarts', async () => {
-    deliver(1);
-    const session = await reader.open();
-    const messages = await collect(session, { uidValidity: 7, lastUid: 3 });
-    assert.equal(messages.length, 1);
-    assert.equal(session.resynced, true);
+    assert.ok(requests[0]!.query.get('$deltatoken'), 'the refused request carried the stored token');
+    assert.equal(requests[1]!.query.get('$deltatoken'), null, 'the restart carries none');
   });
 
   it('a folder that does not exist is EMAILBOX naming receive.folder', async () => {

@@ -37,10 +37,8 @@ describeMailboxReader('POP3 (AUTH XOAUTH2) against a loopback POP3 server', () =
     foreignCursor: { uidValidity: 1, lastUid: 9 },
     afterFetch: { markRead: false, delete: true },
     auth: {
-      tokens: (f) => f.setup.deps.tokens,
+      session: (f) => f.setup,
       tokenRequests: () => entra.tokenRequests().filter((r) => r.clientId === CLIENT_ID).length,
-      tokensSeen: (f) => f.setup.tokensSeen,
-      logs: (f) => f.setup.logs,
       refused: { mailbox: () => mailbox({ grantedClients: ['some-other-app'] }), hint: [/POP\.AccessAsApp/, /PopEnabled/], providerCode: undefined },
       expireTokens: () => entra.revokeAll(),
     },

@@ -1,21 +1,18 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { TokenProvider } from '../../shared/identity/tokenProvider.js';
-import { MailRuntime } from '../../shared/runtime.js';
 import { SmtpSender } from '../../shared/transports/smtp/smtpSender.js';
-import { portNobodyListensOn, recordingTokens, UNISSUED_TOKENS } from '../contract/loopback.js';
+import { portNobodyListensOn, UNISSUED_TOKENS } from '../contract/loopback.js';
 import { describeMailSender, type SenderFixture } from '../contract/mailSender.js';
 import { mailFromMime } from '../contract/receivedMail.js';
 import { SmtpPeer } from '../peers/smtpPeer.js';
 import { TokenEndpointPeer } from '../peers/tokenEndpoint.js';
-import { capturingLogger } from '../support/receiveHarness.js';
+import { senderSetup, type SenderSetup } from '../support/sendHarness.js';
 
 const MAILBOX = 'support@contoso.com';
 const APP = { tenantId: 'contoso-tenant', clientId: 'smtp-contract-app', secret: 'smtp-contract-secret-value' };
 
 interface SmtpFixture extends SenderFixture {
-  tokens: TokenProvider;
-  tokensSeen: string[];
-  logs: string[];
+  setup: SenderSetup;
 }
 
 describeMailSender('SMTP (nodemailer, XOAUTH2) against a loopback submission server', () => {
@@ -25,26 +22,13 @@ describeMailSender('SMTP (nodemailer, XOAUTH2) against a loopback submission ser
   /** A sender of its own (its own pool) on the shared server, or on `peer`, which the fixture then stops. */
   async function fixture(options: { peer?: SmtpPeer; endpoint?: string; tokens?: TokenProvider } = {}): Promise<SmtpFixture> {
     const peer = options.peer ?? smtp;
-    const logs: string[] = [];
-    const logger = capturingLogger(logs);
-    const profiles = { profiles: { support: {
-      mailbox: MAILBOX, tenantId: APP.tenantId, clientId: APP.clientId,
-      auth: { type: 'clientSecret', secret: 'support-client-secret' },
-      send: { via: 'smtp', allowedFrom: [MAILBOX] },
-      endpoints: { authority: entra.url, smtp: options.endpoint ?? peer.endpoint },
-    } } };
-    const runtime = new MailRuntime({ env: { MAIL_PROFILES: JSON.stringify(profiles), SUPPORT_CLIENT_SECRET: APP.secret }, logger });
-    const profile = runtime.profile('support');
-    const tokensSeen: string[] = [];
-    const tokens = recordingTokens(options.tokens ?? runtime.tokens(profile), tokensSeen);
-    const sender = new SmtpSender(profile, { tokens, logger });
+    const setup = senderSetup({ via: 'smtp', mailbox: MAILBOX, app: APP, endpoints: { authority: entra.url, smtp: options.endpoint ?? peer.endpoint }, tokens: options.tokens });
+    const sender = new SmtpSender(setup.profile, setup.deps);
     const messagesBefore = peer.messages.length;
     const authBefore = peer.authAttempts.length;
     return {
       sender,
-      tokens,
-      tokensSeen,
-      logs,
+      setup,
       received: () => Promise.all(peer.messages.slice(messagesBefore).map((m) => mailFromMime(m.raw, { envelope: m.envelope.to }))),
       authentications: () => peer.authAttempts.slice(authBefore).map((a) => (a.accepted ? 'accepted' : 'refused')),
       close: async () => {
@@ -68,10 +52,8 @@ describeMailSender('SMTP (nodemailer, XOAUTH2) against a loopback submission ser
     bodies: 'both',
     hidesBcc: true,
     auth: {
-      tokens: (f) => f.tokens,
+      session: (f) => f.setup,
       tokenRequests: () => entra.tokenRequests().filter((r) => r.clientId === APP.clientId).length,
-      tokensSeen: (f) => f.tokensSeen,
-      logs: (f) => f.logs,
       refused: { fixture: () => fixture({ tokens: UNISSUED_TOKENS }), hint: [/SMTP\.SendAsApp/], providerCode: '5.7.3' },
       expireTokens: async () => {
         entra.revokeAll();

@@ -2,14 +2,12 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import { simpleParser, type AddressObject } from 'mailparser';
 import { MailError } from '../../shared/errors.js';
 import { toProblem } from '../../shared/http/problem.js';
 import { createLogger } from '../../shared/log.js';
 import { MailRuntime } from '../../shared/runtime.js';
 import { prepareMessage, sendMail } from '../../shared/send/sendMail.js';
 import type { SendRequestInput } from '../../shared/mail/outgoing.js';
-import { SmtpSender } from '../../shared/transports/smtp/smtpSender.js';
 import { SmtpPeer } from '../peers/smtpPeer.js';
 import { mailErrorFrom } from '../support/mailError.js';
 import { TokenEndpointPeer } from '../peers/tokenEndpoint.js';
@@ -21,6 +19,8 @@ const FIRST_SECRET = `first-secret-${randomBytes(8).toString('hex')}`;
 const SECOND_SECRET = `second-secret-${randomBytes(8).toString('hex')}`;
 const EXCHANGE = 'https://outlook.office365.com';
 
+// What every sender does (recipients, bodies, attachments, Message-ID, Bcc hidden, EAUTH, renewal,
+// ETLS, ECONNECTION) is the MailSender contract's: smtp.contract.test.ts. Here: SMTP's own.
 describe('sending over SMTP with XOAUTH2 (real nodemailer and @azure/identity against loopback peers)', () => {
   const entra = new TokenEndpointPeer();
   const smtp = new SmtpPeer({ tokens: entra, mailboxes: [MAILBOX] });
@@ -73,58 +73,19 @@ describe('sending over SMTP with XOAUTH2 (real nodemailer and @azure/identity ag
 
   const simple = (to = 'alice@example.com'): SendRequestInput => ({ to, subject: 'hello', text: 'hi' });
 
-  it('delivers to, cc, bcc, html+text, an inline image and an attachment intact; Bcc only in the envelope', async () => {
-    const png = randomBytes(300);
-    const pdf = randomBytes(5000);
+  it('the session authenticates with XOAUTH2 as the mailbox, for the app; the envelope is from the mailbox to every recipient; importance travels as Importance: High', async () => {
     const r = runtime();
-    const outcome = await sendMail(r, {
-      to: 'Alice Example <alice@example.com>',
-      cc: [{ name: 'Bob', address: 'bob@example.com' }],
-      bcc: 'hidden@example.com',
-      subject: 'Quarterly report ✓',
-      text: 'See the attached report.',
-      html: '<p>See the attached report.</p><img src="cid:logo@contoso">',
-      importance: 'high',
-      headers: { 'X-Ticket-Id': '4711' },
-      attachments: [
-        { filename: 'logo.png', contentType: 'image/png', content: png.toString('base64'), contentId: 'logo@contoso' },
-        { filename: 'report.pdf', contentType: 'application/pdf', content: pdf.toString('base64') },
-      ],
-    });
+    const before = smtp.messages.length;
+    const authBefore = smtp.authAttempts.length;
+    const outcome = await sendMail(r, { to: 'alice@example.com', cc: 'bob@example.com', bcc: 'hidden@example.com', subject: 'hello', text: 'hi', importance: 'high' });
     assert.equal(outcome.status, 'sent');
     assert.equal(outcome.via, 'smtp');
-
-    assert.equal(smtp.messages.length, 1);
-    const received = smtp.messages[0]!;
+    const received = smtp.messages[before]!;
     assert.equal(received.user, MAILBOX);
     assert.equal(received.envelope.from, MAILBOX);
     assert.deepEqual([...received.envelope.to].sort(), ['alice@example.com', 'bob@example.com', 'hidden@example.com']);
-    assert.ok(!received.raw.toString('latin1').toLowerCase().includes('hidden@example.com'), 'the Bcc address must not appear in the message');
-
-    const parsed = await simpleParser(received.raw, { keepCidLinks: true });
-    assert.equal(parsed.messageId, outcome.messageId);
-    assert.equal(parsed.subject, 'Quarterly report ✓');
-    assert.deepEqual((parsed.from as AddressObject).value.map((a) => a.address), [MAILBOX]);
-    assert.deepEqual((parsed.to as AddressObject).value.map((a) => [a.name, a.address]), [['Alice Example', 'alice@example.com']]);
-    assert.deepEqual((parsed.cc as AddressObject).value.map((a) => [a.name, a.address]), [['Bob', 'bob@example.com']]);
-    assert.equal(parsed.bcc, undefined);
-    assert.equal(parsed.text?.trim(), 'See the attached report.');
-    assert.match(String(parsed.html), /<img src="cid:logo@contoso">/);
-    // mailparser folds Importance / X-Priority into one `priority` header.
-    assert.equal(parsed.headers.get('priority'), 'high');
     assert.match(received.raw.toString('latin1'), /^Importance: High\r$/m);
-    assert.equal(parsed.headers.get('x-ticket-id'), '4711');
-
-    const logo = parsed.attachments.find((a) => a.filename === 'logo.png');
-    const report = parsed.attachments.find((a) => a.filename === 'report.pdf');
-    assert.ok(logo && report);
-    assert.equal(logo.cid, 'logo@contoso');
-    assert.equal(logo.contentType, 'image/png');
-    assert.ok(logo.content.equals(png));
-    assert.equal(report.contentType, 'application/pdf');
-    assert.ok(report.content.equals(pdf));
-
-    assert.deepEqual(smtp.authAttempts.map((a) => [a.method, a.user, a.accepted, a.clientId]), [['XOAUTH2', MAILBOX, true, CLIENT_ID]]);
+    assert.deepEqual(smtp.authAttempts.slice(authBefore).map((a) => [a.method, a.user, a.accepted, a.clientId]), [['XOAUTH2', MAILBOX, true, CLIENT_ID]]);
   });
 
   it("reports the server's queue id from its 250 reply as providerId", async () => {
@@ -134,20 +95,6 @@ describe('sending over SMTP with XOAUTH2 (real nodemailer and @azure/identity ag
     const result = await r.sender(profile).send(message);
     assert.equal(result.messageId, message.messageId);
     assert.equal(result.providerId, `${smtp.messages[before]!.queueId}@smtp-peer.test`);
-  });
-
-  it('a token the endpoint did not issue is refused with 535 5.7.3 and yields EAUTH', async () => {
-    const r = runtime();
-    const profile = r.profile('support');
-    const sender = new SmtpSender(profile, { tokens: { getToken: async () => 'tok-never-issued-by-entra', renew: () => {} }, logger });
-    const before = smtp.authAttempts.length;
-    const error = await mailErrorFrom(sender.send(prepareMessage(r, simple()).message));
-    await sender.close();
-    seenErrors.push(error);
-    assert.equal(error.code, 'EAUTH');
-    assert.equal(error.providerCode, '5.7.3');
-    assert.match(error.hint ?? '', /SMTP\.SendAsApp/);
-    assert.deepEqual(smtp.authAttempts.slice(before).map((a) => a.accepted), [false]);
   });
 
   it('a mailbox the token may not act for is refused: one renewal and retry, then EAUTH (502)', async () => {
@@ -199,18 +146,6 @@ describe('sending over SMTP with XOAUTH2 (real nodemailer and @azure/identity ag
     assert.equal(error.code, 'EREJECTED');
     assert.equal(error.field, 'cc');
     assert.equal(error.providerCode, '5.1.10');
-  });
-
-  it('a server without STARTTLS gets ETLS and never sees AUTH or the message', async () => {
-    const plain = await new SmtpPeer({ tokens: entra, mailboxes: [MAILBOX], startTls: false }).start();
-    try {
-      const error = await sendExpectingError(runtime({ smtpEndpoint: plain.endpoint }), simple());
-      assert.equal(error.code, 'ETLS');
-      assert.equal(plain.authAttempts.length, 0);
-      assert.equal(plain.messages.length, 0);
-    } finally {
-      await plain.stop();
-    }
   });
 
   it('a rotated client secret is picked up after exactly one refused auth, and the send succeeds', async () => {
