@@ -1,4 +1,5 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { authenticateCaller } from '../shared/callers/authorize.js';
 import { MailError } from '../shared/errors.js';
 import { failureResponse, jsonResponse, toProblem } from '../shared/http/problem.js';
 import { pollAndRecord } from '../shared/receive/pollRequests.js';
@@ -7,6 +8,7 @@ import { getRuntime } from '../shared/runtime.js';
 export async function pollNow(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   try {
     const runtime = getRuntime();
+    await authenticateCaller(runtime, request.headers, { admin: true });
     const result = await pollAndRecord(runtime, request.params.name ?? '');
     if (result.status !== 'failed' || !result.error) return jsonResponse(200, result);
     const { code, message, hint } = result.error;

@@ -1,11 +1,14 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { authenticateCaller } from '../shared/callers/authorize.js';
 import { failureResponse, jsonResponse } from '../shared/http/problem.js';
 import { describeProfiles } from '../shared/profiles/describe.js';
 import { getRuntime } from '../shared/runtime.js';
 
-export async function profiles(_request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+export async function profiles(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   try {
-    return jsonResponse(200, describeProfiles(getRuntime().profiles));
+    const runtime = getRuntime();
+    await authenticateCaller(runtime, request.headers, { admin: true });
+    return jsonResponse(200, describeProfiles(runtime.profiles));
   } catch (error) {
     return failureResponse(error, context, { operation: 'profiles' });
   }

@@ -1,4 +1,5 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { authenticateCaller } from '../shared/callers/authorize.js';
 import { assertJsonContentType, parseJsonObject, readBodyText } from '../shared/http/jsonBody.js';
 import { failureResponse, jsonResponse } from '../shared/http/problem.js';
 import { getRuntime } from '../shared/runtime.js';
@@ -8,10 +9,11 @@ export async function send(request: HttpRequest, context: InvocationContext): Pr
   try {
     assertJsonContentType(request.headers.get('content-type'));
     const runtime = getRuntime();
+    const caller = await authenticateCaller(runtime, request.headers);
     const mode = sendModeOf({ query: request.query.get('mode'), prefer: request.headers.get('prefer'), setting: runtime.settings.sendMode });
     const idempotencyKey = idempotencyKeyOf(request.headers.get('idempotency-key'));
     const body = parseJsonObject(await readBodyText(request, runtime.sendRequestMaxBytes()));
-    const answer = await acceptSend(runtime, body, { id: context.invocationId, mode, idempotencyKey });
+    const answer = await acceptSend(runtime, body, { id: context.invocationId, mode, idempotencyKey, ...(caller && { caller }) });
     const response = jsonResponse(answer.status, answer.body);
     const headers = response.headers as Record<string, string>;
     if (answer.status === 202) headers.Location = answer.location;

@@ -1,9 +1,10 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { authenticateCaller } from '../shared/callers/authorize.js';
 import { DIAGNOSIS_REQUEST_MAX_BYTES, DIAGNOSIS_TIMEOUT_MS, diagnoseProfile, diagnoseRequestSchema } from '../shared/diagnose/diagnoseProfile.js';
 import { assertJsonContentType, parseJsonObject, readBodyText } from '../shared/http/jsonBody.js';
-import { inputError } from '../shared/errors.js';
+import { inputError, isMailError } from '../shared/errors.js';
 import { failureResponse, jsonResponse } from '../shared/http/problem.js';
-import { getRuntime } from '../shared/runtime.js';
+import { getRuntime, type MailRuntime } from '../shared/runtime.js';
 
 /**
  * Answers 200 with the report whether the profile passed or not (`ok` and the failed step
@@ -12,6 +13,9 @@ import { getRuntime } from '../shared/runtime.js';
  */
 export async function testProfile(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   try {
+    // An invalid profiles document names no callers: the diagnosis then reports it (its config step), as before callers existed.
+    const runtime = runtimeIfValid();
+    if (runtime) await authenticateCaller(runtime, request.headers, { admin: true });
     assertJsonContentType(request.headers.get('content-type'));
     const text = await readBodyText(request, DIAGNOSIS_REQUEST_MAX_BYTES);
     const parsed = diagnoseRequestSchema.safeParse(text.trim() === '' ? {} : parseJsonObject(text));
@@ -24,6 +28,15 @@ export async function testProfile(request: HttpRequest, context: InvocationConte
     return jsonResponse(200, report);
   } catch (error) {
     return failureResponse(error, context, { operation: 'testProfile', profileInPath: true });
+  }
+}
+
+function runtimeIfValid(): MailRuntime | undefined {
+  try {
+    return getRuntime();
+  } catch (error) {
+    if (isMailError(error) && error.code === 'ECONFIG') return undefined;
+    throw error;
   }
 }
 

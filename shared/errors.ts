@@ -11,6 +11,8 @@ export const ERROR_CODES = {
   EPROFILE_UNKNOWN: { status: 400, title: 'Unknown profile' },
   ENO_RECIPIENTS: { status: 422, title: 'No recipients' },
   EFROM_NOT_ALLOWED: { status: 403, title: 'Sender not allowed for this profile' },
+  EUNAUTHENTICATED: { status: 401, title: 'No valid caller credentials' },
+  EFORBIDDEN: { status: 403, title: 'Not allowed for this caller' },
   ETOO_LARGE: { status: 413, title: 'Message too large' },
   ENOTHING_TO_SEND: { status: 422, title: 'Nothing to send' },
   ETOO_MANY_RECIPIENTS: { status: 422, title: 'Too many recipients' },
@@ -60,6 +62,8 @@ export interface MailErrorOptions {
   retryAfter?: number;
   /** The provider's own code (SMTP enhanced status, Graph error code), for diagnosis. */
   providerCode?: string;
+  /** For EUNAUTHENTICATED: the WWW-Authenticate challenge the answer carries (RFC 9110 11.6.1). */
+  challenge?: string;
   cause?: unknown;
 }
 
@@ -71,6 +75,7 @@ export class MailError extends Error {
   readonly profile?: string;
   readonly retryAfter?: number;
   readonly providerCode?: string;
+  readonly challenge?: string;
 
   constructor(code: ErrorCode, message: string, options: MailErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -82,6 +87,7 @@ export class MailError extends Error {
     this.profile = options.profile;
     this.retryAfter = options.retryAfter;
     this.providerCode = options.providerCode;
+    this.challenge = options.challenge;
   }
 
   get title(): string {

@@ -64,12 +64,14 @@ export class MailRuntime {
   readonly env: NodeJS.ProcessEnv;
   private readonly defaultProfile?: string;
   private readonly scopes = new Map<string, ProfileScope>();
+  private readonly process = new ProfileScope();
 
   constructor(options: RuntimeOptions = {}) {
     this.env = options.env ?? process.env;
     this.profiles = loadProfiles(this.env);
     this.settings = parseSettings(this.env);
     this.defaultProfile = defaultProfileSetting(this.settings, this.profiles);
+    checkCallerSettings(this.settings, this.profiles);
     this.secrets = options.secrets ?? createSecretStore(this.env, this.settings);
     this.state = options.state ?? new MailState(this.settings.storageConnection);
     this.logger = options.logger ?? createLogger();
@@ -92,6 +94,11 @@ export class MailRuntime {
       });
     }
     return profile;
+  }
+
+  /** A per-process resource another part keeps here (the caller token verifier), made on first use, closed with the rest. */
+  once<T>(key: string, create: () => T): T {
+    return this.process.once(key, create);
   }
 
   private scope(profile: Profile): ProfileScope {
@@ -153,7 +160,7 @@ export class MailRuntime {
 
   /** Closes every sender's pool and shared client of every profile; the next use makes them anew. */
   async close(): Promise<void> {
-    const scopes = [...this.scopes.values()];
+    const scopes = [...this.scopes.values(), this.process];
     this.scopes.clear();
     await Promise.all(scopes.map((s) => s.close()));
   }
@@ -173,6 +180,20 @@ function defaultProfileSetting(settings: AppSettings, set: ProfileSet): string |
     });
   }
   return name;
+}
+
+/** An Entra caller's tokens can be checked only against a tenant and an audience: both are required once one is configured. */
+function checkCallerSettings(settings: AppSettings, set: ProfileSet): void {
+  const entra = [...set.callers.values()].find((c) => c.entraAppId !== undefined);
+  if (!entra) return;
+  for (const [field, value] of [['API_TENANT_ID', settings.apiTenantId], ['API_AUDIENCE', settings.apiAudience]] as const) {
+    if (value === undefined) {
+      throw new MailError('ECONFIG', `caller "${entra.name}" presents Entra tokens, but ${field} is not set`, {
+        field,
+        hint: 'Set API_TENANT_ID to the tenant of this app\'s registration and API_AUDIENCE to the application ID URI of its exposed API (the aud of the callers\' tokens).',
+      });
+    }
+  }
 }
 
 let shared: MailRuntime | undefined;

@@ -19,7 +19,15 @@ export function checkConfiguration(logger: Logger): StartupCheck {
   try {
     const runtime = getRuntime();
     const profiles = runtime.profiles.profiles.size;
-    logger.info({ operation: 'startup', outcome: 'ok', profiles, source: runtime.profiles.source });
+    logger.info({ operation: 'startup', outcome: 'ok', profiles, source: runtime.profiles.source, callers: runtime.profiles.callers.size });
+    if (runtime.profiles.callers.size === 0 && profiles > 1) {
+      logger.warn({
+        operation: 'startup',
+        outcome: 'ok',
+        code: 'ENO_CALLERS',
+        hint: `${profiles} profiles and no callers: whoever holds a function key may send as every one of these mailboxes. Name the apps that call this one, and the profiles each may use, under "callers" in the profiles document (docs/security.md).`,
+      });
+    }
     return { ok: true, profiles, source: runtime.profiles.source };
   } catch (error) {
     const e = asMailError(error);

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { z } from 'zod';
 import { MailError } from '../errors.js';
 import { resolveEndpoints, type CloudName, type Endpoints } from './cloud.js';
-import { profileSchema, profilesDocumentSchema, type ParsedProfile, type TransportSections } from './schema.js';
+import { callerSchema, profileSchema, profilesDocumentSchema, type CallerConfig, type ParsedProfile, type TransportSections } from './schema.js';
 
 export interface Profile extends Omit<ParsedProfile, 'cloud' | 'endpoints'> {
   name: string;
@@ -13,10 +13,16 @@ export interface Profile extends Omit<ParsedProfile, 'cloud' | 'endpoints'> {
   allowedFrom: string[];
 }
 
+export interface Caller extends CallerConfig {
+  name: string;
+}
+
 export interface ProfileSet {
   /** Where the profiles came from: 'MAIL_PROFILES', a file path, or 'built-in'. */
   source: string;
   profiles: ReadonlyMap<string, Profile>;
+  /** The apps that may call this one; empty: every holder of the function key may use every profile (as before callers existed). */
+  callers: ReadonlyMap<string, Caller>;
 }
 
 /** The project root: dist/shared/config -> root, and shared/config -> root when run from source. */
@@ -133,7 +139,25 @@ export function parseProfilesDocument(document: unknown, source: string, transpo
   if (profiles.size === 0) {
     throw new MailError('ECONFIG', `${source}: no profiles defined`, { field: 'profiles', hint: 'Define at least one profile, or remove the setting to use the built-in local profile.' });
   }
-  return { source, profiles };
+  return { source, profiles, callers: parseCallers(top.data.callers ?? {}, profiles) };
+}
+
+function parseCallers(raw: Record<string, unknown>, profiles: ReadonlyMap<string, Profile>): Map<string, Caller> {
+  const callers = new Map<string, Caller>();
+  const fail = (name: string, field: string, message: string) =>
+    new MailError('ECONFIG', `caller "${name}": ${field || '(caller)'} ${message}`, { field: `callers.${name}${field ? `.${field}` : ''}`, hint: `Correct callers.${name}${field ? `.${field}` : ''} in the profiles document.` });
+  for (const [name, value] of Object.entries(raw)) {
+    const parsed = callerSchema.safeParse(value);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw fail(name, issueField(issue), issue.message);
+    }
+    parsed.data.profiles.forEach((p, i) => {
+      if (!profiles.has(p)) throw fail(name, `profiles.${i}`, `names "${p}", which is not a configured profile`);
+    });
+    callers.set(name, { ...parsed.data, name, ...(parsed.data.allowedFrom && { allowedFrom: parsed.data.allowedFrom.map((a) => a.toLowerCase()) }) });
+  }
+  return callers;
 }
 
 /** Reads the profiles from MAIL_PROFILES, MAIL_PROFILES_FILE, profiles.json, or the built-in default. */

@@ -156,7 +156,33 @@ export function profileSchema(transports: TransportSections): z.ZodType<ParsedPr
       if (p.receive) transports.receive.get(p.receive.via)?.check?.(p.receive, issue('receive'));
     }) as unknown as z.ZodType<ParsedProfile>;
 }
-export const profilesDocumentSchema = z.object({ profiles: z.record(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/), z.unknown()) }).strict();
+const NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * An app allowed to use some profiles: one that sends an Entra access token for this app's API
+ * (its app id is the token's azp/appid), or one that sends a key kept in the secret store.
+ */
+export const callerSchema = z
+  .object({
+    entraAppId: z.string().regex(/^[0-9a-fA-F-]{36}$/, 'must be the application (client) id, a GUID').optional(),
+    keySecret: secretName.optional(),
+    /** App roles its tokens must all carry (Entra callers). */
+    roles: z.array(z.string().min(1)).min(1).optional(),
+    profiles: z.array(z.string().regex(NAME, 'must be a profile name')).default([]),
+    /** Narrows the profiles' own allowedFrom for this caller. */
+    allowedFrom: z.array(z.string().refine((v) => email.safeParse(v).success || /^\*@[^@\s]+$/.test(v), 'must be an e-mail address or *@domain')).optional(),
+    /** May use every profile and the admin functions (profiles, test, poll, connect, health per profile). */
+    admin: z.boolean().default(false),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if ((c.entraAppId === undefined) === (c.keySecret === undefined)) ctx.addIssue({ code: 'custom', path: ['entraAppId'], message: 'a caller has exactly one of entraAppId and keySecret' });
+    if (c.roles && c.keySecret !== undefined) ctx.addIssue({ code: 'custom', path: ['roles'], message: 'roles apply to Entra callers only' });
+  });
+
+export type CallerConfig = z.output<typeof callerSchema>;
+
+export const profilesDocumentSchema = z.object({ callers: z.record(z.string().regex(NAME), z.unknown()).optional(), profiles: z.record(z.string().regex(NAME), z.unknown()) }).strict();
 
 /** The fields a transport adds to its section, typed by the transport itself (see shared/transports/<name>/). */
 type TransportFields = { readonly [field: string]: unknown };

@@ -1,4 +1,5 @@
 import { MailError } from '../errors.js';
+import { CLOUD_NAMES, type CloudName } from './cloud.js';
 
 /**
  * A whole-number app setting, at least `min`: the default when unset or empty, ECONFIG naming
@@ -100,6 +101,11 @@ export interface AppSettings {
   oauthStateKey?: string;
   /** DEFAULT_PROFILE: checked against the profiles by the runtime. */
   defaultProfile?: string;
+  /** API_TENANT_ID and API_AUDIENCE: whose Entra access tokens callers present, and for which API (required once a caller has an entraAppId). */
+  apiTenantId?: string;
+  apiAudience?: string;
+  /** API_CLOUD: the cloud whose authority issues them, unless AZURE_AUTHORITY_HOST names one. */
+  apiCloud: CloudName;
 }
 
 export const DEFAULT_HEALTH_STALE_AFTER_SECONDS = 300;
@@ -125,5 +131,8 @@ export function parseSettings(env: NodeJS.ProcessEnv): AppSettings {
     oauthRedirectUri: textSetting(env, 'OAUTH_REDIRECT_URI'),
     oauthStateKey: env.OAUTH_STATE_KEY,
     defaultProfile: textSetting(env, 'DEFAULT_PROFILE'),
+    apiTenantId: textSetting(env, 'API_TENANT_ID'),
+    apiAudience: textSetting(env, 'API_AUDIENCE'),
+    apiCloud: choiceSetting(env, 'API_CLOUD', CLOUD_NAMES as [CloudName, ...CloudName[]]),
   };
 }

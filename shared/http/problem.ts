@@ -36,6 +36,7 @@ export function problemResponse(error: unknown, options: { status?: number } = {
   const problem = { ...toProblem(error), ...(options.status !== undefined && { status: options.status }) };
   const headers: Record<string, string> = { 'Content-Type': 'application/problem+json' };
   if (problem.retryAfter !== undefined) headers['Retry-After'] = String(Math.ceil(problem.retryAfter));
+  if (isMailError(error) && error.challenge !== undefined) headers['WWW-Authenticate'] = error.challenge;
   return { status: problem.status, headers, body: JSON.stringify(problem) };
 }
 

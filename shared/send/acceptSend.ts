@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { Caller } from '../config/profiles.js';
 import { ERROR_CODES, MailError, asMailError, isMailError, type ErrorCode } from '../errors.js';
 import type { MailRuntime } from '../runtime.js';
 import type { SendState } from '../state/sendState.js';
@@ -14,6 +15,8 @@ export type SendMode = 'sync' | 'queued';
 export interface AcceptSendOptions {
   /** Our id for this send (the invocation id). */
   id: string;
+  /** Who is sending, when callers are configured. */
+  caller?: Caller;
   mode: SendMode;
   /** The request's Idempotency-Key, checked with idempotencyKeyOf. */
   idempotencyKey?: string;
@@ -65,7 +68,7 @@ export function idempotencyKeyOf(header: string | null): string | undefined {
  * row exists and the queue holds its id.
  */
 export async function acceptSend(runtime: MailRuntime, body: Record<string, unknown>, options: AcceptSendOptions): Promise<SendAnswer> {
-  const prepared = prepareMessage(runtime, body);
+  const prepared = prepareMessage(runtime, body, { ...(options.caller && { caller: options.caller }) });
   const { id, idempotencyKey: key } = options;
   if (options.mode === 'sync' && key === undefined) {
     const outcome = await deliverMessage(runtime, prepared, { id, abortSignal: options.abortSignal });
@@ -105,7 +108,7 @@ async function enqueue(state: SendState, prepared: PreparedMessage, id: string, 
   const now = new Date().toISOString();
   await state.outbox.put(id, JSON.stringify(toStoredMessage(id, prepared)), { abortSignal });
   try {
-    await state.statuses.create({ id, profile: prepared.profile.name, mode: 'queued', status: 'queued', attempts: 0, createdAt: now, updatedAt: now }, { abortSignal });
+    await state.statuses.create({ id, profile: prepared.profile.name, ...(prepared.caller !== undefined && { caller: prepared.caller }), mode: 'queued', status: 'queued', attempts: 0, createdAt: now, updatedAt: now }, { abortSignal });
     await state.queue.enqueue({ id }, { abortSignal });
   } catch (error) {
     await Promise.allSettled([state.statuses.remove(id), state.outbox.remove(id)]);
@@ -120,7 +123,7 @@ async function enqueue(state: SendState, prepared: PreparedMessage, id: string, 
  */
 async function sendRecorded(runtime: MailRuntime, state: SendState, prepared: PreparedMessage, id: string, release: () => Promise<void>, abortSignal: AbortSignal | undefined): Promise<SendAnswer> {
   const now = new Date().toISOString();
-  const record: SendRecord = { id, profile: prepared.profile.name, mode: 'sync', status: 'sending', attempts: 1, createdAt: now, updatedAt: now };
+  const record: SendRecord = { id, profile: prepared.profile.name, ...(prepared.caller !== undefined && { caller: prepared.caller }), mode: 'sync', status: 'sending', attempts: 1, createdAt: now, updatedAt: now };
   const logStatusFailure = (error: unknown) => runtime.logger.error({ operation: 'send.status', profile: record.profile, id, outcome: 'error', code: isMailError(error) ? error.code : 'ESTATE' });
   let etag: string;
   try {

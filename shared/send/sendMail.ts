@@ -4,7 +4,8 @@ import { withAuthRetry } from '../identity/tokenProvider.js';
 import { addressAllowed, parseAddress } from '../mail/address.js';
 import { sendRequestSchema, type OutgoingMessage, type SendRequest } from '../mail/outgoing.js';
 import type { MailRuntime, SendLimits } from '../runtime.js';
-import type { Profile } from '../config/profiles.js';
+import { checkCallerFrom, profileForCaller } from '../callers/authorize.js';
+import type { Caller, Profile } from '../config/profiles.js';
 
 export interface SendOutcome {
   id: string;
@@ -24,6 +25,8 @@ export interface SendMailOptions {
 export interface PreparedMessage {
   profile: Profile;
   message: OutgoingMessage;
+  /** The caller that asked for it, when callers are configured. */
+  caller?: string;
 }
 
 /**
@@ -54,12 +57,12 @@ export async function deliverMessage(runtime: MailRuntime, prepared: PreparedMes
 }
 
 /** Parses, normalizes and checks a send request against the profile; throws 4xx MailErrors. */
-export function prepareMessage(runtime: MailRuntime, body: unknown): PreparedMessage {
+export function prepareMessage(runtime: MailRuntime, body: unknown, options: { caller?: Caller } = {}): PreparedMessage {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw new MailError('EINPUT', 'the body must be a JSON object', { hint: 'Send Content-Type: application/json with a message object.' });
   }
   const named = (body as { profile?: unknown }).profile;
-  const profile = runtime.profile(typeof named === 'string' && named !== '' ? named : undefined);
+  const profile = profileForCaller(runtime, options.caller, typeof named === 'string' && named !== '' ? named : undefined);
   checkCounts(body as Record<string, unknown>, runtime.sendLimits(profile));
   const parsed = sendRequestSchema.safeParse(body);
   if (!parsed.success) throw inputError(parsed.error);
@@ -68,8 +71,9 @@ export function prepareMessage(runtime: MailRuntime, body: unknown): PreparedMes
     throw new MailError('EINPUT', `profile "${profile.name}" is not configured to send`, { field: 'profile', profile: profile.name, hint: 'Add a send section to the profile, or use another profile.' });
   }
   const message = normalize(profile, request);
+  checkCallerFrom(options.caller, message.from.address);
   checkLimits(runtime, profile, message);
-  return { profile, message };
+  return { profile, message, ...(options.caller && { caller: options.caller.name }) };
 }
 
 function normalize(profile: Profile, request: SendRequest): OutgoingMessage {

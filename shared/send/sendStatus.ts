@@ -1,3 +1,4 @@
+import type { Caller } from '../config/profiles.js';
 import { MailError } from '../errors.js';
 import { redact } from '../redact.js';
 import type { SendState } from '../state/sendState.js';
@@ -20,9 +21,11 @@ export interface SendStatusView {
  * The status of a queued send, or of a sync send that carried an Idempotency-Key (a sync send
  * without one is answered in full by its 200 and not recorded): ESEND_NOT_FOUND otherwise.
  */
-export async function readSendStatus(state: SendState, id: string, options: { abortSignal?: AbortSignal } = {}): Promise<SendStatusView> {
+export async function readSendStatus(state: SendState, id: string, options: { abortSignal?: AbortSignal; caller?: Caller } = {}): Promise<SendStatusView> {
   const stored = id === '' ? undefined : await state.statuses.get(id, options);
-  if (!stored) {
+  // Another caller's send is answered as no send at all: its existence is not this caller's to learn.
+  const visible = stored !== undefined && (options.caller === undefined || options.caller.admin || stored.record.caller === options.caller.name);
+  if (!stored || !visible) {
     throw new MailError('ESEND_NOT_FOUND', `no send with id "${id.slice(0, 100)}"`, {
       field: 'id',
       hint: 'Use the id (or Location) that POST /api/send answered with; sends without an Idempotency-Key in sync mode are not recorded.',

@@ -22,6 +22,8 @@ export interface SendError {
 export interface SendRecord {
   id: string;
   profile: string;
+  /** The caller that made the send, when callers are configured: only it (or an admin) may read its status. */
+  caller?: string;
   /** How the request was accepted: `queued` answered 202, `sync` sent inside the request. */
   mode: 'queued' | 'sync';
   status: SendStatus;
@@ -50,6 +52,7 @@ const ROW_KEY = 'send';
 const rowSchema = z.object({
   id: z.string(),
   profile: z.string(),
+  caller: z.string().optional(),
   mode: z.enum(['queued', 'sync']),
   status: z.enum(SEND_STATUSES),
   attempts: z.number().int().nonnegative(),

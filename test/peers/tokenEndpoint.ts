@@ -1,4 +1,4 @@
-import { createHash, createPublicKey, randomBytes, verify, X509Certificate } from 'node:crypto';
+import { createHash, createPublicKey, generateKeyPairSync, randomBytes, verify, X509Certificate, type KeyPairKeyObjectResult } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HttpsPeer, readBody, sendJson as json } from './httpsServer.js';
 
@@ -104,6 +104,44 @@ export class TokenEndpointPeer extends HttpsPeer {
   /** Every refresh token ever issued, valid or not. */
   readonly refreshTokens = new Map<string, RefreshTokenRecord>();
   private readonly codes = new Map<string, AuthorizationCode>();
+  /** The keys the tenants sign access tokens for APIs with (RS256), served as the discovery's JWKS. */
+  private keys?: { signing: Array<KeyPairKeyObjectResult & { kid: string }>; stranger: KeyPairKeyObjectResult };
+
+  /** Made when first needed: most tests never ask for an API token, and RSA keys take a while. */
+  private get signingKeys() {
+    return this.apiKeys().signing;
+  }
+
+  private apiKeys() {
+    this.keys ??= {
+      signing: [0, 1].map((i) => ({ ...generateKeyPairSync('rsa', { modulusLength: 2048 }), kid: `peer-key-${i}` })),
+      // A key no tenant publishes: a token it signs must be refused.
+      stranger: generateKeyPairSync('rsa', { modulusLength: 2048 }),
+    };
+    return this.keys;
+  }
+
+  /**
+   * An access token for an API (an app exposing one, as this app does for its callers), signed
+   * RS256 as Entra signs v2.0 tokens: iss `<url>/<tenant>/v2.0`, aud, azp (the calling app),
+   * roles, exp. Each field can be made wrong to try a validator.
+   */
+  async apiToken(input: { tenantId: string; clientId: string; audience: string; roles?: string[]; expiresInSeconds?: number; issuer?: string; signedBy?: 'stranger'; keyIndex?: number; claims?: Record<string, unknown> }): Promise<string> {
+    const jose = await import('jose');
+    const key = input.signedBy === 'stranger' ? { privateKey: this.apiKeys().stranger.privateKey, kid: 'peer-key-0' } : this.signingKeys[input.keyIndex ?? 0]!;
+    const now = Math.floor(Date.now() / 1000);
+    return new jose.SignJWT({ azp: input.clientId, tid: input.tenantId, ver: '2.0', ...(input.roles && { roles: input.roles }), ...input.claims })
+      .setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: key.kid })
+      .setIssuer(input.issuer ?? `${this.url}/${input.tenantId}/v2.0`)
+      .setAudience(input.audience)
+      .setIssuedAt(now)
+      .setNotBefore(now)
+      .setExpirationTime(now + (input.expiresInSeconds ?? 3600))
+      .sign(key.privateKey);
+  }
+
+  /** How many times the JWKS was fetched. */
+  jwksFetches = 0;
 
   /** For IDENTITY_ENDPOINT (App Service managed identity). */
   get managedIdentityEndpoint(): string {
@@ -174,6 +212,10 @@ export class TokenEndpointPeer extends HttpsPeer {
         response_types_supported: ['code', 'id_token', 'code id_token', 'id_token token'],
         token_endpoint_auth_methods_supported: ['client_secret_post', 'private_key_jwt', 'client_secret_basic'],
       });
+    }
+    if (req.method === 'GET' && /^\/[^/]+\/discovery\/v2\.0\/keys$/.test(url.pathname)) {
+      this.jwksFetches++;
+      return json(res, 200, { keys: this.signingKeys.map((k) => ({ ...(k.publicKey.export({ format: 'jwk' }) as object), kid: k.kid, use: 'sig', alg: 'RS256' })) });
     }
     const tokenPath = /^\/([^/]+)\/oauth2\/v2\.0\/token$/.exec(url.pathname);
     if (req.method === 'POST' && tokenPath) return this.token(tokenPath[1]!, new URLSearchParams(body), url.pathname, res);
