@@ -13,8 +13,8 @@ export const REDACTED = '[redacted]';
  * be forgotten. An access token is forgotten an hour after it expires (nothing presents it after
  * that, so nothing can echo it); without that a process renewing tokens every hour would grow
  * this map, and the work of every `redact` call, for as long as it runs. Secrets have no expiry
- * and stay. MAX_SENSITIVE_VALUES bounds the rest: past it, the oldest registration goes first
- * (a secret read from the store again is registered again).
+ * and stay. MAX_SENSITIVE_VALUES bounds the values that expire: past it, the oldest such
+ * registration goes first; a secret is never dropped for room.
  */
 const known = new Map<string, { forms: string[]; forgetAt: number }>();
 export const MAX_SENSITIVE_VALUES = 1000;
@@ -33,9 +33,11 @@ export function registerSensitive(value: string | undefined, options: SensitiveO
   known.delete(value);
   known.set(value, { forms, forgetAt: options.expiresAt === undefined ? Infinity : options.expiresAt + KEEP_AFTER_EXPIRY_MS });
   for (const [registered, entry] of known) if (entry.forgetAt <= now) known.delete(registered);
-  for (const registered of known.keys()) {
+  // Over the bound, the oldest values that expire go first; a secret (no expiry) is never
+  // dropped, or a flood of short-lived values (callers' tokens) could make a vault secret printable.
+  for (const [registered, entry] of known) {
     if (known.size <= MAX_SENSITIVE_VALUES) break;
-    known.delete(registered);
+    if (entry.forgetAt !== Infinity) known.delete(registered);
   }
 }
 

@@ -35,12 +35,19 @@ function challenge(callers: readonly Caller[]): string {
   return schemes.join(', ');
 }
 
+/**
+ * How long a credential a request presented stays on the redaction list: the length of the
+ * request, with room. Not for ever, since anyone may present any number of them; the caller
+ * keys themselves are registered by the secret store when read, with no expiry.
+ */
+const PRESENTED_CREDENTIAL_MS = 10 * 60 * 1000;
+
 async function identify(runtime: MailRuntime, callers: readonly Caller[], headers: CallerHeaders): Promise<Caller> {
   const bearer = /^Bearer\s+(\S+)\s*$/i.exec(headers.get('authorization') ?? '')?.[1];
   const key = headers.get('x-api-key') ?? undefined;
   const unauthenticated = (message: string, hint: string) => new MailError('EUNAUTHENTICATED', message, { hint, challenge: challenge(callers) });
   if (bearer !== undefined) {
-    registerSensitive(bearer);
+    registerSensitive(bearer, { expiresAt: Date.now() + PRESENTED_CREDENTIAL_MS });
     const payload = await verifier(runtime).verify(bearer);
     // v2.0 tokens name the client in azp, v1.0 tokens in appid.
     const appId = typeof payload.azp === 'string' ? payload.azp : typeof payload.appid === 'string' ? payload.appid : undefined;
@@ -52,7 +59,7 @@ async function identify(runtime: MailRuntime, callers: readonly Caller[], header
     return caller;
   }
   if (key !== undefined && key !== '') {
-    registerSensitive(key);
+    registerSensitive(key, { expiresAt: Date.now() + PRESENTED_CREDENTIAL_MS });
     const given = digest(key);
     for (const caller of callers) {
       if (caller.keySecret === undefined) continue;

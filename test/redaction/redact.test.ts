@@ -80,18 +80,22 @@ describe('redact removes registered secrets and tokens from any text', () => {
     assert.equal(redact(token), REDACTED);
   });
 
-  it(`keeps at most ${MAX_SENSITIVE_VALUES} values: past that the oldest registration goes, a re-registered one stays`, () => {
-    const first = `first-${randomBytes(8).toString('hex')}`;
-    const refreshed = `refreshed-${randomBytes(8).toString('hex')}`;
-    registerSensitive(first);
-    registerSensitive(refreshed);
-    const values = Array.from({ length: MAX_SENSITIVE_VALUES }, (_, i) => `value-${i}-${randomBytes(8).toString('hex')}`);
-    values.forEach((value, i) => {
-      registerSensitive(value);
-      if (i % 100 === 0) registerSensitive(refreshed);
+  it(`past ${MAX_SENSITIVE_VALUES} values the oldest expiring one goes, a re-registered one stays, and a secret is never dropped, however many tokens come after it`, () => {
+    const secret = `vault-secret-${randomBytes(8).toString('hex')}`;
+    const inAnHour = Date.now() + 3600_000;
+    const first = `first-token-${randomBytes(8).toString('hex')}`;
+    const refreshed = `refreshed-token-${randomBytes(8).toString('hex')}`;
+    registerSensitive(secret);
+    registerSensitive(first, { expiresAt: inAnHour });
+    registerSensitive(refreshed, { expiresAt: inAnHour });
+    const flood = Array.from({ length: 2 * MAX_SENSITIVE_VALUES }, (_, i) => `presented-${i}-${randomBytes(8).toString('hex')}`);
+    flood.forEach((value, i) => {
+      registerSensitive(value, { expiresAt: inAnHour });
+      if (i % 100 === 0) registerSensitive(refreshed, { expiresAt: inAnHour });
     });
-    assert.equal(redact(first), first);
+    assert.equal(redact(secret), REDACTED, 'the secret stays on the list');
+    assert.equal(redact(first), first, 'the oldest expiring value went');
     assert.equal(redact(refreshed), REDACTED);
-    assert.equal(redact(values.at(-1)!), REDACTED);
+    assert.equal(redact(flood.at(-1)!), REDACTED);
   });
 });

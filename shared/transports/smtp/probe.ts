@@ -1,18 +1,20 @@
 import { untilAborted } from '../../abort.js';
 import type { Profile } from '../../config/profiles.js';
 import { translateSmtpError } from './smtpErrors.js';
+import { smtpSecurity } from './security.js';
 import { smtpPoolOptions } from './smtpSender.js';
 
 /**
- * Connects to the profile's SMTP endpoint with the sender's own connection settings (port 587,
- * STARTTLS required, AUTH forced), logs in with XOAUTH2 and quits: nodemailer's `verify()`
- * sends no MAIL FROM, so nothing is submitted. The token is the one the token step obtained:
- * Exchange answers a refused token with 535 at once, so there is nothing to renew here.
+ * Connects to the profile's SMTP endpoint with the sender's own connection settings (its
+ * smtpSecurity: STARTTLS required, or implicit TLS; AUTH forced), logs in with XOAUTH2 and
+ * quits: nodemailer's `verify()` sends no MAIL FROM, so nothing is submitted. The token is the
+ * one the token step obtained: Exchange answers a refused token with 535 at once, so there is
+ * nothing to renew here.
  */
 export async function verifySmtpLogin(profile: Profile, token: string, options: { abortSignal?: AbortSignal }): Promise<void> {
   const nodemailer = require('nodemailer') as typeof import('nodemailer');
   const transport = nodemailer.createTransport({
-    ...smtpPoolOptions(profile.endpoints.smtp),
+    ...smtpPoolOptions(profile.endpoints.smtp, smtpSecurity(profile)),
     auth: { type: 'OAuth2', user: profile.mailbox, accessToken: token },
   });
   try {

@@ -3,6 +3,8 @@ import type { Profile } from '../../config/profiles.js';
 import { MailError, type ErrorCode } from '../../errors.js';
 import type { OutgoingMessage } from '../../mail/outgoing.js';
 import { redact } from '../../redact.js';
+import { socketErrorKind } from '../mailProtocolErrors.js';
+import { describeSmtpSecurity, smtpSecurity, type SmtpSecurity } from './security.js';
 
 /**
  * Carries a token failure through nodemailer, which re-labels any error raised while it
@@ -24,6 +26,14 @@ interface Reply {
   /** The server's reply text, redacted. */
   text: string;
   command?: string;
+  /** The system or OpenSSL code beneath nodemailer's (ESOCKET): ERR_SSL_WRONG_VERSION_NUMBER, UNABLE_TO_VERIFY_LEAF_SIGNATURE, ECONNREFUSED... */
+  originalCode?: string;
+  /** Which of nodemailer's timeouts an ETIMEDOUT is: CONNECT_TIMEOUT, GREETING_TIMEOUT, SOCKET_TIMEOUT. */
+  timeoutType?: string;
+  /** OpenSSL's reason for a TLS failure, e.g. "wrong version number". */
+  reason?: string;
+  /** The profile's smtpSecurity, under which the error happened. */
+  security: SmtpSecurity;
 }
 
 interface Rule {
@@ -33,11 +43,26 @@ interface Rule {
   /** Seconds a caller should wait: SMTP has no Retry-After, so these follow Exchange Online's documented limits. */
   retryAfter?: number;
   field?: string;
+  /** The message after `profile "<name>": ` when the server's text would not say what happened; default: command and reply text. */
+  message?: (profile: Profile, reply: Reply) => string;
 }
 
 const enhanced = (...codes: string[]) => (r: Reply) => r.enhanced !== undefined && codes.includes(r.enhanced);
 const says = (pattern: RegExp) => (r: Reply) => pattern.test(r.text);
 const transient = (r: Reply) => r.responseCode !== undefined && r.responseCode >= 400 && r.responseCode < 500;
+const endpoint = (p: Profile) => `${p.endpoints.smtp.host}:${p.endpoints.smtp.port}`;
+
+/**
+ * What OpenSSL reports when the first bytes from the server are no TLS record: a plain-text
+ * "220 ..." greeting read as one ("wrong version number", or a record length from its text).
+ */
+const PLAIN_TEXT_ANSWER = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'ERR_SSL_UNKNOWN_PROTOCOL']);
+
+function tlsHint(p: Profile): string {
+  return smtpSecurity(p) === 'implicit'
+    ? `TLS with ${endpoint(p)} failed (${describeSmtpSecurity(p)}: TLS from the first byte); mail is never sent in plain text: the server must present a certificate this host trusts (NODE_EXTRA_CA_CERTS for a private CA).`
+    : `STARTTLS with ${endpoint(p)} failed; mail is never sent in plain text: the server must offer STARTTLS with a certificate this host trusts (NODE_EXTRA_CA_CERTS for a private CA).`;
+}
 
 /**
  * Exchange Online's SMTP client-submission replies, first match wins. Sources:
@@ -115,10 +140,36 @@ const RULES: Rule[] = [
     hint: (p) => `XOAUTH2 authentication with ${p.endpoints.smtp.host}:${p.endpoints.smtp.port} failed: check that the server offers AUTH XOAUTH2 (Exchange Online does on port 587 after STARTTLS).`,
   },
   {
+    // Implicit TLS against a STARTTLS port: the handshake fails at once on the plain-text greeting.
+    when: (r) => r.security === 'implicit' && r.code === 'ESOCKET' && PLAIN_TEXT_ANSWER.has(r.originalCode ?? ''),
+    code: 'ETLS',
+    message: (p, r) => `the TLS handshake with ${endpoint(p)} failed: ${r.reason ?? r.originalCode}: the server answered in plain text`,
+    hint: (p) =>
+      `${endpoint(p)} speaks plain SMTP first, as a STARTTLS port (587) does, but ${describeSmtpSecurity(p)} (TLS from the first byte): ` +
+      `set send.smtpSecurity to "starttls" for port ${p.endpoints.smtp.port}, or point endpoints.smtp at the server's implicit-TLS port (465). Nothing was sent.`,
+  },
+  {
+    // STARTTLS against an implicit-TLS port: the server waits silently for a TLS handshake, so
+    // no greeting comes before nodemailer's greetingTimeout. Possibly just a slow server: retried.
+    when: (r) => r.security === 'starttls' && r.code === 'ETIMEDOUT' && r.timeoutType === 'GREETING_TIMEOUT',
+    code: 'ECONNECTION',
+    retryAfter: 30,
+    message: (p) => `${endpoint(p)} accepted the connection but sent no SMTP greeting`,
+    hint: (p) =>
+      `A server that stays silent after the connect is usually an implicit-TLS port (465) waiting for a TLS handshake, but ${describeSmtpSecurity(p)} (plain connect, then STARTTLS): ` +
+      `set send.smtpSecurity to "implicit" for port ${p.endpoints.smtp.port}, or point endpoints.smtp at the server's STARTTLS port (587). Nothing was sent.`,
+  },
+  {
     when: (r) => r.code === 'ETLS' || r.code === 'EREQUIRETLS',
     code: 'ETLS',
-    hint: (p) =>
-      `STARTTLS with ${p.endpoints.smtp.host}:${p.endpoints.smtp.port} failed; mail is never sent in plain text: the server must offer STARTTLS with a certificate this host trusts (NODE_EXTRA_CA_CERTS for a private CA).`,
+    hint: tlsHint,
+  },
+  {
+    // Under implicit TLS the handshake is part of connecting: an untrusted certificate arrives as a socket error.
+    when: (r) => r.code === 'ESOCKET' && socketErrorKind({ code: r.originalCode }) === 'ETLS',
+    code: 'ETLS',
+    message: (p, r) => `the TLS handshake with ${endpoint(p)} failed: ${r.text} (${r.originalCode})`,
+    hint: tlsHint,
   },
   {
     when: (r) => ['ECONNECTION', 'ESOCKET', 'ETIMEDOUT', 'EDNS', 'EPROXY'].includes(r.code ?? '') && r.responseCode === undefined,
@@ -134,7 +185,16 @@ const RULES: Rule[] = [
   },
 ];
 
-function parseReply(error: NodemailerError): Reply {
+/** What nodemailer (and Node's TLS layer beneath it) put on the error beyond NodemailerError's type. */
+interface ConnectionDetails {
+  originalCode?: unknown;
+  timeoutType?: unknown;
+  reason?: unknown;
+}
+
+const stringOrUndefined = (value: unknown) => (typeof value === 'string' ? value : undefined);
+
+function parseReply(error: NodemailerError & ConnectionDetails, security: SmtpSecurity): Reply {
   const text = redact(error.response ?? error.message);
   return {
     code: error.code,
@@ -142,6 +202,10 @@ function parseReply(error: NodemailerError): Reply {
     enhanced: /^\d{3}[ -]([245]\.\d{1,3}\.\d{1,3})\b/.exec(error.response ?? '')?.[1],
     text,
     command: error.command,
+    originalCode: stringOrUndefined(error.originalCode),
+    timeoutType: stringOrUndefined(error.timeoutType),
+    reason: stringOrUndefined(error.reason),
+    security,
   };
 }
 
@@ -163,7 +227,7 @@ export function translateSmtpError(profile: Profile, message: OutgoingMessage | 
   if (error instanceof TokenFailure) return error.failure instanceof MailError ? error.failure : new MailError('ETOKEN', `profile "${profile.name}": ${redact(String(error.failure))}`, { profile: profile.name });
   if (!(error instanceof Error)) return new MailError('EPROVIDER', `profile "${profile.name}": SMTP send failed: ${redact(String(error))}`, { profile: profile.name });
   const nodemailerError = error as NodemailerError;
-  const reply = parseReply(nodemailerError);
+  const reply = parseReply(nodemailerError, smtpSecurity(profile));
   const what = reply.command ? `${reply.command}: ${reply.text}` : reply.text;
   const options = { profile: profile.name, providerCode: reply.enhanced ?? (reply.responseCode === undefined ? reply.code : String(reply.responseCode)), cause: error };
 
@@ -177,7 +241,7 @@ export function translateSmtpError(profile: Profile, message: OutgoingMessage | 
   }
   const rule = RULES.find((r) => r.when(reply));
   if (rule) {
-    return new MailError(rule.code, `profile "${profile.name}": ${what}`, { ...options, hint: rule.hint(profile), field: rule.field, retryAfter: rule.retryAfter });
+    return new MailError(rule.code, `profile "${profile.name}": ${rule.message?.(profile, reply) ?? what}`, { ...options, hint: rule.hint(profile), field: rule.field, retryAfter: rule.retryAfter });
   }
   if (reply.code === 'EENVELOPE' && reply.command === 'MAIL FROM') {
     return new MailError('EREJECTED', `profile "${profile.name}": the SMTP server refused the sender: ${reply.text}`, { ...options, field: 'from', hint: 'Send from the profile\'s mailbox or an address it may send as.' });

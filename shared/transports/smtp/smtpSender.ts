@@ -5,22 +5,30 @@ import type { Profile } from '../../config/profiles.js';
 import { toNodemailerOptions } from '../../mail/compose.js';
 import type { OutgoingMessage } from '../../mail/outgoing.js';
 import type { MailSender, SendOptions, SendResult, TransportDeps } from '../types.js';
+import { smtpSecurity, type SmtpSecurity } from './security.js';
 import { TokenFailure, translateSmtpError } from './smtpErrors.js';
 
 /**
- * Pool settings shared by the sender and the benchmark's raw-nodemailer baseline.
- * Exchange Online refuses a fourth concurrent submission session per mailbox
+ * Pool settings shared by the sender, the connection test and the benchmark's raw-nodemailer
+ * baseline, for the profile's `smtpSecurity(profile)`. Exchange Online refuses a fourth
+ * concurrent submission session per mailbox
  * ("432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded"), hence 3.
+ *
+ * Neither mode sends AUTH or mail in plain text (STARTTLS has only the greeting, EHLO and
+ * STARTTLS itself before the handshake), and both verify the server's certificate (Node's trust store plus NODE_EXTRA_CA_CERTS). nodemailer's
+ * own timeouts bound a mismatch: implicit TLS against a STARTTLS port fails at once (the
+ * plain-text greeting is no TLS record), STARTTLS against an implicit-TLS port after
+ * greetingTimeout (30 s: the server waits silently for a TLS handshake).
  */
-export function smtpPoolOptions(endpoint: HostPort): SMTPPoolOptions & { pool: true } {
+export function smtpPoolOptions(endpoint: HostPort, security: SmtpSecurity): SMTPPoolOptions & { pool: true } {
   return {
     pool: true,
     host: endpoint.host,
     port: endpoint.port,
-    // Port 587 client submission: plain connect, then STARTTLS, which requireTLS makes
-    // mandatory; a server without STARTTLS fails with ETLS instead of getting plain text.
-    secure: false,
-    requireTLS: true,
+    // implicit (port 465): TLS from the first byte. starttls (port 587): plain connect, then
+    // STARTTLS, which requireTLS makes mandatory; a server without STARTTLS fails with ETLS
+    // instead of getting plain text.
+    ...(security === 'implicit' ? { secure: true } : { secure: false, requireTLS: true }),
     // Authenticate even if the server does not advertise AUTH: never submit anonymously.
     forceAuth: true,
     maxConnections: 3,
@@ -29,7 +37,8 @@ export function smtpPoolOptions(endpoint: HostPort): SMTPPoolOptions & { pool: t
 }
 
 /**
- * Sends through SMTP client submission with XOAUTH2, one nodemailer pool per profile.
+ * Sends through SMTP client submission with XOAUTH2, one nodemailer pool per profile, over
+ * STARTTLS or implicit TLS as `smtpSecurity(profile)` says.
  *
  * Tokens come from the profile's TokenProvider through nodemailer's provisionCallback,
  * never from nodemailer's own refresh logic. The callback ignores nodemailer's `renew`
@@ -51,7 +60,7 @@ export class SmtpSender implements MailSender {
       const nodemailer = require('nodemailer') as typeof import('nodemailer');
       const scope = exchangeScope(this.profile.endpoints);
       this.transport = nodemailer.createTransport({
-        ...smtpPoolOptions(this.profile.endpoints.smtp),
+        ...smtpPoolOptions(this.profile.endpoints.smtp, smtpSecurity(this.profile)),
         auth: {
           type: 'OAuth2',
           user: this.profile.mailbox,
