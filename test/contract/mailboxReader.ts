@@ -15,9 +15,8 @@
  *   stable; no UIDVALIDITY or delta token to expire); no missing-folder case (no folders).
  * - IMAP: has every case.
  * - file: no login, no tokens, no TLS, no network (a folder on disk), so no EAUTH, renewal,
- *   ETLS or ECONNECTION case; no read flag (markRead leaves a file as it is); no foreign-cursor
- *   case (an unreadable cursor restarts from the oldest file, but `resynced` is always false);
- *   no stale-cursor case (names only); no missing-folder case (a missing folder is created).
+ *   ETLS or ECONNECTION case; no read flag (markRead leaves a file as it is); no stale-cursor
+ *   case (names only); no missing-folder case (a missing folder is created).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';

@@ -48,6 +48,7 @@ describeMailboxReader('file (a folder of .eml files)', () => ({
   },
   reports: { size: true, receivedAt: true, seen: false },
   perMessageCursor: true,
+  foreignCursor: { uidValidity: 7, lastUid: 3 },
   afterFetch: { markRead: false, delete: true, move: { target: (f) => path.join(f.dir, 'processed'), movedTo: (_f, target) => emlFiles(target) } },
 }));
 

@@ -31,7 +31,8 @@ export class FileReader implements MailboxReader {
 }
 
 class FileSession implements MailboxSession {
-  readonly resynced = false;
+  /** A cursor that is not a file cursor (another transport's, or damaged) is discarded, and says so. */
+  resynced = false;
   private last?: ReaderCursor;
   /** The cursor after each message listed in this session, answered when it is acknowledged. */
   private readonly cursors = new Map<string, ReaderCursor>();
@@ -40,6 +41,7 @@ class FileSession implements MailboxSession {
 
   async *messages(cursor: ReaderCursor | undefined, options: { limit: number; abortSignal?: AbortSignal }): AsyncIterable<FetchedMessage> {
     const parsed = cursor === undefined ? undefined : fileCursorSchema.safeParse(cursor);
+    this.resynced = parsed !== undefined && !parsed.success;
     const entries = await this.list();
     const present = new Set(entries.map((e) => e.name));
     // Names no longer in the folder were moved or deleted: forgetting them keeps the cursor small.
