@@ -6,9 +6,9 @@
  *
  * What each adapter lacks, and why:
  * - Graph: no per-message cursor (a delta round advances as a whole through finalCursor; the
- *   round case covers it); no size (delta answers carry none); no token-renewal case (open()
- *   makes no request for a well-known folder, so withAuthRetry around open, as the poll does it,
- *   never meets a refused token); no ETLS case (the Graph SDK reports a failed TLS handshake
+ *   round case covers it); no size (delta answers carry none); no token-renewal case here (its
+ *   count of logins does not fit Graph, where every request carries the token: graphReader.test.ts
+ *   proves the renewal at open); no ETLS case (the Graph SDK reports a failed TLS handshake
  *   like any request without an answer: ECONNECTION).
  * - POP3: no received time and no read flag (RFC 1939 keeps neither); no markRead, no move
  *   (no flags, one maildrop: the profile schema refuses both); no stale-cursor case (UIDLs are

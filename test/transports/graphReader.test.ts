@@ -2,7 +2,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Profile } from '../../shared/config/profiles.js';
 import { parseProfiles } from '../../shared/profiles/load.js';
-import { ProfileTokenProvider } from '../../shared/identity/tokenProvider.js';
+import { ProfileTokenProvider, withAuthRetry } from '../../shared/identity/tokenProvider.js';
 import { silentLogger } from '../../shared/log.js';
 import { EnvironmentSecretStore } from '../../shared/secrets/environment.js';
 import { CachedSecretStore } from '../../shared/secrets/store.js';
@@ -75,6 +75,20 @@ describe('reading a mailbox folder over Microsoft Graph delta: the real Graph cl
     receivedAt += 60_000;
     return graph.mail.addMessage(mailbox, folder, rawMessage(n), { receivedAt: new Date(receivedAt) });
   }
+
+  it('a token Graph refuses is met at open, where withAuthRetry renews it once, and the delta round then reads with the new token', async () => {
+    const p = profile();
+    const deps = tokensFor(p);
+    const r = createReader(p, deps);
+    deliver(1);
+    await (await r.open()).close();
+    entra.revokeAll();
+    const tokenRequests = entra.tokenRequests().length;
+    const session = await withAuthRetry(deps.tokens, () => r.open());
+    const messages = await collect(session, undefined);
+    assert.equal(messages.length, 1);
+    assert.equal(entra.tokenRequests().length - tokenRequests, 1, 'exactly one new token');
+  });
 
   it('follows @odata.nextLink across pages, keeps the deltaLink as the cursor, and streams each MIME intact from $value', async () => {
     graph.mail.maxPageSize = 3;

@@ -64,7 +64,14 @@ export class GraphReader implements MailboxReader {
   }
 
   async open(options: { abortSignal?: AbortSignal } = {}): Promise<MailboxSession> {
-    const folder = await this.folders.resolve(this.profile.receive?.folder ?? 'Inbox', { create: false, abortSignal: options.abortSignal });
+    const name = this.profile.receive?.folder ?? 'Inbox';
+    const folder = await this.folders.resolve(name, { create: false, abortSignal: options.abortSignal });
+    // A well-known name resolves without asking Graph: the folder is read here all the same, so
+    // that a token Graph refuses shows at open, where the poll renews it once (withAuthRetry),
+    // not in the middle of a delta round, where it would fail the poll until the token expired.
+    if (WELL_KNOWN_FOLDERS.has(name.toLowerCase())) {
+      await this.graph.call(`${this.graph.userPath}/mailFolders/${encodeURIComponent(folder)}`, { abortSignal: options.abortSignal }, (request) => request.select('id').get() as Promise<unknown>);
+    }
     return new GraphSession(this.profile, this.graph, this.folders, folder);
   }
 }
