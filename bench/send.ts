@@ -14,6 +14,7 @@ import { toNodemailerOptions } from '../shared/mail/compose.js';
 import type { OutgoingMessage } from '../shared/mail/outgoing.js';
 import { MailRuntime } from '../shared/runtime.js';
 import { prepareMessage } from '../shared/send/sendMail.js';
+import { smtpSecurity } from '../shared/transports/smtp/security.js';
 import { smtpPoolOptions } from '../shared/transports/smtp/smtpSender.js';
 import { SmtpPeer } from '../test/peers/smtpPeer.js';
 import { rerunWithTestCa } from '../test/peers/testCa.js';
@@ -65,7 +66,7 @@ async function bench(n: number, rounds: number): Promise<void> {
     const profile = runtime.profile('bench');
     const ours = runtime.sender(profile);
     const token = await runtime.tokens(profile).getToken(exchangeScope(profile.endpoints));
-    const raw = nodemailer.createTransport({ ...smtpPoolOptions(profile.endpoints.smtp), auth: { type: 'OAuth2', user: MAILBOX, accessToken: token } });
+    const raw = nodemailer.createTransport({ ...smtpPoolOptions(profile.endpoints.smtp, smtpSecurity(profile)), auth: { type: 'OAuth2', user: MAILBOX, accessToken: token } });
 
     // Warm-up (not counted): pools connect and authenticate, the token is fetched, code is JIT-compiled.
     await timed(WARM_UP, (i) => ours.send(messages[i]!));
@@ -91,7 +92,7 @@ async function bench(n: number, rounds: number): Promise<void> {
     const oursRate = median(oursRates);
     const rawRate = median(rawRates);
 
-    const pool = smtpPoolOptions(profile.endpoints.smtp);
+    const pool = smtpPoolOptions(profile.endpoints.smtp, smtpSecurity(profile));
     console.log(`bench/send: ${n} messages x ${rounds} rounds each (median), pool maxConnections=${pool.maxConnections} maxMessages=${pool.maxMessages}, STARTTLS + XOAUTH2, loopback smtp-server (${delivered} delivered)`);
     console.log(`  SmtpSender:      ${oursRate.toFixed(0)} messages/s (rounds: ${oursRates.map((r) => r.toFixed(0)).join(', ')})`);
     console.log(`  raw nodemailer:  ${rawRate.toFixed(0)} messages/s (rounds: ${rawRates.map((r) => r.toFixed(0)).join(', ')})`);

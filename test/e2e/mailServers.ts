@@ -10,7 +10,8 @@ import { serverTls } from '../peers/tls.js';
 const run = promisify(execFile);
 
 /**
- * The real Dovecot (IMAP, POP3, LMTP, SASL) and Postfix (submission) from Debian's packages,
+ * The real Dovecot (IMAP, POP3, LMTP, SASL) and Postfix (submission with STARTTLS, and
+ * submissions with implicit TLS) from Debian's packages,
  * each started by the suite as root with its own config in a temporary folder, listening on
  * free loopback ports with the test CA's certificate. Bearer tokens are checked by Dovecot's
  * oauth2 passdb against the token endpoint peer's RFC 7662 introspection URL; Postfix takes
@@ -43,7 +44,7 @@ export class MailServers {
   private dovecot?: ChildProcess;
   private postfix?: ChildProcess;
   private readonly output: string[] = [];
-  private ports = { imaps: 0, pop3s: 0, submission: 0 };
+  private ports = { imaps: 0, pop3s: 0, submission: 0, submissions: 0 };
   /** If the test process ends without `stop` (a crash), the servers' process groups go with it. */
   private readonly killOnExit = () => {
     for (const child of [this.dovecot, this.postfix]) if (child) killGroup(child, 'SIGKILL');
@@ -70,6 +71,15 @@ export class MailServers {
     return `127.0.0.1:${this.ports.submission}`;
   }
 
+  /**
+   * `host:port` for `profile.endpoints.smtp` with `send.smtpSecurity: "implicit"`: Postfix's
+   * submissions service (RFC 8314, port 465 style: TLS from the first byte, smtpd_tls_wrappermode),
+   * SASL through Dovecot as on the submission service. It logs as postfix/submissions/smtpd.
+   */
+  get submissions(): string {
+    return `127.0.0.1:${this.ports.submissions}`;
+  }
+
   private get postfixLog(): string {
     return path.join(this.dir, 'postfix', 'maillog');
   }
@@ -93,8 +103,8 @@ export class MailServers {
 
   private async startServers(): Promise<void> {
     await requirePrograms();
-    const [imaps, pop3s, submission] = await freePorts(3);
-    this.ports = { imaps: imaps!, pop3s: pop3s!, submission: submission! };
+    const [imaps, pop3s, submission, submissions] = await freePorts(4);
+    this.ports = { imaps: imaps!, pop3s: pop3s!, submission: submission!, submissions: submissions! };
     // The mail user and Postfix's daemons must reach files below the folder after dropping root.
     chmodSync(this.dir, 0o755);
     this.writeTls();
@@ -107,6 +117,7 @@ export class MailServers {
     // start-fg keeps Postfix's master in the spawned process group, so killOnExit reaches it.
     this.postfix = this.spawnLogged('postfix', ['-c', this.postfixConfDir, 'start-fg']);
     await this.waitForPort(this.ports.submission, 'postfix', this.postfix);
+    await this.waitForPort(this.ports.submissions, 'postfix', this.postfix);
   }
 
   async stop(): Promise<void> {
@@ -303,10 +314,17 @@ smtpd_relay_restrictions = permit_sasl_authenticated, reject
 smtpd_recipient_restrictions = permit_sasl_authenticated, reject
 `,
     );
-    // Only what a submission service and LMTP delivery need; nothing chrooted, so the
-    // absolute socket paths above work.
+    // Only what the submission services and LMTP delivery need; nothing chrooted, so the
+    // absolute socket paths above work. Both services take main.cf's TLS and SASL settings;
+    // submissions wraps the whole session in TLS (no STARTTLS), logs its handshakes under
+    // its own name and records the TLS in the Received header, so a test can tell it served.
     const services = [
       `${this.smtp} inet n - n - - smtpd`,
+      `${this.submissions} inet n - n - - smtpd`,
+      '  -o syslog_name=postfix/submissions',
+      '  -o smtpd_tls_wrappermode=yes',
+      '  -o smtpd_tls_loglevel=1',
+      '  -o smtpd_tls_received_header=yes',
       'cleanup unix n - n - 0 cleanup',
       'qmgr unix n - n 300 1 qmgr',
       'tlsmgr unix - - n 1000? 1 tlsmgr',

@@ -30,6 +30,8 @@ export interface ReceivedMessage {
   raw: Buffer;
   /** The id the peer put in its 250 reply. */
   queueId: string;
+  /** The TLS the session ran over (implicit, or after STARTTLS), as the server negotiated it; undefined for plain text. */
+  tls?: { protocol: string; cipher: string };
 }
 
 export interface AuthAttempt {
@@ -52,19 +54,26 @@ export interface SmtpPeerOptions {
   maxSize?: number;
   /** false: a server without STARTTLS that would take AUTH in plain text (the client must refuse it). @default true */
   startTls?: boolean;
+  /** TLS from the first byte, as on port 465 (smtp-server's `secure: true`), with the same certificate; no STARTTLS then. @default false */
+  implicitTls?: boolean;
+  /** Serve a self-signed certificate that no test trusts instead of the test CA's. @default false */
+  untrustedCertificate?: boolean;
 }
 
 const REFUSED = '5.7.3 Authentication unsuccessful';
 
 /**
- * An Exchange Online-like submission server on 127.0.0.1:<random>: STARTTLS with the test
- * CA's certificate, AUTH XOAUTH2 only and required, a token accepted only when the token
+ * An Exchange Online-like submission server on 127.0.0.1:<random>: STARTTLS (or, with
+ * `implicitTls`, TLS from the first byte, as on port 465) with the test CA's certificate,
+ * AUTH XOAUTH2 only and required, a token accepted only when the token
  * endpoint issued it for the Exchange audience and the SASL user is an allowed mailbox;
  * anything else gets `535 5.7.3 Authentication unsuccessful`, directly, as Exchange answers.
  */
 export class SmtpPeer {
   readonly messages: ReceivedMessage[] = [];
   readonly authAttempts: AuthAttempt[] = [];
+  /** What the server reported about failed sessions, e.g. "Socket closed while initiating TLS" when a client never starts the handshake. */
+  readonly sessionErrors: Error[] = [];
   failures: SmtpFailureModes = {};
   private server?: SMTPServer;
   private port = 0;
@@ -77,9 +86,9 @@ export class SmtpPeer {
   }
 
   async start(): Promise<this> {
-    const tls = serverTls();
+    const tls = this.options.untrustedCertificate ? await selfSigned() : serverTls();
     this.server = new SMTPServer({
-      secure: false,
+      secure: this.options.implicitTls === true,
       key: tls.key,
       cert: tls.cert,
       authMethods: ['XOAUTH2'],
@@ -97,7 +106,12 @@ export class SmtpPeer {
     });
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
-      this.server!.listen(0, '127.0.0.1', () => resolve());
+      this.server!.listen(0, '127.0.0.1', () => {
+        this.server!.off('error', reject);
+        // smtp-server emits a session's failure (a client that hangs up before or during the TLS handshake) on the server.
+        this.server!.on('error', (error) => this.sessionErrors.push(error));
+        resolve();
+      });
     });
     this.port = (this.server.server.address() as AddressInfo).port;
     return this;
@@ -168,10 +182,22 @@ export class SmtpPeer {
         },
         raw: Buffer.concat(chunks),
         queueId,
+        tls: session.secure ? negotiated(session) : undefined,
       });
       callback(null, `2.0.0 OK <${queueId}@smtp-peer.test> [Hostname=smtp-peer.test]`);
     });
   }
+}
+
+function negotiated(session: SMTPServerSession): { protocol: string; cipher: string } {
+  const cipher = session.tlsOptions as unknown as { name?: string; version?: string } | false;
+  return { protocol: (cipher && cipher.version) || 'unknown', cipher: (cipher && cipher.name) || 'unknown' };
+}
+
+async function selfSigned(): Promise<{ key: string; cert: string }> {
+  const selfsigned = require('selfsigned') as typeof import('selfsigned');
+  const pems = await selfsigned.generate([{ name: 'commonName', value: 'localhost' }], { keySize: 2048 });
+  return { key: pems.private, cert: pems.cert };
 }
 
 function replyError(reply: SmtpReply): Error {
