@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { MailError, isMailError } from '../errors.js';
+import { isMailError } from '../errors.js';
 import type { MailRuntime } from '../runtime.js';
 import { pollMailbox, receivingProfiles, type PollResult } from './pollMailbox.js';
 import { recordPollOutcome } from './pollStatus.js';
