@@ -17,7 +17,6 @@ const TENANT = 'contoso-tenant';
 const CLIENT_ID = 'smtp-app';
 const FIRST_SECRET = `first-secret-${randomBytes(8).toString('hex')}`;
 const SECOND_SECRET = `second-secret-${randomBytes(8).toString('hex')}`;
-const EXCHANGE = 'https://outlook.office365.com';
 
 // What every sender does (recipients, bodies, attachments, Message-ID, Bcc hidden, EAUTH, renewal,
 // ETLS, ECONNECTION) is the MailSender contract's: smtp.contract.test.ts. Here: SMTP's own.
