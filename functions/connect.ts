@@ -9,7 +9,7 @@ export async function connect(request: HttpRequest, context: InvocationContext):
     const runtime = getRuntime();
     await authenticateCaller(runtime, request.headers, { admin: true });
     const start = await startConsent(runtime, request.params.profile ?? '', { requestUrl: request.url });
-    return { status: 302, headers: { Location: start.location, 'Cache-Control': 'no-store' }, cookies: [start.cookie] };
+    return { status: 302, headers: { Location: start.location, 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff', 'Content-Security-Policy': "default-src 'none'; frame-ancestors 'none'" }, cookies: [start.cookie] };
   } catch (error) {
     return failureResponse(error, context, { operation: 'connect', profileInPath: true });
   }

@@ -12,7 +12,14 @@ import { getRuntime } from '../shared/runtime.js';
 function page(request: HttpRequest, status: number, lines: string[]): HttpResponseInit {
   return {
     status,
-    headers: { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer' },
+    headers: {
+      'Content-Type': 'text/plain; charset=utf-8',
+      'Cache-Control': 'no-store',
+      'Referrer-Policy': 'no-referrer',
+      // Text that quotes what the authority answered: never sniffed into HTML, never framed, nothing loaded.
+      'X-Content-Type-Options': 'nosniff',
+      'Content-Security-Policy': "default-src 'none'; frame-ancestors 'none'",
+    },
     cookies: [{ name: CONSENT_COOKIE, value: '', path: new URL(request.url).pathname, httpOnly: true, secure: true, sameSite: 'Lax', maxAge: 0 }],
     body: `${lines.join('\n')}\n`,
   };

@@ -35,6 +35,8 @@ const auth = z.discriminatedUnion('type', [
       secret: secretName.optional(),
       /** The secret the refresh token lives in; the consent flow writes it. */
       refreshToken: secretName,
+      /** The account that signs in at consent, when it is not the mailbox itself (a shared mailbox is reached through a user). Default: the mailbox. */
+      user: email.optional(),
       /** Delegated permissions to consent to, as full scope URIs; default: what send.via and receive.via need. */
       scopes: z.array(z.string().regex(/^https:\/\/[^/\s]+\/\S+$/, 'must be a full scope URI such as https://outlook.office365.com/SMTP.Send')).min(1).optional(),
     })

@@ -1,8 +1,9 @@
+import type { AccountInfo } from '@azure/msal-node';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Cookie } from '@azure/functions';
 import { MailError } from '../errors.js';
 import { consentScopes } from './scopes.js';
-import { consentError, createDelegatedApplication, requireDelegated, storeRefreshToken, takeRefreshToken } from '../identity/delegated.js';
+import { type DelegatedProfile, consentError, createDelegatedApplication, requireDelegated, storeRefreshToken, takeRefreshToken } from '../identity/delegated.js';
 import { registerSensitive } from '../redact.js';
 import type { MailRuntime } from '../runtime.js';
 import { CONSENT_TTL_MS, consentStateKey, openConsentState, sealConsentState } from './consentState.js';
@@ -12,15 +13,41 @@ export const CONSENT_COOKIE = 'm365mail_consent';
 const CALLBACK_PATH = '/api/oauth/callback';
 
 /**
- * The redirect URI registered on the app: OAUTH_REDIRECT_URI, else the callback on the host
- * the connect request came to (https, except for a local `func start`, which Entra allows
- * over http for localhost).
+ * The redirect URI registered on the app: OAUTH_REDIRECT_URI. Only for a local `func start`
+ * (a request to localhost, which Entra allows over http) is it derived from the request: on any
+ * other host the Host header is the caller's to choose, and a code must never be sent where a
+ * request said.
  */
 export function consentRedirectUri(setting: string | undefined, requestUrl: string): string {
   if (setting) return setting;
   const url = new URL(requestUrl);
   const local = url.hostname === 'localhost' || url.hostname === '127.0.0.1' || url.hostname === '[::1]';
-  return `${local ? url.protocol : 'https:'}//${url.host}${CALLBACK_PATH}`;
+  if (!local) {
+    throw new MailError('ECONFIG', 'OAUTH_REDIRECT_URI is not set: outside local development the redirect URI is not taken from the request', {
+      field: 'OAUTH_REDIRECT_URI',
+      hint: `Set OAUTH_REDIRECT_URI to https://<your function app host>${CALLBACK_PATH}, the redirect URI registered on the app (Authentication > Web).`,
+    });
+  }
+  return `${url.protocol}//${url.host}${CALLBACK_PATH}`;
+}
+
+/**
+ * The account that signed in must be the one the profile acts as: its mailbox, or `auth.user`,
+ * and of the profile's tenant when that is given as an id. Anyone can finish a sign-in at the
+ * authority; without this, whoever did would have the profile act as them. Nothing is stored
+ * on a mismatch.
+ */
+function checkSignedInAccount(profile: DelegatedProfile, account: AccountInfo | null): void {
+  const expected = (profile.auth.user ?? profile.mailbox).toLowerCase();
+  const signedIn = account?.username?.toLowerCase();
+  const again = `Sign in as ${expected} at GET /api/connect/${profile.name}${profile.auth.user === undefined ? ', or set auth.user when the mailbox is reached through another account' : ''}.`;
+  if (signedIn !== expected) {
+    throw new MailError('ECONSENT', `profile "${profile.name}" acts as ${expected}, but ${signedIn ?? 'an unknown account'} signed in: nothing was stored`, { profile: profile.name, field: 'auth.user', hint: again });
+  }
+  const tenant = profile.tenantId?.toLowerCase();
+  if (tenant !== undefined && /^[0-9a-f-]{36}$/.test(tenant) && account?.tenantId !== undefined && account.tenantId.toLowerCase() !== tenant) {
+    throw new MailError('ECONSENT', `profile "${profile.name}" is in tenant ${tenant}, but the account that signed in is of tenant ${account.tenantId}: nothing was stored`, { profile: profile.name, field: 'tenantId', hint: again });
+  }
 }
 
 export interface ConsentStart {
@@ -50,7 +77,7 @@ export async function startConsent(runtime: MailRuntime, profileName: string, op
     nonce,
     codeChallenge: challenge,
     codeChallengeMethod: 'S256',
-    loginHint: profile.mailbox,
+    loginHint: profile.auth.user ?? profile.mailbox,
   });
   const now = options.now ?? Date.now();
   const sealed = sealConsentState({ v: 1, profile: profile.name, state, nonce, verifier, redirectUri, exp: now + CONSENT_TTL_MS }, key);
@@ -135,6 +162,7 @@ export async function completeConsent(runtime: MailRuntime, options: { requestUr
     throw consentError(profile, redeemError);
   }
   registerSensitive(result.accessToken, { expiresAt: result.expiresOn?.getTime() ?? Date.now() });
+  checkSignedInAccount(profile, result.account);
   const refreshToken = await takeRefreshToken(app, result.account);
   if (!refreshToken) {
     throw new MailError('ETOKEN', `profile "${profile.name}": the sign-in returned no refresh token`, {

@@ -53,6 +53,7 @@ describe('delegated consent: GET /api/connect/{profile} and GET /api/oauth/callb
       env: {
         ...harness.vaultSettings,
         OAUTH_STATE_KEY: STATE_KEY,
+        OAUTH_REDIRECT_URI: CALLBACK,
         MAIL_PROFILES: JSON.stringify({ profiles: {
           helpdesk: {
             mailbox: USER, tenantId: TENANT, clientId: CLIENT_ID,
@@ -103,7 +104,7 @@ describe('delegated consent: GET /api/connect/{profile} and GET /api/oauth/callb
     const q = authorizeUrl.searchParams;
     assert.equal(q.get('client_id'), CLIENT_ID);
     assert.equal(q.get('response_type'), 'code');
-    assert.equal(q.get('redirect_uri'), CALLBACK, 'the redirect URI is derived from the request host');
+    assert.equal(q.get('redirect_uri'), CALLBACK, 'the redirect URI is OAUTH_REDIRECT_URI');
     assert.equal(q.get('code_challenge_method'), 'S256');
     assert.match(q.get('code_challenge') ?? '', /^[A-Za-z0-9_-]{43}$/);
     assert.equal(q.get('login_hint'), USER);
@@ -147,6 +148,32 @@ describe('delegated consent: GET /api/connect/{profile} and GET /api/oauth/callb
     for (const secret of secrets) for (const text of visible) assert.ok(!text.includes(secret), `a secret reached: ${text.slice(0, 120)}`);
   });
 
+  it('someone else signing in (mallory instead of the mailbox) is ECONSENT 400 naming both, and nothing is stored', async () => {
+    entra.consent = { upn: 'mallory@contoso.com' };
+    const writes = harness.writes('helpdesk-refresh-token');
+    const { callbackUrl, cookie } = await signIn();
+    const response = await callback(callbackUrl, cookie);
+    assert.equal(response.status, 400, String(response.body));
+    assert.match(String(response.body), new RegExp(`acts as ${USER}, but mallory@contoso.com signed in: nothing was stored`));
+    assert.match(String(response.body), /or set auth\.user/);
+    assert.equal(harness.writes('helpdesk-refresh-token'), writes, 'no refresh token was written');
+    assert.equal(header(response, 'X-Content-Type-Options'), 'nosniff');
+    assert.match(header(response, 'Content-Security-Policy') ?? '', /default-src 'none'/);
+  });
+
+  it('auth.user names the account that signs in for the mailbox (a shared mailbox reached through a user)', async () => {
+    const profiles = JSON.parse(runtime.env.MAIL_PROFILES!) as { profiles: Record<string, { auth: Record<string, unknown> }> };
+    profiles.profiles.helpdesk!.auth.user = 'agent@contoso.com';
+    await runtime.close();
+    useRuntime({ MAIL_PROFILES: JSON.stringify(profiles) });
+    entra.consent = { upn: 'agent@contoso.com' };
+    const { callbackUrl, cookie, authorizeUrl } = await signIn();
+    assert.equal(authorizeUrl.searchParams.get('login_hint'), 'agent@contoso.com');
+    const response = await callback(callbackUrl, cookie);
+    assert.equal(response.status, 200, String(response.body));
+    assert.match(String(response.body), /now acts as agent@contoso\.com/);
+  });
+
   it('a tampered state is refused with 400 before the code is redeemed, and nothing is stored', async () => {
     const { callbackUrl, cookie } = await signIn();
     const redemptions = codeRedemptions().length;
@@ -188,6 +215,16 @@ describe('delegated consent: GET /api/connect/{profile} and GET /api/oauth/callb
     const replay = await callback(callbackUrl, cookie);
     assert.equal(replay.status, 502);
     assert.match(String(replay.body), /AADSTS54005/);
+  });
+
+  it('without OAUTH_REDIRECT_URI the redirect URI is taken from the request only on localhost; on any other host connect is ECONFIG naming the setting and redirects nowhere', async () => {
+    useRuntime({ OAUTH_REDIRECT_URI: '' });
+    const remote = await connect(get(`https://${HOST}/api/connect/helpdesk`, {}, { profile: 'helpdesk' }), invocation(logs));
+    assert.equal(remote.status, 500);
+    assert.equal(JSON.parse(String(remote.body)).field, 'OAUTH_REDIRECT_URI');
+    assert.equal(header(remote, 'Location'), undefined);
+    const local = await connect(get('http://localhost:7071/api/connect/helpdesk', {}, { profile: 'helpdesk' }), invocation(logs));
+    assert.equal(new URL(header(local, 'Location')!).searchParams.get('redirect_uri'), 'http://localhost:7071/api/oauth/callback');
   });
 
   it('OAUTH_REDIRECT_URI, when set, is the redirect URI instead of the request host', async () => {
