@@ -29,7 +29,7 @@ export interface SensitiveOptions {
 export function registerSensitive(value: string | undefined, options: SensitiveOptions = {}): void {
   if (!value || value.length < MIN_LENGTH) return;
   const now = Date.now();
-  const forms = known.get(value)?.forms ?? [value, ...base64Forms(value)];
+  const forms = known.get(value)?.forms ?? [...new Set([value, ...base64Forms(value), ...encodedForms(value)])];
   known.delete(value);
   known.set(value, { forms, forgetAt: options.expiresAt === undefined ? Infinity : options.expiresAt + KEEP_AFTER_EXPIRY_MS });
   for (const [registered, entry] of known) if (entry.forgetAt <= now) known.delete(registered);
@@ -56,6 +56,18 @@ function base64Forms(value: string): string[] {
       return encoded.slice(Math.ceil((offset * 4) / 3), Math.floor((offset + bytes.length) / 3) * 4);
     })
     .filter((form) => form.length >= MIN_LENGTH);
+}
+
+/**
+ * A value also leaves in the forms a URL or a dump gives it: percent-encoded (a query string, a
+ * form body: `+` and `/` of a base64 secret become %2B, %2F, in either case of hex digit) and
+ * as hex (a buffer printed). The forms that equal the value add nothing and are dropped.
+ */
+function encodedForms(value: string): string[] {
+  const percent = encodeURIComponent(value);
+  const formEncoded = new URLSearchParams({ v: value }).toString().slice(2);
+  const hex = Buffer.from(value).toString('hex');
+  return [percent, percent.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()), formEncoded, hex, hex.toUpperCase()].filter((form) => form !== value && form.length >= MIN_LENGTH);
 }
 
 const BEARER = /\b(Bearer\s+)[A-Za-z0-9\-._~+/]+=*/gi;

@@ -4,6 +4,7 @@ import { parseSettings, type AppSettings } from './config/settings.js';
 import { MailError } from './errors.js';
 import { ProfileTokenProvider, type TokenProvider } from './identity/tokenProvider.js';
 import { createLogger, type Logger } from './log.js';
+import { registerSensitive } from './redact.js';
 import { createSecretStore } from './secrets/index.js';
 import type { SecretStore } from './secrets/store.js';
 import { createSink } from './sinks/index.js';
@@ -70,6 +71,7 @@ export class MailRuntime {
     this.env = options.env ?? process.env;
     this.profiles = loadProfiles(this.env);
     this.settings = parseSettings(this.env);
+    registerSettingSecrets(this.env);
     this.defaultProfile = defaultProfileSetting(this.settings, this.profiles);
     checkCallerSettings(this.settings, this.profiles);
     this.secrets = options.secrets ?? createSecretStore(this.env, this.settings);
@@ -180,6 +182,20 @@ function defaultProfileSetting(settings: AppSettings, set: ProfileSet): string |
     });
   }
   return name;
+}
+
+/**
+ * App settings that are secrets, registered when the runtime starts so that no log or answer
+ * can carry them even though no secret store read them: the storage account key (and a SAS) in
+ * AzureWebJobsStorage, OAUTH_STATE_KEY, and the AZURE_CLIENT_SECRET DefaultAzureCredential may use.
+ */
+function registerSettingSecrets(env: NodeJS.ProcessEnv): void {
+  for (const part of (env.AzureWebJobsStorage ?? '').split(';')) {
+    const [name, ...rest] = part.split('=');
+    if (/^(AccountKey|SharedAccessSignature)$/i.test(name?.trim() ?? '')) registerSensitive(rest.join('=').trim());
+  }
+  registerSensitive(env.OAUTH_STATE_KEY);
+  registerSensitive(env.AZURE_CLIENT_SECRET);
 }
 
 /** An Entra caller's tokens can be checked only against a tenant and an audience: both are required once one is configured. */

@@ -98,4 +98,25 @@ describe('redact removes registered secrets and tokens from any text', () => {
     assert.equal(redact(refreshed), REDACTED);
     assert.equal(redact(flood.at(-1)!), REDACTED);
   });
+
+  it('a registered value is also removed percent-encoded (either hex case, and form-encoded) and as hex', () => {
+    const secret = `s3cr+t/${randomBytes(6).toString('base64')}=x y`;
+    registerSensitive(secret);
+    const percent = encodeURIComponent(secret);
+    for (const form of [percent, percent.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()), new URLSearchParams({ v: secret }).toString().slice(2), Buffer.from(secret).toString('hex'), Buffer.from(secret).toString('hex').toUpperCase()]) {
+      assert.equal(redact(`before ${form} after`), `before ${REDACTED} after`, form);
+    }
+  });
+
+  it('the app settings that are secrets are registered when the runtime starts: the storage account key, OAUTH_STATE_KEY, AZURE_CLIENT_SECRET', async () => {
+    const { MailRuntime } = await import('../../shared/runtime.js');
+    const { silentLogger } = await import('../../shared/log.js');
+    const accountKey = randomBytes(32).toString('base64');
+    const stateKey = `state-key-${randomBytes(16).toString('hex')}`;
+    const clientSecret = `azure-client-secret-${randomBytes(8).toString('hex')}`;
+    const text = `key ${accountKey} state ${stateKey} client ${clientSecret}`;
+    assert.equal(redact(text), text, 'nothing registered them before');
+    new MailRuntime({ env: { MAIL_DIR: '/nonexistent/m365-mail', AzureWebJobsStorage: `DefaultEndpointsProtocol=https;AccountName=contoso;AccountKey=${accountKey};EndpointSuffix=core.windows.net`, OAUTH_STATE_KEY: stateKey, AZURE_CLIENT_SECRET: clientSecret }, logger: silentLogger });
+    assert.equal(redact(text), `key ${REDACTED} state ${REDACTED} client ${REDACTED}`);
+  });
 });
