@@ -5,7 +5,7 @@ import type { MailRuntime } from '../runtime.js';
 import type { SendState } from '../state/sendState.js';
 import type { SendRecord } from '../state/sendStatusStore.js';
 import { isTransient, retryDelaySeconds } from './retryPolicy.js';
-import { deliverMessage, type SendOutcome } from './sendMail.js';
+import { checkQueuedMessage, deliverMessage, type SendOutcome } from './sendMail.js';
 import { sendErrorOf } from './sendStatus.js';
 import { fromStoredMessage } from './storedMessage.js';
 
@@ -142,7 +142,8 @@ async function sendOnce(runtime: MailRuntime, state: SendState, record: SendReco
       throw new MailError('ESTATE', `the queued message of send ${record.id} is missing from the outbox`, { hint: 'The outbox blob was removed outside this app; send the message again.' });
     }
     const stored = fromStoredMessage(document);
-    return await deliverMessage(runtime, { profile: runtime.profile(stored.profile), message: stored.message }, { id: record.id, abortSignal: AbortSignal.timeout(ATTEMPT_TIMEOUT_MS) });
+    const profile = checkQueuedMessage(runtime, { ...stored, ...(record.caller !== undefined && { caller: record.caller }) });
+    return await deliverMessage(runtime, { profile, message: stored.message }, { id: record.id, abortSignal: AbortSignal.timeout(ATTEMPT_TIMEOUT_MS) });
   } catch (error) {
     return isMailError(error) ? error : unexpected(runtime, record, error);
   }

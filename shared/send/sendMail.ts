@@ -143,6 +143,34 @@ function checkCounts(body: Record<string, unknown>, limits: SendLimits): void {
   }
 }
 
+/**
+ * What the send worker checks of a queued message before it sends it: the profile and the caller
+ * as they are now, not as they were when it was accepted. A profile that lost its send section,
+ * an allowedFrom narrowed since, a caller removed or no longer granted the profile, or lower
+ * limits: the send fails with that code and is never sent.
+ */
+export function checkQueuedMessage(runtime: MailRuntime, prepared: { profile: string; message: OutgoingMessage; caller?: string }): Profile {
+  const caller = prepared.caller === undefined ? undefined : runtime.profiles.callers.get(prepared.caller);
+  if (prepared.caller !== undefined && caller === undefined) {
+    throw new MailError('EFORBIDDEN', `caller "${prepared.caller}" that queued this message is no longer configured`, { hint: 'The caller was removed from the profiles document after the message was queued; send it again as a configured caller.' });
+  }
+  const profile = profileForCaller(runtime, caller, prepared.profile);
+  if (!profile.send) {
+    throw new MailError('EINPUT', `profile "${profile.name}" is no longer configured to send`, { field: 'profile', profile: profile.name, hint: 'The send section was removed after the message was queued.' });
+  }
+  const { message } = prepared;
+  if (!addressAllowed(message.from.address, profile.allowedFrom)) {
+    throw new MailError('EFROM_NOT_ALLOWED', `profile "${profile.name}" may no longer send as ${message.from.address}`, { field: 'from', profile: profile.name, hint: 'send.allowedFrom was narrowed after the message was queued.' });
+  }
+  checkCallerFrom(caller, message.from.address);
+  const limits = runtime.sendLimits(profile);
+  if (message.attachments.length > limits.maxAttachments) {
+    throw new MailError('ETOO_MANY_ATTACHMENTS', `${message.attachments.length} attachments exceed the limit of ${limits.maxAttachments}`, { field: 'attachments' });
+  }
+  checkLimits(runtime, profile, message);
+  return profile;
+}
+
 function checkLimits(runtime: MailRuntime, profile: Profile, message: OutgoingMessage): void {
   const limits = runtime.sendLimits(profile);
   const recipients = message.to.length + message.cc.length + message.bcc.length;

@@ -60,6 +60,20 @@ describe('queued sending: POST /api/send?mode=queued, GET /api/send/{id} and sen
     assert.ok(!(await outboxBlobs()).includes(`${encodeURIComponent(id)}.json`), 'the outbox entry is removed once sent');
   });
 
+  it('the worker checks a queued message against the profile as it is now: an allowedFrom narrowed after queuing fails the send with EFROM_NOT_ALLOWED, and nothing is sent', async () => {
+    const accepted = await h.post(message(), { query: '?mode=queued' });
+    assert.equal(accepted.status, 202, accepted.raw);
+    const id = String(accepted.body.id);
+    const document = JSON.parse(String(h.useRuntime().env.MAIL_PROFILES)) as { profiles: Record<string, { send: { allowedFrom: string[] } }> };
+    document.profiles.smtp!.send.allowedFrom = ['someone-else@contoso.com'];
+    h.useRuntime({ MAIL_PROFILES: JSON.stringify(document) });
+    assert.equal(await h.drainQueue(), 1);
+    const status = await h.status(id);
+    assert.equal(status.body.status, 'failed', status.raw);
+    assert.equal((status.body.lastError as { code?: string }).code, 'EFROM_NOT_ALLOWED');
+    assert.equal(h.smtp.messages.length, 0, 'nothing reached the SMTP server');
+  });
+
   it('queues on Prefer: respond-async, and on SEND_MODE=queued unless ?mode=sync asks otherwise; the default stays sync (200 sent)', async () => {
     const preferred = await h.post(message(), { headers: { prefer: 'wait=5, respond-async' } });
     assert.equal(preferred.status, 202);
