@@ -81,13 +81,46 @@ function isAddressObject(value: unknown): value is AddressObject {
 }
 
 /** Every mailbox of an address header (repeated headers and groups flattened), in order. */
+/**
+ * A decoded header word as a consumer may show or store it: line breaks and tabs become spaces,
+ * other control characters (C0, DEL) go. An encoded-word can carry any of them (=?utf-8?Q?a=0D=0Ab?=),
+ * and a ticket system writing a name into its own headers or logs must not get a line break.
+ */
+export function plainText(value: string): string {
+  return value.replace(/[\r\n\t]/g, ' ').replace(/[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/g, '');
+}
+
+/** Names no file system should be handed as they came: Windows' reserved device names. */
+const RESERVED_FILE_NAME = /^(con|prn|aux|nul|com[1-9]|lpt[1-9])(\.|$)/i;
+
+/**
+ * A file name safe to save under on any common file system: the last path segment only (a
+ * sender's "../../x" or "C:\\x" is not a path to follow), without control characters or
+ * <>:"/\\|?*, without leading or trailing dots and spaces, not a reserved device name, at most
+ * 200 characters with the extension kept; "attachment" when nothing is left.
+ */
+export function safeFilename(name: string): string {
+  const last = name.split(/[\\/]/).pop() ?? '';
+  let safe = plainText(last).replace(/[<>:"|?*\x00-\x1f\x7f]/g, '_').replace(/^[.\s]+|[.\s]+$/g, '');
+  if (RESERVED_FILE_NAME.test(safe)) safe = `_${safe}`;
+  if (safe.length > 200) {
+    const dot = safe.lastIndexOf('.');
+    const extension = dot > 0 && safe.length - dot <= 16 ? safe.slice(dot) : '';
+    safe = safe.slice(0, 200 - extension.length) + extension;
+  }
+  return safe === '' ? 'attachment' : safe;
+}
+
 export function addresses(value: HeaderValue | undefined): DeliveredAddress[] {
   const objects = (Array.isArray(value) ? value : [value]).filter(isAddressObject);
   const out: DeliveredAddress[] = [];
   const visit = (entries: AddressObject['value']): void => {
     for (const entry of entries) {
       if (entry.group) visit(entry.group);
-      else if (entry.address) out.push(entry.name ? { name: entry.name, address: entry.address } : { address: entry.address });
+      else if (entry.address) {
+        const name = entry.name ? plainText(entry.name) : '';
+        out.push(name ? { name, address: plainText(entry.address) } : { address: plainText(entry.address) });
+      }
     }
   };
   for (const object of objects) visit(object.value);

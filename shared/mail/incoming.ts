@@ -5,7 +5,10 @@ export interface DeliveredAddress {
 }
 
 export interface DeliveredAttachment {
+  /** As the sender named it, decoded, with line breaks and control characters removed. */
   filename?: string;
+  /** The same name made safe to save under: no path, no characters file systems refuse. */
+  safeFilename?: string;
   contentType: string;
   /** Decoded size in bytes. */
   size: number;

@@ -274,7 +274,7 @@ describe('attachments', () => {
     assert.deepEqual(stored[0]!.meta, { messageKey: message.id, index: 0, partId: '2', filename: 'capture.pcap', contentType: 'application/vnd.tcpdump.pcap' });
     assert.ok(stored[0]!.bytes.equals(pseudoRandomBytes('large', 300 * 1024)), 'the sink got the decoded bytes, all of them');
     assert.deepEqual(message.attachments, [
-      { filename: 'capture.pcap', contentType: 'application/vnd.tcpdump.pcap', size: 300 * 1024, inline: false, blob: { container: 'mail-attachments', name: 'support/2' } },
+      { filename: 'capture.pcap', safeFilename: 'capture.pcap', contentType: 'application/vnd.tcpdump.pcap', size: 300 * 1024, inline: false, blob: { container: 'mail-attachments', name: 'support/2' } },
     ]);
   });
 
@@ -359,4 +359,56 @@ describe('cancellation', () => {
     });
     await assert.rejects(parseMessage(slow, ctx({ abortSignal: controller.signal })), (error: Error) => error.name === 'AbortError');
   });
+});
+
+describe('what a sender may not smuggle in through a decoded name', () => {
+  const raw = (from: string, filename: string) =>
+    Buffer.from(
+      [
+        `From: ${from}`,
+        'To: support@contoso.com',
+        'Subject: names',
+        'Message-ID: <names@example.org>',
+        'Date: Tue, 02 Jan 2024 10:00:00 +0000',
+        'MIME-Version: 1.0',
+        'Content-Type: multipart/mixed; boundary="b"',
+        '',
+        '--b',
+        'Content-Type: text/plain',
+        '',
+        'hi',
+        '--b',
+        `Content-Type: application/octet-stream; name="${filename}"`,
+        `Content-Disposition: attachment; filename="${filename}"`,
+        'Content-Transfer-Encoding: base64',
+        '',
+        'aGk=',
+        '--b--',
+        '',
+      ].join('\r\n'),
+    );
+
+  it('a display name and a file name whose encoded-words decode to CR/LF or control characters are delivered without them', async () => {
+    const encoded = (text: string) => `=?utf-8?B?${Buffer.from(text).toString('base64')}?=`;
+    const message = await parseMessage(raw(`${encoded('Eve\r\nBcc: x@evil.example\x07')} <eve@example.org>`, encoded('report\r\n.pdf')), ctx());
+    assert.equal(message.from?.name, 'Eve  Bcc: x@evil.example');
+    assert.equal(message.attachments[0]?.filename, 'report  .pdf');
+    assert.ok(!/[\r\n\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/.test(JSON.stringify([message.from, message.attachments])));
+  });
+
+  for (const [given, safe, how] of [
+    ['../../etc/passwd', 'passwd', 'quoted'],
+    ['C:\\Windows\\System32\\evil.dll', 'evil.dll', 'encoded'],
+    ['CON.txt', '_CON.txt', 'quoted'],
+    ['what?<is>this*.txt', 'what__is_this_.txt', 'quoted'],
+    ['...', 'attachment', 'quoted'],
+    [`${'a'.repeat(300)}.pdf`, `${'a'.repeat(196)}.pdf`, 'quoted'],
+  ] as const) {
+    it(`safeFilename of "${given.slice(0, 40)}" is "${safe.slice(0, 40)}", beside the name as sent`, async () => {
+      // A backslash in a quoted MIME parameter is an escape: such a name comes RFC 2047-encoded.
+      const message = await parseMessage(raw('a@example.org', how === 'encoded' ? `=?utf-8?B?${Buffer.from(given).toString('base64')}?=` : given), ctx());
+      assert.equal(message.attachments[0]?.safeFilename, safe);
+      assert.equal(message.attachments[0]?.filename, given);
+    });
+  }
 });
