@@ -5,6 +5,8 @@ import { SMTP_SECURITY_MODES, smtpSecurity, smtpSecurityLabel } from './security
 const sendFields = {
   /** "implicit": TLS from the first byte (SMTP over SSL, port 465); "starttls": STARTTLS required (port 587). Default: implicit on port 465, starttls on any other; never plain text. */
   smtpSecurity: z.enum(SMTP_SECURITY_MODES).optional(),
+  /** How long a server may take to greet after the connect, seconds (default 30, nodemailer's). */
+  greetingTimeoutSeconds: z.number().int().min(1).max(300).optional(),
 };
 
 /** SMTP client submission with XOAUTH2 (https://learn.microsoft.com/exchange/client-developer/legacy-protocols/how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth). */

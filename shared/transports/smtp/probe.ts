@@ -1,7 +1,7 @@
 import { untilAborted } from '../../abort.js';
 import type { Profile } from '../../config/profiles.js';
 import { translateSmtpError } from './smtpErrors.js';
-import { smtpSecurity } from './security.js';
+import { smtpSecurity, smtpGreetingTimeoutMs } from './security.js';
 import { smtpPoolOptions } from './smtpSender.js';
 
 /**
@@ -14,7 +14,7 @@ import { smtpPoolOptions } from './smtpSender.js';
 export async function verifySmtpLogin(profile: Profile, token: string, options: { abortSignal?: AbortSignal }): Promise<void> {
   const nodemailer = require('nodemailer') as typeof import('nodemailer');
   const transport = nodemailer.createTransport({
-    ...smtpPoolOptions(profile.endpoints.smtp, smtpSecurity(profile)),
+    ...smtpPoolOptions(profile.endpoints.smtp, smtpSecurity(profile), { greetingTimeoutMs: smtpGreetingTimeoutMs(profile) }),
     auth: { type: 'OAuth2', user: profile.mailbox, accessToken: token },
   });
   try {

@@ -15,6 +15,12 @@ export const IMPLICIT_TLS_PORT = 465;
 /** The SMTP transport's own field of the send section (shared/transports/smtp/index.ts declares it). */
 export interface SmtpSendFields {
   smtpSecurity?: SmtpSecurity;
+  greetingTimeoutSeconds?: number;
+}
+
+/** How long the server may take to greet: send.greetingTimeoutSeconds, else nodemailer's 30 s. */
+export function smtpGreetingTimeoutMs(profile: Pick<Profile, 'send'>): number {
+  return ((profile.send as SmtpSendFields | undefined)?.greetingTimeoutSeconds ?? 30) * 1000;
 }
 
 type SmtpProfile = Pick<Profile, 'send' | 'endpoints'>;

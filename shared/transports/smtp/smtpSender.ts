@@ -5,7 +5,7 @@ import type { Profile } from '../../config/profiles.js';
 import { toNodemailerOptions } from '../../mail/compose.js';
 import type { OutgoingMessage } from '../../mail/outgoing.js';
 import type { MailSender, SendOptions, SendResult, TransportDeps } from '../types.js';
-import { smtpSecurity, type SmtpSecurity } from './security.js';
+import { smtpSecurity, type SmtpSecurity, smtpGreetingTimeoutMs } from './security.js';
 import { TokenFailure, translateSmtpError } from './smtpErrors.js';
 
 /**
@@ -20,11 +20,12 @@ import { TokenFailure, translateSmtpError } from './smtpErrors.js';
  * plain-text greeting is no TLS record), STARTTLS against an implicit-TLS port after
  * greetingTimeout (30 s: the server waits silently for a TLS handshake).
  */
-export function smtpPoolOptions(endpoint: HostPort, security: SmtpSecurity): SMTPPoolOptions & { pool: true } {
+export function smtpPoolOptions(endpoint: HostPort, security: SmtpSecurity, options: { greetingTimeoutMs?: number } = {}): SMTPPoolOptions & { pool: true } {
   return {
     pool: true,
     host: endpoint.host,
     port: endpoint.port,
+    greetingTimeout: options.greetingTimeoutMs ?? 30_000,
     // implicit (port 465): TLS from the first byte. starttls (port 587): plain connect, then
     // STARTTLS, which requireTLS makes mandatory; a server without STARTTLS fails with ETLS
     // instead of getting plain text.
@@ -60,7 +61,7 @@ export class SmtpSender implements MailSender {
       const nodemailer = require('nodemailer') as typeof import('nodemailer');
       const scope = exchangeScope(this.profile.endpoints);
       this.transport = nodemailer.createTransport({
-        ...smtpPoolOptions(this.profile.endpoints.smtp, smtpSecurity(this.profile)),
+        ...smtpPoolOptions(this.profile.endpoints.smtp, smtpSecurity(this.profile), { greetingTimeoutMs: smtpGreetingTimeoutMs(this.profile) }),
         auth: {
           type: 'OAuth2',
           user: this.profile.mailbox,
