@@ -172,6 +172,8 @@ export function senderSetup(options: {
   app: { tenantId: string; clientId: string; secret: string };
   endpoints: Record<string, string>;
   tokens?: TokenProvider;
+  /** More fields of the send section (the transport's own: smtpSecurity). */
+  send?: Record<string, unknown>;
 }): SenderSetup {
   const logs: string[] = [];
   const logger = capturingLogger(logs);
@@ -180,7 +182,7 @@ export function senderSetup(options: {
     tenantId: options.app.tenantId,
     clientId: options.app.clientId,
     auth: { type: 'clientSecret', secret: 'support-client-secret' },
-    send: { via: options.via, allowedFrom: [options.mailbox] },
+    send: { via: options.via, allowedFrom: [options.mailbox], ...options.send },
     endpoints: options.endpoints,
   } } };
   const runtime = new MailRuntime({ env: { MAIL_PROFILES: JSON.stringify(profiles), SUPPORT_CLIENT_SECRET: options.app.secret }, logger });

@@ -15,14 +15,19 @@ interface SmtpFixture extends SenderFixture {
   setup: SenderSetup;
 }
 
-describeMailSender('SMTP (nodemailer, XOAUTH2) against a loopback submission server', () => {
+/**
+ * The SMTP sender in each of its security modes, against a loopback server speaking that mode:
+ * STARTTLS (port 587 style) and implicit TLS (port 465 style, send.smtpSecurity "implicit").
+ */
+for (const security of ['starttls', 'implicit'] as const) {
+describeMailSender(`SMTP (nodemailer, XOAUTH2, ${security === 'implicit' ? 'implicit TLS' : 'STARTTLS'}) against a loopback submission server`, () => {
   const entra = new TokenEndpointPeer();
-  const smtp = new SmtpPeer({ tokens: entra, mailboxes: [MAILBOX] });
+  const smtp = new SmtpPeer({ tokens: entra, mailboxes: [MAILBOX], implicitTls: security === 'implicit' });
 
   /** A sender of its own (its own pool) on the shared server, or on `peer`, which the fixture then stops. */
   async function fixture(options: { peer?: SmtpPeer; endpoint?: string; tokens?: TokenProvider } = {}): Promise<SmtpFixture> {
     const peer = options.peer ?? smtp;
-    const setup = senderSetup({ via: 'smtp', mailbox: MAILBOX, app: APP, endpoints: { authority: entra.url, smtp: options.endpoint ?? peer.endpoint }, tokens: options.tokens });
+    const setup = senderSetup({ via: 'smtp', mailbox: MAILBOX, app: APP, endpoints: { authority: entra.url, smtp: options.endpoint ?? peer.endpoint }, tokens: options.tokens, send: { smtpSecurity: security } });
     const sender = new SmtpSender(setup.profile, setup.deps);
     const messagesBefore = peer.messages.length;
     const authBefore = peer.authAttempts.length;
@@ -62,6 +67,7 @@ describeMailSender('SMTP (nodemailer, XOAUTH2) against a loopback submission ser
         await delay(50);
       },
     },
+    // A server that speaks no TLS at all: STARTTLS is required (ETLS when it is not offered), and implicit TLS meets a plain-text greeting.
     insecureServer: async () => {
       const plain = await new SmtpPeer({ tokens: entra, mailboxes: [MAILBOX], startTls: false }).start();
       return fixture({ peer: plain });
@@ -69,3 +75,4 @@ describeMailSender('SMTP (nodemailer, XOAUTH2) against a loopback submission ser
     unreachable: async () => fixture({ endpoint: `127.0.0.1:${await portNobodyListensOn()}` }),
   };
 });
+}
