@@ -1,61 +1,28 @@
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createLogger } from '../../shared/log.js';
 import { parseMessage } from '../../shared/mail/parse.js';
-import { MailRuntime } from '../../shared/runtime.js';
+import type { MailRuntime } from '../../shared/runtime.js';
 import { sendMail } from '../../shared/send/sendMail.js';
 import { ImapReader } from '../../shared/transports/imap/imapReader.js';
-import { TokenEndpointPeer, tokenMailboxes } from '../peers/tokenEndpoint.js';
+import { tokenMailboxes } from '../peers/tokenEndpoint.js';
 import { mailErrorFrom } from '../support/mailError.js';
 import { poll } from '../transports/readerHarness.js';
-import { MailServers } from './mailServers.js';
+import { HelpdeskSystem, MAILBOX } from './helpdeskSystem.js';
+import type { MailServers } from './mailServers.js';
 
-const MAILBOX = 'helpdesk@contoso.com';
-const TENANT = 'contoso-tenant';
 const CLIENT_ID = 'round-trip-app';
-const SECRET = `round-trip-secret-${randomBytes(8).toString('hex')}`;
 
 describe('round trip through the real Postfix and Dovecot: SmtpSender (STARTTLS, XOAUTH2) to Postfix, LMTP into Dovecot, read back by the IMAP reader and parsed', { timeout: 300_000 }, () => {
-  const entra = new TokenEndpointPeer();
-  let servers: MailServers;
-  const logs: string[] = [];
-  const line = (...args: unknown[]) => logs.push(args.map(String).join(' '));
-  const runtimes: MailRuntime[] = [];
+  const system = new HelpdeskSystem(CLIENT_ID);
+  const { entra, logs } = system;
   let runtime: MailRuntime;
+  let servers: MailServers;
+  const newRuntime = () => system.runtime();
 
-  /** A runtime of its own has its own SMTP pool, so its first send authenticates afresh. */
-  function newRuntime(): MailRuntime {
-    const profiles = {
-      profiles: {
-        helpdesk: {
-          mailbox: MAILBOX,
-          tenantId: TENANT,
-          clientId: CLIENT_ID,
-          auth: { type: 'clientSecret', secret: 'helpdesk-client-secret' },
-          send: { via: 'smtp', allowedFrom: [MAILBOX] },
-          receive: { via: 'imap', deliver: { queue: { name: 'mail-incoming' } } },
-          endpoints: { authority: entra.url, smtp: servers.smtp, imap: servers.imap },
-        },
-      },
-    };
-    const r = new MailRuntime({ env: { MAIL_PROFILES: JSON.stringify(profiles), HELPDESK_CLIENT_SECRET: SECRET }, logger: createLogger({ log: line, warn: line, error: line }) });
-    runtimes.push(r);
-    return r;
-  }
-
-  before(async () => {
-    await entra.start();
-    entra.register({ tenantId: TENANT, clientId: CLIENT_ID, secret: SECRET });
-    tokenMailboxes.set(CLIENT_ID, MAILBOX);
-    servers = await new MailServers({ introspectionUrl: entra.introspectionUrl, domains: ['contoso.com'] }).start();
+  before(() => {
+    servers = system.servers;
     runtime = newRuntime();
-  });
-  after(async () => {
-    tokenMailboxes.delete(CLIENT_ID);
-    await Promise.all(runtimes.map((r) => r.close()));
-    await servers?.stop();
-    await entra.stop();
   });
 
   it('a message with html and text, an inline image and an attachment arrives intact', async () => {

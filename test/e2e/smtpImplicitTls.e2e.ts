@@ -1,62 +1,26 @@
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { createLogger } from '../../shared/log.js';
 import { parseMessage } from '../../shared/mail/parse.js';
-import { MailRuntime } from '../../shared/runtime.js';
 import { sendMail } from '../../shared/send/sendMail.js';
 import { ImapReader } from '../../shared/transports/imap/imapReader.js';
 import type { SmtpSecurity } from '../../shared/transports/smtp/security.js';
-import { TokenEndpointPeer, tokenMailboxes } from '../peers/tokenEndpoint.js';
 import { mailErrorFrom } from '../support/mailError.js';
 import { poll } from '../transports/readerHarness.js';
-import { MailServers } from './mailServers.js';
+import { HelpdeskSystem, MAILBOX } from './helpdeskSystem.js';
+import type { MailServers } from './mailServers.js';
 
-const MAILBOX = 'helpdesk@contoso.com';
-const TENANT = 'contoso-tenant';
 const CLIENT_ID = 'implicit-tls-app';
-const SECRET = `implicit-tls-secret-${randomBytes(8).toString('hex')}`;
 
 describe('SMTP over implicit TLS through the real Postfix: SmtpSender (send.smtpSecurity "implicit", XOAUTH2) to the submissions service (wrapper mode), LMTP into Dovecot, read back over IMAP', { timeout: 300_000 }, () => {
-  const entra = new TokenEndpointPeer();
+  const system = new HelpdeskSystem(CLIENT_ID);
+  const { entra, logs } = system;
   let servers: MailServers;
-  const logs: string[] = [];
-  const line = (...args: unknown[]) => logs.push(args.map(String).join(' '));
-  const runtimes: MailRuntime[] = [];
-
-  /** A runtime of its own (its own SMTP pool) sending to `smtp` with `security`. */
-  function newRuntime(smtp: string, security: SmtpSecurity, greetingTimeoutSeconds?: number): MailRuntime {
-    const profiles = {
-      profiles: {
-        helpdesk: {
-          mailbox: MAILBOX,
-          tenantId: TENANT,
-          clientId: CLIENT_ID,
-          auth: { type: 'clientSecret', secret: 'helpdesk-client-secret' },
-          send: { via: 'smtp', allowedFrom: [MAILBOX], smtpSecurity: security, ...(greetingTimeoutSeconds !== undefined && { greetingTimeoutSeconds }) },
-          receive: { via: 'imap', deliver: { queue: { name: 'mail-incoming' } } },
-          endpoints: { authority: entra.url, smtp, imap: servers.imap },
-        },
-      },
-    };
-    const r = new MailRuntime({ env: { MAIL_PROFILES: JSON.stringify(profiles), HELPDESK_CLIENT_SECRET: SECRET }, logger: createLogger({ log: line, warn: line, error: line }) });
-    runtimes.push(r);
-    return r;
-  }
-
+  const newRuntime = (smtp: string, security: SmtpSecurity, greetingTimeoutSeconds?: number) =>
+    system.runtime({ smtp, send: { smtpSecurity: security, ...(greetingTimeoutSeconds !== undefined && { greetingTimeoutSeconds }) } });
   const port = (hostPort: string) => hostPort.split(':')[1]!;
 
-  before(async () => {
-    await entra.start();
-    entra.register({ tenantId: TENANT, clientId: CLIENT_ID, secret: SECRET });
-    tokenMailboxes.set(CLIENT_ID, MAILBOX);
-    servers = await new MailServers({ introspectionUrl: entra.introspectionUrl, domains: ['contoso.com'] }).start();
-  });
-  after(async () => {
-    tokenMailboxes.delete(CLIENT_ID);
-    await Promise.all(runtimes.map((r) => r.close()));
-    await servers?.stop();
-    await entra.stop();
+  before(() => {
+    servers = system.servers;
   });
 
   it('a message sent with smtpSecurity "implicit" to the submissions port arrives in Dovecot, over a TLS session that Postfix logged and recorded', async () => {
