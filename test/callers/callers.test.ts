@@ -189,7 +189,7 @@ describe('callers: only the apps the profiles document names may use the profile
     assert.equal((await read({})).status, 401);
   });
 
-  it('the JWKS is fetched once and kept; a token with a new kid fetches it again', async () => {
+  it('the JWKS is fetched once and kept for later tokens; a token signed by the other key the tenant publishes is accepted', async () => {
     await call(send, request('POST', 'send', await bearer(HELPDESK_APP), mail('support')));
     const fetched = entra.jwksFetches;
     await call(send, request('POST', 'send', await bearer(HELPDESK_APP), mail('support')));
