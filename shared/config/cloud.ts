@@ -5,6 +5,8 @@
  * Sources: national cloud deployments
  * https://learn.microsoft.com/graph/deployments and Exchange Online endpoints
  * https://learn.microsoft.com/exchange/client-developer/legacy-protocols/how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth
+ * and the token exchange audiences of a managed identity as a federated credential
+ * https://learn.microsoft.com/entra/workload-id/workload-identity-federation-config-app-trust-managed-identity
  */
 export type CloudName = 'public' | 'usgov' | 'china';
 
@@ -22,6 +24,8 @@ export interface Endpoints {
   graphResource: string;
   /** Resource of the Exchange protocols' scope, e.g. https://outlook.office365.com */
   exchangeResource: string;
+  /** Audience of the managed identity token a `federated` profile presents as its client assertion, e.g. api://AzureADTokenExchange */
+  tokenExchangeAudience: string;
   smtp: HostPort;
   imap: HostPort;
   pop3: HostPort;
@@ -40,6 +44,7 @@ const CLOUDS: Record<CloudName, Omit<Endpoints, 'graphResource'>> = {
     authority: 'https://login.microsoftonline.com',
     graph: 'https://graph.microsoft.com',
     exchangeResource: 'https://outlook.office365.com',
+    tokenExchangeAudience: 'api://AzureADTokenExchange',
     smtp: { host: 'smtp.office365.com', port: 587 },
     imap: { host: 'outlook.office365.com', port: 993 },
     pop3: { host: 'outlook.office365.com', port: 995 },
@@ -48,6 +53,7 @@ const CLOUDS: Record<CloudName, Omit<Endpoints, 'graphResource'>> = {
     authority: 'https://login.microsoftonline.us',
     graph: 'https://graph.microsoft.us',
     exchangeResource: 'https://outlook.office365.us',
+    tokenExchangeAudience: 'api://AzureADTokenExchangeUSGov',
     smtp: { host: 'smtp.office365.us', port: 587 },
     imap: { host: 'outlook.office365.us', port: 993 },
     pop3: { host: 'outlook.office365.us', port: 995 },
@@ -56,6 +62,7 @@ const CLOUDS: Record<CloudName, Omit<Endpoints, 'graphResource'>> = {
     authority: 'https://login.chinacloudapi.cn',
     graph: 'https://microsoftgraph.chinacloudapi.cn',
     exchangeResource: 'https://partner.outlook.cn',
+    tokenExchangeAudience: 'api://AzureADTokenExchangeChina',
     smtp: { host: 'smtp.partner.outlook.cn', port: 587 },
     imap: { host: 'partner.outlook.cn', port: 993 },
     pop3: { host: 'partner.outlook.cn', port: 995 },
@@ -97,6 +104,7 @@ export function resolveEndpoints(cloud: CloudName, overrides: EndpointOverrides 
     graph: (overrides.graph ?? base.graph).replace(/\/+$/, ''),
     graphResource: base.graph,
     exchangeResource: base.exchangeResource,
+    tokenExchangeAudience: base.tokenExchangeAudience,
     smtp: hostPort(overrides.smtp, base.smtp),
     imap: hostPort(overrides.imap, base.imap),
     pop3: hostPort(overrides.pop3, base.pop3),
@@ -110,4 +118,9 @@ export function graphScope(endpoints: Endpoints): string {
 
 export function exchangeScope(endpoints: Endpoints): string {
   return `${endpoints.exchangeResource}/.default`;
+}
+
+/** The scope a managed identity asks for to get the token a `federated` profile presents to Entra. */
+export function tokenExchangeScope(endpoints: Endpoints): string {
+  return `${endpoints.tokenExchangeAudience}/.default`;
 }

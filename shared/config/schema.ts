@@ -25,6 +25,18 @@ const auth = z.discriminatedUnion('type', [
   z.object({ type: z.literal('certificate'), certificate: secretName }).strict(),
   z.object({ type: z.literal('managedIdentity'), clientId: z.string().min(1).optional() }).strict(),
   /**
+   * The app registration (tenantId, clientId) with no secret: the Function App's managed identity
+   * gets a token for the cloud's token exchange audience, which the app presents as its client
+   * assertion (a federated identity credential on the app registration trusts that identity).
+   */
+  z
+    .object({
+      type: z.literal('federated'),
+      /** The client id of the user-assigned identity the credential trusts; absent: the system-assigned one. */
+      managedIdentityClientId: z.string().min(1).optional(),
+    })
+    .strict(),
+  /**
    * A user's delegated permissions: a refresh token from the consent flow (GET /api/connect/{profile}),
    * kept in the secret store and rewritten whenever Entra rotates it.
    */
@@ -147,7 +159,7 @@ export function profileSchema(transports: TransportSections): z.ZodType<ParsedPr
     .strict()
     .superRefine((raw, ctx) => {
       const p = raw as ParsedProfile;
-      const needsIdentity = p.auth.type === 'clientSecret' || p.auth.type === 'certificate' || p.auth.type === 'delegated';
+      const needsIdentity = p.auth.type === 'clientSecret' || p.auth.type === 'certificate' || p.auth.type === 'federated' || p.auth.type === 'delegated';
       if (needsIdentity && !p.tenantId) ctx.addIssue({ code: 'custom', path: ['tenantId'], message: `is required for auth type ${p.auth.type}` });
       if (needsIdentity && !p.clientId) ctx.addIssue({ code: 'custom', path: ['clientId'], message: `is required for auth type ${p.auth.type}` });
       const remote = [p.send?.via, p.receive?.via].some((via) => via !== undefined && transports.remote.has(via));

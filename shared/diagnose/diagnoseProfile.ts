@@ -121,8 +121,11 @@ class ProfileDiagnosis {
     const { endpoints } = p;
     const auth = p.auth;
     const parts = [`mailbox ${p.mailbox}`];
-    if (auth.type === 'clientSecret' || auth.type === 'certificate') parts.push(`auth ${auth.type} (tenant ${p.tenantId}, client ${p.clientId}, authority ${endpoints.authority})`);
-    else if (auth.type === 'managedIdentity') parts.push(`auth managedIdentity (${auth.clientId ? `user-assigned, client ${auth.clientId}` : 'system-assigned'})`);
+    if (auth.type === 'clientSecret' || auth.type === 'certificate' || auth.type === 'delegated') parts.push(`auth ${auth.type} (tenant ${p.tenantId}, client ${p.clientId}, authority ${endpoints.authority})`);
+    else if (auth.type === 'federated') {
+      const identity = auth.managedIdentityClientId ? `user-assigned identity ${auth.managedIdentityClientId}` : 'the system-assigned identity';
+      parts.push(`auth federated (tenant ${p.tenantId}, client ${p.clientId}, authority ${endpoints.authority}; assertion: ${identity}'s token for ${endpoints.tokenExchangeAudience})`);
+    } else if (auth.type === 'managedIdentity') parts.push(`auth managedIdentity (${auth.clientId ? `user-assigned, client ${auth.clientId}` : 'system-assigned'})`);
     else parts.push('auth none');
     parts.push(`cloud ${p.cloud}`);
     for (const side of transportSides(p)) parts.push(side.describe(p));

@@ -5,6 +5,7 @@ import { MailError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import type { SecretStore } from '../secrets/store.js';
 import { RefreshTokenCredential } from './delegated.js';
+import { createFederatedCredential } from './federated.js';
 
 type Identity = typeof import('@azure/identity');
 
@@ -37,11 +38,13 @@ export async function createProfileCredential(profile: Profile, secrets: SecretS
     }
     case 'managedIdentity':
       return auth.clientId ? new sdk.ManagedIdentityCredential({ clientId: auth.clientId }) : new sdk.ManagedIdentityCredential();
+    case 'federated':
+      return createFederatedCredential({ ...profile, auth }, sdk, options);
     case 'none':
       throw new MailError('ECONFIG', `profile "${profile.name}" has auth type "none" and cannot obtain tokens`, {
         profile: profile.name,
         field: 'auth.type',
-        hint: 'Use clientSecret, certificate, managedIdentity or delegated for Graph, SMTP, IMAP and POP3.',
+        hint: 'Use clientSecret, certificate, federated, managedIdentity or delegated for Graph, SMTP, IMAP and POP3.',
       });
   }
 }
@@ -60,7 +63,7 @@ export function profileSecretNames(profile: Profile): string[] {
  * Entra error codes (https://learn.microsoft.com/entra/identity-platform/reference-error-codes)
  * and managed identity endpoint answers worth a specific hint.
  */
-const TOKEN_ERROR_HINTS: Array<[RegExp, string]> = [
+const TOKEN_ERROR_HINTS: Array<[RegExp, string | ((profile: Profile) => string)]> = [
   [/AADSTS7000215|AADSTS7000222/, 'The client secret is wrong or expired: create a new one under Certificates & secrets and update the secret store.'],
   [/AADSTS700027|AADSTS700023/, 'The certificate is not registered on the app or has expired: upload its public key under Certificates & secrets.'],
   [/AADSTS700016/, 'No application with this clientId exists in the tenant: check clientId and tenantId, or admin-consent a multi-tenant app in this tenant.'],
@@ -68,16 +71,27 @@ const TOKEN_ERROR_HINTS: Array<[RegExp, string]> = [
   [/AADSTS65001|AADSTS650057/, 'The app lacks consent for the requested permission: grant admin consent under API permissions.'],
   [/AADSTS500011/, 'The resource principal is missing in the tenant (e.g. Office 365 Exchange Online): check the cloud setting and that Exchange Online is licensed.'],
   [/AADSTS7000112|AADSTS700024/, 'The app is disabled or the assertion is not valid yet: check the app and the machine clock.'],
+  // A federated profile's managed identity token matched none of the app registration's federated identity credentials, by issuer, audience, subject, or all.
+  [/AADSTS700211\b/, (p) => `No federated credential on the app registration trusts the managed identity's issuer: its issuer must be ${p.endpoints.authority}/<tenant id>/v2.0 of the identity's tenant, which must be the app registration's own.`],
+  [/AADSTS700212\b/, (p) => `The app registration's federated credential does not accept the audience ${p.endpoints.tokenExchangeAudience}, which cloud "${p.cloud}" asks for: set its audience to that value.`],
+  [/AADSTS700213\b|AADSTS7002138\b/, (p) => `No federated credential on the app registration has this managed identity as its subject: add one (scenario "Managed identity") for ${managedIdentityOf(p)}; its subject is the identity's object (principal) id, not its client id, and matching is case-sensitive.`],
+  [/AADSTS70021\b/, (p) => `No federated credential on the app registration matches the managed identity's token: add one for ${managedIdentityOf(p)} with issuer ${p.endpoints.authority}/<its tenant id>/v2.0, subject its object (principal) id and audience ${p.endpoints.tokenExchangeAudience}.`],
   // App Service's identity endpoint answers 400 with this text for a user-assigned identity the app does not have.
-  [/Unable to load the proper Managed Identity/, 'The user-assigned managed identity with this clientId is not attached to the Function App: add it under Identity, or correct auth.clientId.'],
+  [/Unable to load the proper Managed Identity/, (p) => `The user-assigned managed identity with this client id is not attached to the Function App: add it under Identity, or correct ${p.auth.type === 'federated' ? 'auth.managedIdentityClientId' : 'auth.clientId'}.`],
 ];
+
+function managedIdentityOf(profile: Profile): string {
+  const clientId = profile.auth.type === 'federated' ? profile.auth.managedIdentityClientId : undefined;
+  return clientId === undefined ? 'the Function App\'s system-assigned identity' : `the user-assigned identity with client id ${clientId} (auth.managedIdentityClientId)`;
+}
 
 export function translateTokenError(profile: Profile, error: unknown): MailError {
   if (error instanceof MailError) return error;
   const message = error instanceof Error ? error.message : String(error);
   const name = error instanceof Error ? error.name : '';
+  const known = TOKEN_ERROR_HINTS.find(([pattern]) => pattern.test(message))?.[1];
   const hint =
-    TOKEN_ERROR_HINTS.find(([pattern]) => pattern.test(message))?.[1] ??
+    (typeof known === 'function' ? known(profile) : known) ??
     (name === 'CredentialUnavailableError'
       ? 'This credential is not available here (no managed identity endpoint?): check the auth type for this host.'
       : 'Check tenantId, clientId and the secret or certificate of this profile, and the authority endpoint.');

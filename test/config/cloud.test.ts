@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { authorityOptions, exchangeScope, graphScope, isKnownAuthority, parseHostPort, resolveEndpoints } from '../../shared/config/cloud.js';
+import { authorityOptions, exchangeScope, graphScope, isKnownAuthority, parseHostPort, resolveEndpoints, tokenExchangeScope } from '../../shared/config/cloud.js';
 import { parseProfiles } from '../../shared/profiles/load.js';
 
 describe('a profile\'s cloud chooses authority, Graph and mail hosts and the token scopes', () => {
@@ -13,6 +13,7 @@ describe('a profile\'s cloud chooses authority, Graph and mail hosts and the tok
       pop3: { host: 'outlook.office365.com', port: 995 },
       graphScope: 'https://graph.microsoft.com/.default',
       exchangeScope: 'https://outlook.office365.com/.default',
+      tokenExchangeScope: 'api://AzureADTokenExchange/.default',
     },
     usgov: {
       authority: 'https://login.microsoftonline.us',
@@ -22,6 +23,7 @@ describe('a profile\'s cloud chooses authority, Graph and mail hosts and the tok
       pop3: { host: 'outlook.office365.us', port: 995 },
       graphScope: 'https://graph.microsoft.us/.default',
       exchangeScope: 'https://outlook.office365.us/.default',
+      tokenExchangeScope: 'api://AzureADTokenExchangeUSGov/.default',
     },
     china: {
       authority: 'https://login.chinacloudapi.cn',
@@ -31,19 +33,21 @@ describe('a profile\'s cloud chooses authority, Graph and mail hosts and the tok
       pop3: { host: 'partner.outlook.cn', port: 995 },
       graphScope: 'https://microsoftgraph.chinacloudapi.cn/.default',
       exchangeScope: 'https://partner.outlook.cn/.default',
+      tokenExchangeScope: 'api://AzureADTokenExchangeChina/.default',
     },
   } as const;
 
   for (const [cloud, want] of Object.entries(expected)) {
     it(`${cloud}: hosts, ports and scopes`, () => {
       const p = parseProfiles({ profiles: { m: { mailbox: 'm@contoso.com', auth: { type: 'managedIdentity' }, send: { via: 'smtp' }, cloud } } }, 'test').profiles.get('m')!;
-      const { graphScope: g, exchangeScope: x, ...hosts } = want;
+      const { graphScope: g, exchangeScope: x, tokenExchangeScope: t, ...hosts } = want;
       assert.deepEqual(
         { authority: p.endpoints.authority, graph: p.endpoints.graph, smtp: p.endpoints.smtp, imap: p.endpoints.imap, pop3: p.endpoints.pop3 },
         hosts,
       );
       assert.equal(graphScope(p.endpoints), g);
       assert.equal(exchangeScope(p.endpoints), x);
+      assert.equal(tokenExchangeScope(p.endpoints), t);
       assert.equal(isKnownAuthority(p.endpoints.authority), true);
     });
   }
@@ -63,6 +67,7 @@ describe('a profile\'s cloud chooses authority, Graph and mail hosts and the tok
     assert.deepEqual(e.pop3, { host: 'pop.contoso.us', port: 1995 });
     assert.equal(graphScope(e), 'https://graph.microsoft.us/.default');
     assert.equal(exchangeScope(e), 'https://outlook.office365.us/.default');
+    assert.equal(tokenExchangeScope(e), 'api://AzureADTokenExchangeUSGov/.default');
   });
 
   it('an override of one endpoint leaves the others at the cloud\'s hosts', () => {

@@ -1,4 +1,4 @@
-import { createHash, createPublicKey, generateKeyPairSync, randomBytes, verify, X509Certificate, type KeyPairKeyObjectResult } from 'node:crypto';
+import { createHash, createPublicKey, generateKeyPairSync, randomBytes, sign, verify, X509Certificate, type KeyObject, type KeyPairKeyObjectResult } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HttpsPeer, readBody, sendJson as json } from './httpsServer.js';
 
@@ -8,7 +8,11 @@ import { HttpsPeer, readBody, sendJson as json } from './httpsServer.js';
  * secret or a certificate assertion, the delegated flows (an /authorize endpoint that stands
  * in for the signed-in user's browser, authorization code with PKCE S256, refresh tokens that
  * rotate or stay), an App Service-style managed identity endpoint, and an RFC 7662
- * introspection endpoint for mail servers that validate bearer tokens (Dovecot).
+ * introspection endpoint for mail servers that validate bearer tokens (Dovecot). For workload
+ * identity federation, the managed identity endpoint signs its tokens for the token exchange
+ * audience (RS256, with the key of the identities' tenant), and the client credentials grant
+ * takes such a token as a jwt-bearer client assertion, checked against the app's federated
+ * identity credentials as Entra checks them: signature, expiry, issuer, subject, audience.
  */
 export interface RegisteredApp {
   tenantId: string;
@@ -23,6 +27,8 @@ export interface RegisteredApp {
    * claim (unsigned: only this peer validates them). Otherwise tokens are opaque.
    */
   roles?: Record<string, string[]>;
+  /** Federated identity credentials: which external tokens (here: managed identity tokens) the app accepts as its client assertion. */
+  federatedCredentials?: FederatedCredential[];
   /** Redirect URIs /authorize and the code redemption accept (delegated consent). */
   redirectUris?: string[];
   /**
@@ -32,6 +38,16 @@ export interface RegisteredApp {
    */
   refreshTokens?: 'rotate' | 'keep';
 }
+
+/** A federated identity credential on an app registration; an assertion must match all three. */
+export interface FederatedCredential {
+  issuer: string;
+  subject: string;
+  audiences: string[];
+}
+
+/** The audience a managed identity token must carry to be a client assertion (public cloud). */
+export const TOKEN_EXCHANGE_AUDIENCE = 'api://AzureADTokenExchange';
 
 /** The user /authorize signs in, or the error the user's choice ends in. */
 export type ConsentOutcome = { upn: string; oid?: string } | { error: 'access_denied' | 'consent_required' };
@@ -73,7 +89,7 @@ export interface IssuedToken {
   audience: string;
   scope: string;
   expiresAt: number;
-  via: 'clientSecret' | 'certificate' | 'managedIdentity' | 'delegated';
+  via: 'clientSecret' | 'certificate' | 'federated' | 'managedIdentity' | 'delegated';
   /** The signed-in user of a delegated token. */
   upn?: string;
 }
@@ -86,6 +102,8 @@ export interface TokenRequestRecord {
   grant?: string;
   /** The AADSTS code of a refusal. */
   errorCode?: number;
+  /** The client_assertion presented, if any. */
+  assertion?: string;
   outcome: 'issued' | 'refused';
 }
 
@@ -99,6 +117,10 @@ export class TokenEndpointPeer extends HttpsPeer {
   readonly userAssignedIdentities = new Set<string>();
   /** Lifetime of issued tokens, seconds. */
   tokenLifetimeSeconds = 3600;
+  /** Lifetime of the managed identity endpoint's tokens, seconds; default tokenLifetimeSeconds. */
+  managedIdentityTokenLifetimeSeconds?: number;
+  /** The tenant the managed identities belong to: their tokens' issuer is `<url>/<tenant>/v2.0`. */
+  managedIdentityTenant = 'managed';
   /** What the next visit to /authorize ends in: the user who signs in and consents, or an error. */
   consent: ConsentOutcome = { upn: 'user@contoso.com' };
   /** Every refresh token ever issued, valid or not. */
@@ -142,6 +164,23 @@ export class TokenEndpointPeer extends HttpsPeer {
 
   /** How many times the JWKS was fetched. */
   jwksFetches = 0;
+
+  /** The iss of the managed identity endpoint's signed tokens: what a federated credential names as its issuer. */
+  get managedIdentityIssuer(): string {
+    return `${this.url}/${this.managedIdentityTenant}/v2.0`;
+  }
+
+  /** The object (principal) id of a managed identity: the sub of its tokens, and a federated credential's subject. */
+  managedIdentityPrincipal(clientId = 'system-assigned'): string {
+    return oidOf(`managed-identity:${clientId}`);
+  }
+
+  /** The key the identities' tenant signs managed identity tokens with; made when first needed. */
+  private identityKey?: KeyPairKeyObjectResult;
+  private get managedIdentityKey(): KeyPairKeyObjectResult {
+    this.identityKey ??= generateKeyPairSync('rsa', { modulusLength: 2048 });
+    return this.identityKey;
+  }
 
   /** For IDENTITY_ENDPOINT (App Service managed identity). */
   get managedIdentityEndpoint(): string {
@@ -236,12 +275,13 @@ export class TokenEndpointPeer extends HttpsPeer {
     const clientId = form.get('client_id') ?? '';
     const scope = form.get('scope') ?? '';
     const grant = form.get('grant_type') ?? '';
+    const assertion = form.get('client_assertion') ?? undefined;
     const refuse: Refuse = (status, error, code, description) => {
-      this.requests.push({ path, clientId, scope, grant, errorCode: code, outcome: 'refused' });
+      this.requests.push({ path, clientId, scope, grant, errorCode: code, outcome: 'refused', ...(assertion !== undefined && { assertion }) });
       json(res, status, { error, error_description: `AADSTS${code}: ${description}`, error_codes: [code], timestamp: new Date().toISOString(), trace_id: randomBytes(8).toString('hex'), correlation_id: randomBytes(8).toString('hex') });
     };
     const issued = (body: Record<string, unknown>) => {
-      this.requests.push({ path, clientId, scope, grant, outcome: 'issued' });
+      this.requests.push({ path, clientId, scope, grant, outcome: 'issued', ...(assertion !== undefined && { assertion }) });
       json(res, 200, body);
     };
     if (grant === 'client_credentials') return this.clientCredentials(tenantId, form, refuse, issued);
@@ -390,10 +430,19 @@ export class TokenEndpointPeer extends HttpsPeer {
       if (!app.secret || form.get('client_secret') !== app.secret) return refuse(401, 'invalid_client', 7000215, 'Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.');
       via = 'clientSecret';
     } else if (form.has('client_assertion')) {
-      if (!app.certificatePem || !verifyAssertion(form.get('client_assertion') ?? '', app.certificatePem, clientId)) {
-        return refuse(401, 'invalid_client', 700027, 'The certificate with identifier used to sign the client assertion is not registered on application.');
+      const assertion = form.get('client_assertion') ?? '';
+      if (form.get('client_assertion_type') !== JWT_BEARER) return refuse(400, 'invalid_request', 900144, `The request body must contain the following parameter: 'client_assertion_type' with value '${JWT_BEARER}'.`);
+      // A certificate assertion is the app's own (iss = sub = client id); any other is an external token for a federated credential.
+      if (jwtPayload(assertion)?.iss === clientId) {
+        if (!app.certificatePem || !verifyAssertion(assertion, app.certificatePem, clientId)) {
+          return refuse(401, 'invalid_client', 700027, 'The certificate with identifier used to sign the client assertion is not registered on application.');
+        }
+        via = 'certificate';
+      } else {
+        const refusal = this.checkFederatedAssertion(app, assertion);
+        if (refusal) return refuse(400, 'invalid_client', refusal.code, refusal.description);
+        via = 'federated';
       }
-      via = 'certificate';
     } else {
       return refuse(401, 'invalid_client', 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
     }
@@ -401,6 +450,42 @@ export class TokenEndpointPeer extends HttpsPeer {
     const resourceScope = scope.split(' ').find((s) => s.endsWith('/.default'))!;
     const token = this.issue({ clientId, tenantId, scope: resourceScope, via });
     issued({ token_type: 'Bearer', expires_in: this.tokenLifetimeSeconds, ext_expires_in: this.tokenLifetimeSeconds, access_token: token.token });
+  }
+
+  /**
+   * Entra's checks of an external token presented as a client assertion: signed by its issuer's
+   * key (here the one key of the managed identities' tenant), within its lifetime, and matching
+   * one federated credential of the app by issuer, then subject, then audience. Codes and texts
+   * are Entra's (https://learn.microsoft.com/entra/identity-platform/reference-error-codes).
+   */
+  private checkFederatedAssertion(app: RegisteredApp, assertion: string): { code: number; description: string } | undefined {
+    const payload = jwtPayload(assertion);
+    if (!payload) return { code: 50027, description: 'JWT token is invalid or malformed.' };
+    if (!verifyRs256(assertion, this.managedIdentityKey.publicKey)) return { code: 50013, description: 'Assertion failed signature validation.' };
+    if (typeof payload.exp !== 'number' || payload.exp * 1000 < Date.now()) return { code: 700024, description: 'Client assertion is not within its valid time range.' };
+    const audiences = typeof payload.aud === 'string' ? [payload.aud] : [];
+    const credentials = app.federatedCredentials ?? [];
+    const byIssuer = credentials.filter((c) => c.issuer === payload.iss);
+    const bySubject = byIssuer.filter((c) => c.subject === payload.sub);
+    const presented = `Assertion Issuer: '${String(payload.iss)}'. Assertion Subject: '${String(payload.sub)}'. Assertion Audience: '${audiences.join(',')}'.`;
+    if (credentials.length === 0) return { code: 70021, description: `No matching federated identity record found for presented assertion. ${presented}` };
+    if (byIssuer.length === 0) return { code: 700211, description: `No matching federated identity record found for presented assertion issuer '${String(payload.iss)}'.` };
+    if (bySubject.length === 0) return { code: 700213, description: `No matching federated identity record found for presented assertion subject '${String(payload.sub)}'.` };
+    if (!bySubject.some((c) => c.audiences.some((a) => audiences.includes(a)))) return { code: 700212, description: `No matching federated identity record found for presented assertion audience '${audiences.join(',')}'.` };
+    return undefined;
+  }
+
+  /** A managed identity token for the token exchange audience, signed as Entra signs the identity's tokens. */
+  private managedIdentityAssertion(clientId: string, audience: string, expiresAt: number): string {
+    const now = Math.floor(Date.now() / 1000);
+    const principal = this.managedIdentityPrincipal(clientId);
+    const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const unsigned = `${part({ typ: 'JWT', alg: 'RS256', kid: 'managed-identity-key' })}.${part({
+      aud: audience, iss: this.managedIdentityIssuer, sub: principal, oid: principal, azp: clientId, tid: this.managedIdentityTenant, iat: now, nbf: now, exp: Math.floor(expiresAt / 1000),
+      // Entra's unique token id: two tokens issued in one second differ.
+      uti: randomBytes(16).toString('base64url'),
+    })}`;
+    return `${unsigned}.${sign('sha256', Buffer.from(unsigned), this.managedIdentityKey.privateKey).toString('base64url')}`;
   }
 
   private managedIdentity(req: IncomingMessage, url: URL, res: ServerResponse): void {
@@ -414,12 +499,17 @@ export class TokenEndpointPeer extends HttpsPeer {
       this.requests.push({ path: url.pathname, clientId, scope: resource, outcome: 'refused' });
       return json(res, 400, { statusCode: 400, message: 'Unable to load the proper Managed Identity.', correlationId: randomBytes(16).toString('hex') });
     }
-    const token = this.issue({ clientId, tenantId: 'managed', scope: `${resource.replace(/\/$/, '')}/.default`, via: 'managedIdentity' });
+    const token = this.issue({ clientId, tenantId: this.managedIdentityTenant, scope: `${resource.replace(/\/$/, '')}/.default`, via: 'managedIdentity' }, this.managedIdentityTokenLifetimeSeconds);
+    if (token.audience.startsWith(TOKEN_EXCHANGE_AUDIENCE)) {
+      this.issued.delete(token.token);
+      token.token = this.managedIdentityAssertion(clientId, token.audience, token.expiresAt);
+      this.issued.set(token.token, token);
+    }
     this.requests.push({ path: url.pathname, clientId, scope: resource, outcome: 'issued' });
     json(res, 200, { access_token: token.token, expires_on: String(Math.floor(token.expiresAt / 1000)), resource, token_type: 'Bearer', client_id: clientId });
   }
 
-  private issue(input: { clientId: string; tenantId: string; scope: string; via: IssuedToken['via']; upn?: string }): IssuedToken {
+  private issue(input: { clientId: string; tenantId: string; scope: string; via: IssuedToken['via']; upn?: string }, lifetimeSeconds = this.tokenLifetimeSeconds): IssuedToken {
     const audience = input.scope.replace(/\/\.default$/, '');
     const granted = this.apps.get(input.clientId)?.roles;
     const jwtPart = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
@@ -430,7 +520,7 @@ export class TokenEndpointPeer extends HttpsPeer {
           ? `tok-${randomBytes(24).toString('base64url')}`
           : `${jwtPart({ typ: 'JWT', alg: 'none' })}.${jwtPart({ aud: audience, tid: input.tenantId, appid: input.clientId, roles: granted[audience] ?? [] })}.${randomBytes(24).toString('base64url')}`,
       audience,
-      expiresAt: Date.now() + this.tokenLifetimeSeconds * 1000,
+      expiresAt: Date.now() + lifetimeSeconds * 1000,
     };
     this.issued.set(token.token, token);
     return token;
@@ -438,6 +528,32 @@ export class TokenEndpointPeer extends HttpsPeer {
 }
 
 type Refuse = (status: number, error: string, code: number, description: string) => void;
+
+const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+
+/** The claims of a JWT, unverified; undefined when it is not one. */
+function jwtPayload(jwt: string): Record<string, unknown> | undefined {
+  const parts = jwt.split('.');
+  if (parts.length !== 3) return undefined;
+  try {
+    const payload = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString()) as unknown;
+    return typeof payload === 'object' && payload !== null ? (payload as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function verifyRs256(jwt: string, key: KeyObject): boolean {
+  const [h, p, s] = jwt.split('.');
+  if (!h || !p || !s) return false;
+  let header: { alg?: unknown };
+  try {
+    header = JSON.parse(Buffer.from(h, 'base64url').toString()) as { alg?: unknown };
+  } catch {
+    return false;
+  }
+  return header.alg === 'RS256' && verify('sha256', Buffer.from(`${h}.${p}`), key, Buffer.from(s, 'base64url'));
+}
 
 /** The resource scopes of a scope parameter: OpenID scopes dropped, bare names qualified with Graph. */
 function resourceScopes(scope: string): string[] {
