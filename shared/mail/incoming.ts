@@ -27,8 +27,8 @@ export type Importance = 'low' | 'normal' | 'high';
 export interface DeliveredMessage {
   /**
    * Stable: the same message always gets the same id, whichever reader fetched it
-   * (sha256 over profile, mailbox and Message-ID; without a Message-ID, over the message's
-   * parsed content). Never derived from provider ids.
+   * (sha256 over profile, mailbox, Message-ID and the parsed Date, From, To and Subject;
+   * without a Message-ID, over the message's parsed content). Never derived from provider ids.
    */
   id: string;
   profile: string;
