@@ -2,6 +2,7 @@ import type { Profile, ProfileSet } from './config/profiles.js';
 import { loadProfiles } from './profiles/load.js';
 import { parseSettings, type AppSettings } from './config/settings.js';
 import { MailError } from './errors.js';
+import { CredentialExpiryWatch } from './identity/credentialExpiry.js';
 import { ProfileTokenProvider, type TokenProvider } from './identity/tokenProvider.js';
 import { createLogger, type Logger } from './log.js';
 import { registerSensitive } from './redact.js';
@@ -63,6 +64,8 @@ export class MailRuntime {
   readonly state: MailState;
   readonly logger: Logger;
   readonly env: NodeJS.ProcessEnv;
+  /** When each profile's client secret or certificate expires, as last read; warns in the log before. The accessor for a days-left metric. */
+  readonly credentialExpiry: CredentialExpiryWatch;
   private readonly defaultProfile?: string;
   private readonly scopes = new Map<string, ProfileScope>();
   private readonly process = new ProfileScope();
@@ -77,6 +80,7 @@ export class MailRuntime {
     this.secrets = options.secrets ?? createSecretStore(this.env, this.settings);
     this.state = options.state ?? new MailState(this.settings.storageConnection);
     this.logger = options.logger ?? createLogger();
+    this.credentialExpiry = new CredentialExpiryWatch({ warningDays: this.settings.credentialExpiryWarningDays, logger: this.logger });
   }
 
   /** The named profile, or the only one when exactly one is configured (or DEFAULT_PROFILE). */
@@ -114,7 +118,7 @@ export class MailRuntime {
 
   tokens(profile: Profile): TokenProvider {
     const scope = this.scope(profile);
-    scope.tokens ??= new ProfileTokenProvider(profile, this.secrets, { logger: this.logger });
+    scope.tokens ??= new ProfileTokenProvider(profile, this.secrets, { logger: this.logger, expiry: this.credentialExpiry });
     return scope.tokens;
   }
 

@@ -36,7 +36,7 @@ export const testCommand: CliCommand = {
   },
 };
 
-/** One line per step (✓/✗, name, duration, detail), then the code and hint indented under it. */
+/** One line per step (✓/✗, name, duration, detail), then the code and hint indented under it; last, when the credential expires. */
 export function formatReport(report: DiagnosisReport): string {
   const failed = report.steps.find((s) => !s.ok);
   const lines = [`Profile ${report.profile}: ${failed ? `failed at ${failed.step}` : 'all steps passed'}`];
@@ -46,6 +46,11 @@ export function formatReport(report: DiagnosisReport): string {
     lines.push(`  ${s.ok ? '✓' : '✗'} ${s.step.padEnd(width)} ${`${s.durationMs} ms`.padStart(9)}  ${s.detail ?? ''}`);
     if (s.code) lines.push(`${indent}code ${s.code}${s.providerCode ? ` (${s.providerCode})` : ''}`);
     if (s.hint) lines.push(`${indent}hint: ${s.hint}`);
+  }
+  const c = report.credential;
+  if (c) {
+    const what = `${c.credential === 'certificate' ? 'certificate' : 'client secret'} "${c.secret}"`;
+    lines.push(c.expiresOn === null ? `Credential: ${what}: no expiry date known (${c.state})` : `Credential: ${what} expires ${c.expiresOn}: ${c.daysLeft} days left (${c.state})`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -86,6 +86,8 @@ export interface AppSettings {
   pollMaxDurationSeconds: number;
   /** HEALTH_STALE_AFTER_SECONDS: a receiving profile with no completed poll for this long is stale. */
   healthStaleAfterSeconds: number;
+  /** CREDENTIAL_EXPIRY_WARNING_DAYS: a client secret or certificate this close to its expiry is reported as expiring and warned about in the log; 0: only once expired. */
+  credentialExpiryWarningDays: number;
   /** WEBHOOK_TIMEOUT_MS and WEBHOOK_MAX_ATTEMPTS: per webhook delivery. */
   webhookTimeoutMs: number;
   webhookMaxAttempts: number;
@@ -122,6 +124,7 @@ export function parseSettings(env: NodeJS.ProcessEnv): AppSettings {
     sendMaxAttempts: wholeNumberSetting(env, 'SEND_MAX_ATTEMPTS', { default: 5, min: 1 }),
     pollMaxDurationSeconds: positiveNumberSetting(env, 'POLL_MAX_DURATION_SECONDS', { default: 240, unit: 'seconds' }),
     healthStaleAfterSeconds: wholeNumberSetting(env, 'HEALTH_STALE_AFTER_SECONDS', { default: DEFAULT_HEALTH_STALE_AFTER_SECONDS, min: 1 }),
+    credentialExpiryWarningDays: wholeNumberSetting(env, 'CREDENTIAL_EXPIRY_WARNING_DAYS', { default: 30, min: 0 }),
     webhookTimeoutMs: wholeNumberSetting(env, 'WEBHOOK_TIMEOUT_MS', { default: 10_000, min: 1 }),
     webhookMaxAttempts: wholeNumberSetting(env, 'WEBHOOK_MAX_ATTEMPTS', { default: 4, min: 1 }),
     secretCacheTtlSeconds: wholeNumberSetting(env, 'SECRET_CACHE_TTL_SECONDS', { default: 300, min: 0 }),

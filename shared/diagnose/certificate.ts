@@ -1,8 +1,7 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { MailError } from '../errors.js';
+import { pemBlocks } from '../identity/credentialExpiry.js';
 
-/** A certificate this close to expiry still works, but the diagnosis says so. */
-export const EXPIRY_WARNING_DAYS = 30;
 const DAY_MS = 24 * 3600 * 1000;
 
 export interface CertificateFacts {
@@ -15,8 +14,6 @@ export interface CertificateFacts {
   daysLeft: number;
 }
 
-const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----[\s\S]+?-----END \1-----/g;
-
 /**
  * Checks the PEM a certificate profile keeps in the secret store the way
  * ClientCertificateCredential will use it: a private key (unencrypted: the profile has no
@@ -25,7 +22,7 @@ const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----[\s\S]+?-----END \1-----/g;
  */
 export function inspectCertificatePem(pem: string, options: { secretName: string; now?: Date }): CertificateFacts {
   const now = options.now ?? new Date();
-  const blocks = [...pem.matchAll(PEM_BLOCK)].map((m) => ({ label: m[1]!, text: m[0] }));
+  const blocks = pemBlocks(pem);
   const fail = (message: string, hint: string, cause?: unknown) => new MailError('ECERTIFICATE', `secret "${options.secretName}": ${message}`, { field: 'auth.certificate', hint, cause });
   const storeHint = `Store the certificate and its unencrypted private key together as PEM in the secret "${options.secretName}" (Key Vault: a secret, or a certificate imported with an exportable key).`;
 
@@ -63,9 +60,4 @@ function readOrFail<T>(read: () => T, failure: (cause: unknown) => MailError): T
   } catch (error) {
     throw failure(error);
   }
-}
-
-export function expiryHint(facts: CertificateFacts): string | undefined {
-  if (facts.daysLeft >= EXPIRY_WARNING_DAYS) return undefined;
-  return `The certificate expires in ${facts.daysLeft} day${facts.daysLeft === 1 ? '' : 's'} (${facts.notAfter.toISOString()}): upload a new one to the app registration and the secret store before then.`;
 }

@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { z } from 'zod';
 import type { Profile } from '../config/profiles.js';
 import { isMailError, type ErrorCode } from '../errors.js';
+import { credentialExpiryOf, expiringCredentialOf, readWithProperties, type CredentialExpiry } from '../identity/credentialExpiry.js';
 import { ProfileTokenProvider, type TokenProvider } from '../identity/tokenProvider.js';
 import { errorDetail, type Logger } from '../log.js';
 import { redactValue } from '../redact.js';
@@ -9,7 +10,7 @@ import type { MailRuntime } from '../runtime.js';
 import { sendMail } from '../send/sendMail.js';
 import type { ProbeFinding } from '../transports/descriptor.js';
 import { receiveTransport, sendTransport, transportSides } from '../transports/index.js';
-import { expiryHint, inspectCertificatePem } from './certificate.js';
+import { inspectCertificatePem } from './certificate.js';
 import { checkPermissions, readTokenClaims, scopesNeeded, type PermissionCheck } from './permissions.js';
 
 export type DiagnosisStepName = 'config' | 'secret' | 'token' | 'send-connect' | 'receive-connect' | 'send-test';
@@ -33,6 +34,8 @@ export interface DiagnosisReport {
   ok: boolean;
   /** In order; the first failed step is the last one. */
   steps: DiagnosisStep[];
+  /** When the profile's client secret or certificate expires, as the secret step read it (absent: nothing that expires, or the step did not get that far). */
+  credential?: CredentialExpiry;
 }
 
 /** The optional body of POST /api/profiles/{name}/test, and the CLI's --send-to. */
@@ -84,7 +87,8 @@ export async function diagnoseProfile(source: MailRuntime | (() => MailRuntime),
   const event = { operation: 'diagnose', profile: profile.name, outcome: failed ? ('error' as const) : ('ok' as const), durationMs: elapsed(started), ...(failed && { failedStep: failed.step, code: failed.code }) };
   if (failed) runtime.logger.warn(event);
   else runtime.logger.info(event);
-  return redactValue({ profile: profile.name, ok: failed === undefined, steps });
+  const credential = diagnosis.credentialExpiry;
+  return redactValue({ profile: profile.name, ok: failed === undefined, steps, ...(credential && { credential }) });
 }
 
 class ProfileDiagnosis {
@@ -95,6 +99,8 @@ class ProfileDiagnosis {
    */
   private readonly tokens: TokenProvider;
   private readonly permissions = new Map<string, PermissionCheck>();
+  /** Set by the secret step. */
+  credentialExpiry?: CredentialExpiry;
 
   constructor(
     private readonly runtime: MailRuntime,
@@ -135,7 +141,8 @@ class ProfileDiagnosis {
   private secretNames(): string[] {
     const auth = this.profile.auth;
     const webhook = this.profile.receive?.deliver && 'webhook' in this.profile.receive.deliver ? this.profile.receive.deliver.webhook.signingSecret : undefined;
-    return [...(auth.type === 'clientSecret' ? [auth.secret] : auth.type === 'certificate' ? [auth.certificate] : []), ...(webhook ? [webhook] : [])];
+    const credential = expiringCredentialOf(this.profile);
+    return [...(credential ? [credential.secret] : []), ...(webhook ? [webhook] : [])];
   }
 
   /** Each secret is read from the store itself, not from the cache: a fix made a minute ago must show. */
@@ -144,24 +151,29 @@ class ProfileDiagnosis {
     const where = secrets.kind === 'keyVault' ? 'Key Vault' : 'the app settings';
     const read = async (name: string) => {
       secrets.invalidate?.(name);
-      return secrets.getSecret(name, { abortSignal: this.options.abortSignal });
+      return readWithProperties(secrets, name, this.options.abortSignal);
     };
     const details: string[] = [];
     const hints: string[] = [];
-    const auth = this.profile.auth;
-    if (auth.type === 'clientSecret') {
-      const value = await read(auth.secret);
-      details.push(`client secret "${auth.secret}" resolved from ${where}`);
-      if (value.trim() !== value) hints.push(`The value of "${auth.secret}" starts or ends with whitespace: store the client secret exactly as Entra showed it.`);
-      if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value.trim())) {
-        hints.push(`The value of "${auth.secret}" looks like a secret ID (a GUID): store the secret's Value, which Entra shows only once when it is created.`);
+    const held = expiringCredentialOf(this.profile);
+    if (held) {
+      const secret = await read(held.secret);
+      if (held.credential === 'clientSecret') {
+        const value = secret.value;
+        details.push(`client secret "${held.secret}" resolved from ${where}`);
+        if (value.trim() !== value) hints.push(`The value of "${held.secret}" starts or ends with whitespace: store the client secret exactly as Entra showed it.`);
+        if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value.trim())) {
+          hints.push(`The value of "${held.secret}" looks like a secret ID (a GUID): store the secret's Value, which Entra shows only once when it is created.`);
+        }
+      } else {
+        const facts = inspectCertificatePem(secret.value, { secretName: held.secret });
+        details.push(`certificate "${held.secret}" resolved from ${where}: ${facts.subject}, thumbprint ${facts.thumbprint}, private key matches, valid until ${facts.notAfter.toISOString()} (${facts.daysLeft} days left)`);
       }
-    }
-    if (auth.type === 'certificate') {
-      const facts = inspectCertificatePem(await read(auth.certificate), { secretName: auth.certificate });
-      details.push(`certificate "${auth.certificate}" resolved from ${where}: ${facts.subject}, thumbprint ${facts.thumbprint}, private key matches, valid until ${facts.notAfter.toISOString()} (${facts.daysLeft} days left)`);
-      const warning = expiryHint(facts);
-      if (warning) hints.push(warning);
+      const expiry = credentialExpiryOf(this.profile, held, secret, { warningDays: this.runtime.settings.credentialExpiryWarningDays, store: secrets.kind });
+      this.credentialExpiry = expiry;
+      this.runtime.credentialExpiry.record(expiry);
+      details.push(describeExpiry(expiry));
+      if (expiry.state === 'expiring' || expiry.state === 'expired') hints.push(expiry.hint!);
     }
     const deliver = this.profile.receive?.deliver;
     if (deliver && 'webhook' in deliver) {
@@ -210,6 +222,13 @@ class ProfileDiagnosis {
     );
     return { detail: `sent to ${to} via ${outcome.via}, Message-ID ${outcome.messageId}` };
   }
+}
+
+/** The expiry as the secret step's detail says it. */
+function describeExpiry(expiry: CredentialExpiry): string {
+  if (expiry.expiresOn === null) return `${expiry.credential === 'certificate' ? 'certificate' : 'client secret'} expiry: no date known`;
+  const from = expiry.source === 'keyVault' ? 'the vault\'s expiration date' : 'the certificate\'s notAfter';
+  return `${expiry.credential === 'certificate' ? 'certificate' : 'client secret'} expiry: ${expiry.expiresOn} (${expiry.daysLeft} days left, ${expiry.state}; from ${from})`;
 }
 
 async function runStep(step: DiagnosisStepName, check: () => Promise<Finding>, context: { abortSignal?: AbortSignal; logger: Logger; profile: string }): Promise<DiagnosisStep> {

@@ -1,6 +1,7 @@
+import { readCredentialExpiry, type CredentialExpiry } from '../identity/credentialExpiry.js';
 import { describeSource } from '../profiles/describe.js';
 import { receivingProfiles } from '../receive/pollMailbox.js';
-import { redact } from '../redact.js';
+import { redact, redactValue } from '../redact.js';
 import type { MailRuntime } from '../runtime.js';
 import type { PollStatusRecord, StoredPollStatus } from '../state/index.js';
 
@@ -49,11 +50,15 @@ export interface ProfileHealth {
 }
 
 export interface ProfilesHealthReport {
-  /** Every receiving profile is `ok`. */
+  /** Every receiving profile is `ok`, and no profile's client secret or certificate is expired or unreadable. */
   ok: boolean;
   checkedAt: string;
   staleAfterSeconds: number;
   profiles: ProfileHealth[];
+  /** CREDENTIAL_EXPIRY_WARNING_DAYS: from this many days before its date a credential is `expiring`. */
+  credentialExpiryWarningDays: number;
+  /** Every profile (sending or receiving) whose auth reads a client secret or certificate: when it expires. */
+  credentials: CredentialExpiry[];
 }
 
 export interface HealthOptions {
@@ -64,10 +69,34 @@ export interface HealthOptions {
 
 /**
  * Per receiving profile: when it was last polled, how that went, and whether it is failing or
- * stale. Reads one table query; a profile never polled shows nulls and counts as stale.
+ * stale. Reads one table query; a profile never polled shows nulls and counts as stale. Per
+ * profile with a client secret or certificate: when it expires, days left, and its state.
  */
 export async function profilesHealth(runtime: MailRuntime, options: HealthOptions = {}): Promise<ProfilesHealthReport> {
   const now = options.now ?? new Date();
+  const [receiving, credentials] = await Promise.all([receivingHealth(runtime, now, options), credentialsHealth(runtime, now, options)]);
+  const ok = receiving.profiles.every((p) => p.state === 'ok') && credentials.every((c) => c.state !== 'expired' && c.state !== 'unreadable');
+  return { ok, checkedAt: now.toISOString(), ...receiving, credentialExpiryWarningDays: runtime.settings.credentialExpiryWarningDays, credentials };
+}
+
+/**
+ * The expiry of every profile's client secret or certificate, read through the secret store
+ * (its cache: the version this process uses), each recorded in the runtime's watch, which warns
+ * in the log when one is due. Bounded like the storage read.
+ */
+async function credentialsHealth(runtime: MailRuntime, now: Date, options: HealthOptions): Promise<CredentialExpiry[]> {
+  const abortSignal = options.abortSignal ?? AbortSignal.timeout(STORAGE_READ_TIMEOUT_MS);
+  const read = [...runtime.profiles.profiles.values()].map((profile) =>
+    readCredentialExpiry(profile, runtime.secrets, { warningDays: runtime.settings.credentialExpiryWarningDays, now, abortSignal }),
+  );
+  const credentials = (await Promise.all(read)).filter((c): c is CredentialExpiry => c !== undefined);
+  for (const credential of credentials) runtime.credentialExpiry.record(credential);
+  // Redacted here too: an unreadable one carries the store's hint.
+  return credentials.map((c) => redactValue(c));
+}
+
+/** The receiving profiles' poll records, one table query. */
+async function receivingHealth(runtime: MailRuntime, now: Date, options: HealthOptions): Promise<Pick<ProfilesHealthReport, 'staleAfterSeconds' | 'profiles'>> {
   const staleAfter = runtime.settings.healthStaleAfterSeconds;
   const profiles = receivingProfiles(runtime);
   const stored = profiles.length === 0
@@ -100,7 +129,7 @@ export async function profilesHealth(runtime: MailRuntime, options: HealthOption
       lastCounts: record?.lastCounts ?? null,
     };
   });
-  return { ok: health.every((p) => p.state === 'ok'), checkedAt: now.toISOString(), staleAfterSeconds: staleAfter, profiles: health };
+  return { staleAfterSeconds: staleAfter, profiles: health };
 }
 
 /**
@@ -109,6 +138,7 @@ export async function profilesHealth(runtime: MailRuntime, options: HealthOption
  */
 export async function healthReport(runtime: MailRuntime, options: HealthOptions = {}): Promise<HealthReport> {
   const receiving: Record<ReceivingState, number> = { ok: 0, failing: 0, stale: 0 };
-  for (const profile of (await profilesHealth(runtime, options)).profiles) receiving[profile.state]++;
+  // The anonymous answer reads no secret: probes every minute must not become vault reads.
+  for (const profile of (await receivingHealth(runtime, options.now ?? new Date(), options)).profiles) receiving[profile.state]++;
   return { status: 'ok', profiles: runtime.profiles.profiles.size, source: describeSource(runtime.profiles), receiving };
 }

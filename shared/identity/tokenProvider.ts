@@ -6,6 +6,7 @@ import type { Logger } from '../log.js';
 import { registerSensitive } from '../redact.js';
 import type { SecretStore } from '../secrets/store.js';
 import { createProfileCredential, profileSecretNames, translateTokenError } from './credential.js';
+import type { CredentialExpiryWatch } from './credentialExpiry.js';
 
 export interface TokenRequestOptions {
   abortSignal?: AbortSignal;
@@ -24,6 +25,8 @@ export interface ProfileTokenProviderOptions {
   now?: () => number;
   /** Where a delegated credential reports refresh token rotation. @default console */
   logger?: Logger;
+  /** Told after each token obtained, so that it checks (hourly at most) when the profile's secret or certificate expires. */
+  expiry?: CredentialExpiryWatch;
 }
 
 /** How long one shared token request, secret read included, may take. */
@@ -42,6 +45,7 @@ export class ProfileTokenProvider implements TokenProvider {
   private readonly refreshMarginMs: number;
   private readonly now: () => number;
   private readonly logger?: Logger;
+  private readonly expiry?: CredentialExpiryWatch;
 
   constructor(
     private readonly profile: Profile,
@@ -51,6 +55,7 @@ export class ProfileTokenProvider implements TokenProvider {
     this.refreshMarginMs = options.refreshMarginMs ?? 300_000;
     this.now = options.now ?? Date.now;
     this.logger = options.logger;
+    this.expiry = options.expiry;
   }
 
   /**
@@ -81,6 +86,8 @@ export class ProfileTokenProvider implements TokenProvider {
       if (!result) throw new Error('the credential returned no token');
       registerSensitive(result.token, { expiresAt: result.expiresOnTimestamp });
       if (generation === this.generation) this.tokens.set(scope, { token: result.token, expiresAt: result.expiresOnTimestamp });
+      // Not awaited: the read is served by the secret cache the credential was just built from, and it never fails a send.
+      void this.expiry?.observe(this.profile, this.secrets);
       return result.token;
     } catch (error) {
       if (generation === this.generation) this.credential = undefined;

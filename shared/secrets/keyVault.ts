@@ -1,7 +1,7 @@
 import type { SecretClient } from '@azure/keyvault-secrets';
 import type { TokenCredential } from '@azure/core-auth';
 import { MailError } from '../errors.js';
-import type { SecretReadOptions, SecretStore, SecretWriteResult } from './store.js';
+import type { SecretRead, SecretReadOptions, SecretStore, SecretWriteResult } from './store.js';
 
 export interface KeyVaultSecretStoreOptions {
   vaultUrl: string;
@@ -39,11 +39,17 @@ export class KeyVaultSecretStore implements SecretStore {
   }
 
   async getSecret(name: string, options: SecretReadOptions = {}): Promise<string> {
+    return (await this.readSecret(name, options)).value;
+  }
+
+  /** The latest version, with its expiry date (the `exp` attribute) when one is set. */
+  async readSecret(name: string, options: SecretReadOptions = {}): Promise<SecretRead> {
     const client = await this.getClient();
     try {
       const secret = await client.getSecret(name, { abortSignal: options.abortSignal });
       if (secret.value === undefined) throw new MailError('ESECRET_NOT_FOUND', `secret "${name}" has no value`, { field: name });
-      return secret.value;
+      const { expiresOn, version } = secret.properties;
+      return { value: secret.value, ...(expiresOn !== undefined && { expiresOn }), ...(version !== undefined && { version }) };
     } catch (error) {
       throw translateKeyVaultError(name, error, 'read');
     }

@@ -9,10 +9,21 @@ export interface SecretWriteResult {
   persisted: boolean;
 }
 
+/** A secret's value and what the store knows of the version it read. */
+export interface SecretRead {
+  value: string;
+  /** When the version expires, if the store keeps a date (Key Vault's `exp` attribute, set by whoever stored it). */
+  expiresOn?: Date;
+  /** The store's id of the version read (Key Vault's version). */
+  version?: string;
+}
+
 /** Resolves secret names (letters, digits, dashes) to values. */
 export interface SecretStore {
   readonly kind: 'keyVault' | 'environment';
   getSecret(name: string, options?: SecretReadOptions): Promise<string>;
+  /** The value with its version's properties, from the same read. Absent on stores that keep none (app settings). */
+  readSecret?(name: string, options?: SecretReadOptions): Promise<SecretRead>;
   /** Stores a new value (a refresh token from consent or rotation). Absent on stores that cannot take one. */
   setSecret?(name: string, value: string, options?: SecretReadOptions): Promise<SecretWriteResult>;
   /** Forgets a cached value so the next read goes to the backing store (after an auth failure). */
@@ -25,10 +36,14 @@ export interface CachedSecretStoreOptions {
   now?: () => number;
 }
 
-/** A TTL cache in front of a store; concurrent reads of one name share one request. */
+/**
+ * A TTL cache in front of a store; concurrent reads of one name share one request. A value and
+ * its version's properties are cached together, so what readSecret reports (an expiry date) is
+ * that of the version the credentials in this process were built from.
+ */
 export class CachedSecretStore implements SecretStore {
   readonly kind: SecretStore['kind'];
-  private readonly entries = new Map<string, { value: Promise<string>; expiresAt: number }>();
+  private readonly entries = new Map<string, { value: Promise<SecretRead>; expiresAt: number }>();
   private readonly ttlMs: number;
   private readonly now: () => number;
 
@@ -41,18 +56,23 @@ export class CachedSecretStore implements SecretStore {
       this.setSecret = async (name, value, writeOptions) => {
         registerSensitive(value);
         const result = await write(name, value, writeOptions);
-        this.entries.set(name, { value: Promise.resolve(value), expiresAt: this.now() + this.ttlMs });
+        this.entries.set(name, { value: Promise.resolve({ value }), expiresAt: this.now() + this.ttlMs });
         return result;
       };
     }
   }
 
-  getSecret(name: string, options?: SecretReadOptions): Promise<string> {
+  async getSecret(name: string, options?: SecretReadOptions): Promise<string> {
+    return (await this.readSecret(name, options)).value;
+  }
+
+  readSecret(name: string, options?: SecretReadOptions): Promise<SecretRead> {
     const cached = this.entries.get(name);
     if (cached && cached.expiresAt > this.now()) return cached.value;
-    const value = this.inner.getSecret(name, options).then((v) => {
-      registerSensitive(v);
-      return v;
+    const read = this.inner.readSecret ? this.inner.readSecret(name, options) : this.inner.getSecret(name, options).then((value) => ({ value }));
+    const value = read.then((r) => {
+      registerSensitive(r.value);
+      return r;
     });
     this.entries.set(name, { value, expiresAt: this.now() + this.ttlMs });
     value.catch(() => {

@@ -103,7 +103,7 @@ const ALLOWED: Record<string, string[]> = {
   'shared/receive': ['shared/config', 'shared/identity', 'shared/mail', 'shared/runtime', 'shared/sinks', 'shared/state', 'shared/transports'],
   'shared/consent': ['shared/identity', 'shared/runtime', 'shared/transports'],
   'shared/diagnose': ['shared/config', 'shared/identity', 'shared/runtime', 'shared/send', 'shared/transports'],
-  'shared/health': ['shared/config', 'shared/http', 'shared/profiles', 'shared/receive', 'shared/runtime', 'shared/state'],
+  'shared/health': ['shared/config', 'shared/http', 'shared/identity', 'shared/profiles', 'shared/receive', 'shared/runtime', 'shared/state'],
   'shared/startup': ['shared/runtime'],
 };
 

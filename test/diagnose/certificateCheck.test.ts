@@ -1,7 +1,7 @@
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { expiryHint, inspectCertificatePem } from '../../shared/diagnose/certificate.js';
+import { inspectCertificatePem } from '../../shared/diagnose/certificate.js';
 import { MailError } from '../../shared/errors.js';
 
 const DAY = 24 * 3600 * 1000;
@@ -33,17 +33,10 @@ describe('the certificate a profile keeps in the secret store is checked before 
     assert.equal(facts.subject, 'CN=mail-app');
     assert.match(facts.thumbprint, /^[0-9A-F]{40}$/);
     assert.ok(facts.daysLeft >= 363 && facts.daysLeft <= 365, String(facts.daysLeft));
-    assert.equal(expiryHint(facts), undefined);
   });
 
   it('the order of key and certificate in the PEM does not matter', () => {
     assert.equal(inspectCertificatePem(`${valid.cert}\n${valid.key}`, { secretName: 'ops-cert' }).subject, 'CN=mail-app');
-  });
-
-  it('a certificate that expires within 30 days passes with a warning naming the date', async () => {
-    const soon = await certificate(new Date(Date.now() - DAY), new Date(Date.now() + 10 * DAY + 3600_000));
-    const facts = inspectCertificatePem(`${soon.key}${soon.cert}`, { secretName: 'ops-cert' });
-    assert.match(expiryHint(facts)!, new RegExp(`^The certificate expires in 10 days \\(${facts.notAfter.toISOString().slice(0, 10)}`));
   });
 
   it('an expired certificate fails with ECERTIFICATE saying when it expired', async () => {

@@ -90,7 +90,7 @@ describe('diagnosing a profile step by step against loopback Entra, SMTP, IMAP a
     assert.match(config!.detail!, new RegExp(`send via smtp to ${smtp.endpoint.replace('.', '\\.')} \\(STARTTLS, XOAUTH2\\)`));
     assert.match(config!.detail!, new RegExp(`receive via imap from ${imap.endpoint.replace('.', '\\.')}`));
     assert.match(config!.detail!, /auth clientSecret \(tenant contoso-tenant, client diagnosed-app/);
-    assert.match(secret!.detail!, /client secret "support-client-secret" resolved from the app settings; webhook signing secret "support-hook-key" resolved/);
+    assert.match(secret!.detail!, /client secret "support-client-secret" resolved from the app settings; client secret expiry: no date known; webhook signing secret "support-hook-key" resolved/);
     assert.match(token!.detail!, /Office 365 Exchange Online token for https:\/\/outlook\.office365\.com\/\.default: not a JWT/);
 
     // One fresh Exchange token serves the token step, the SMTP login and the IMAP login.

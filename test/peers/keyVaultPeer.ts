@@ -21,6 +21,8 @@ interface SecretVersion {
   value: string;
   contentType?: string;
   created: number;
+  /** Unix seconds: Key Vault's `exp` attribute. */
+  expires?: number;
 }
 
 /**
@@ -39,11 +41,12 @@ export class KeyVaultPeer extends HttpsPeer {
     super();
   }
 
-  /** Stores a new version of a secret (what `az keyvault secret set` does) and returns the version id. */
-  setSecret(name: string, value: string, contentType?: string): string {
+  /** Stores a new version of a secret (what `az keyvault secret set [--expires]` does) and returns the version id. */
+  setSecret(name: string, value: string, options: { contentType?: string; expiresOn?: Date } = {}): string {
     const version = randomBytes(16).toString('hex');
     const versions = this.secrets.get(name) ?? [];
-    versions.push({ version, value, contentType, created: Math.floor(Date.now() / 1000) });
+    const expires = options.expiresOn === undefined ? undefined : Math.floor(options.expiresOn.getTime() / 1000);
+    versions.push({ version, value, contentType: options.contentType, created: Math.floor(Date.now() / 1000), ...(expires !== undefined && { expires }) });
     this.secrets.set(name, versions);
     return version;
   }
@@ -91,12 +94,16 @@ export class KeyVaultPeer extends HttpsPeer {
     const name = route[1]!;
     const versionId = route[2] || undefined;
     if (method === 'PUT' && versionId === undefined) {
-      const input = JSON.parse(body || '{}') as { value?: unknown; contentType?: unknown };
+      const input = JSON.parse(body || '{}') as { value?: unknown; contentType?: unknown; attributes?: { exp?: unknown } };
       if (typeof input.value !== 'string') {
         record(400, true);
         return send(res, 400, { error: { code: 'BadParameter', message: 'Property value is required.' } });
       }
-      const version = this.setSecret(name, input.value, typeof input.contentType === 'string' ? input.contentType : undefined);
+      const exp = input.attributes?.exp;
+      const version = this.setSecret(name, input.value, {
+        ...(typeof input.contentType === 'string' && { contentType: input.contentType }),
+        ...(typeof exp === 'number' && { expiresOn: new Date(exp * 1000) }),
+      });
       record(200, true);
       return send(res, 200, this.bundle(name, this.secrets.get(name)!.find((v) => v.version === version)!));
     }
@@ -120,7 +127,7 @@ export class KeyVaultPeer extends HttpsPeer {
       value: secret.value,
       ...(secret.contentType ? { contentType: secret.contentType } : {}),
       id: `${this.url}/secrets/${name}/${secret.version}`,
-      attributes: { enabled: true, created: secret.created, updated: secret.created, recoveryLevel: 'Recoverable+Purgeable', recoverableDays: 90 },
+      attributes: { enabled: true, created: secret.created, updated: secret.created, ...(secret.expires !== undefined && { exp: secret.expires }), recoveryLevel: 'Recoverable+Purgeable', recoverableDays: 90 },
       tags: {},
     };
   }
