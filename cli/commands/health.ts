@@ -5,7 +5,7 @@ import { EXIT_FAILURE, parseFlags, printFailure, printResult, stateEnv, stderrLo
 const usage = 'm365-mail health';
 
 export const healthCommand: CliCommand = {
-  summary: 'Show each receiving profile\'s last poll, failures and last error, as GET /api/health/profiles; exit 1 unless all are ok.',
+  summary: 'Show each receiving profile\'s last poll, failures and last error, and when each profile\'s secret or certificate expires, as GET /api/health/profiles; exit 1 unless all are ok.',
   usage,
   async run(args) {
     try {
