@@ -83,6 +83,8 @@ const filters = z
     hasAttachments: z.boolean().optional(),
     minImportance: z.enum(['low', 'normal', 'high']).optional(),
     maxSizeBytes: z.number().int().positive().optional(),
+    /** Only messages whose sender's domain the receiving organisation authenticated (authentication.verdict "pass"). */
+    requireAuthenticated: z.boolean().default(false),
   })
   .strict();
 
@@ -104,6 +106,10 @@ export const receiveCommon = {
   tags: z.record(z.string(), z.string()).default({}),
   /** Messages fetched per poll at most; the rest wait for the next poll. */
   batchSize: z.number().int().positive().max(1000).default(100),
+  /** The authserv-ids whose Authentication-Results count; empty: the topmost header (Exchange Online's). */
+  trustedAuthservIds: z.array(z.string().regex(/^[\x21-\x3a\x3c-\x7e]{1,255}$/, 'must be an authserv-id (a host name)')).default([]),
+  /** Attachments of one message stored as blobs at most; the rest are listed with `omitted` (0-250). */
+  maxAttachmentBlobs: z.number().int().min(0).max(250).default(25),
 };
 
 type Shape = Record<string, z.ZodType>;

@@ -1,4 +1,5 @@
 import { isMailError } from '../errors.js';
+import type { DeliveredMessage } from '../mail/incoming.js';
 import type { MessageSink } from '../sinks/types.js';
 import type { DeliveryRecord } from '../state/dedupeStore.js';
 import type { ReceiveState } from '../state/index.js';
@@ -18,6 +19,8 @@ export interface DeliveryContext {
   /** Deliveries in flight at once to a sink that keeps no order. */
   concurrency: number;
   signal: AbortSignal;
+  /** The message as delivered, for one whose attachments were deferred (Parsed.attachmentsDeferred): stores them. */
+  complete?: (plan: Planned) => Promise<DeliveredMessage>;
 }
 
 export interface WindowOutcome {
@@ -82,12 +85,13 @@ export async function deliverWindow(plans: readonly Planned[], ctx: DeliveryCont
 
 /** Delivers one message, or dead-letters it: unparseable (with the source kept while it was parsed) or refused by the sink. */
 async function deliverOne(p: Planned, ctx: DeliveryContext): Promise<'delivered' | 'refused' | 'deadLettered'> {
-  const { fetched, message } = p;
+  const { fetched } = p;
   const put = { abortSignal: ctx.signal };
-  if (message === undefined) {
+  if (p.message === undefined) {
     await ctx.state.deadLetters.put({ profile: ctx.profile.name, providerId: fetched.providerId, error: describeFailure(p.parseError), ...(p.source && { source: await p.source.open() }) }, put);
     return 'deadLettered';
   }
+  const message = p.attachmentsDeferred && ctx.complete ? await ctx.complete(p) : p.message;
   try {
     await ctx.sink.deliver(message, put);
     return 'delivered';

@@ -12,8 +12,13 @@ export interface Parsed {
   id: string;
   message?: DeliveredMessage;
   parseError?: MailError;
-  /** An unparseable message's source, kept while it was parsed (it is read from the mailbox once), for its dead-letter. */
+  /**
+   * The source, kept while it was parsed (it is read from the mailbox once): an unparseable
+   * message's, for its dead-letter, or one whose attachments are stored only once it is to be delivered.
+   */
   source?: { open(): Promise<NodeJS.ReadableStream>; dispose(): Promise<void> };
+  /** Its large attachments were counted, not stored: DeliveryContext.complete stores them before it is delivered. */
+  attachmentsDeferred?: boolean;
 }
 
 /** What the poll does with a parsed message. */

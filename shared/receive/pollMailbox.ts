@@ -3,7 +3,8 @@ import type { Profile } from '../config/profiles.js';
 import { MailError, isMailError } from '../errors.js';
 import { withAuthRetry } from '../identity/tokenProvider.js';
 import { unparseableIdHash } from '../mail/messageIds.js';
-import { parseMessage, type AttachmentSink } from '../mail/parse.js';
+import type { DeliveredMessage } from '../mail/incoming.js';
+import { parseMessage, type AttachmentSink, type ParseContext } from '../mail/parse.js';
 import type { MailRuntime } from '../runtime.js';
 import type { CursorOwner } from '../state/cursorStore.js';
 import type { ReceiveState } from '../state/index.js';
@@ -263,7 +264,7 @@ class MailboxPoll {
       const parsed = window.parsed;
       const recorded = parsed.length === 0 ? new Set<string>() : await this.state.dedupe.recorded(this.profile.name, parsed.map((p) => p.id), { abortSignal: signal });
       const plans = planWindow(parsed, { recorded, ...(this.profile.receive.filters && { filters: this.profile.receive.filters }) });
-      const outcome = await deliverWindow(plans, { profile: this.profile, sink: this.runtime.sink(this.profile), state: this.state, session, concurrency: CONCURRENCY, signal });
+      const outcome = await deliverWindow(plans, { profile: this.profile, sink: this.runtime.sink(this.profile), state: this.state, session, concurrency: CONCURRENCY, signal, complete: (p) => this.storeAttachments(p, signal) });
       this.pending = outcome.cursor ?? this.pending;
       for (const { plan, outcome: result } of outcome.counted) this.count(plan, result);
       const failed = outcome.failure ?? window.failure;
@@ -275,20 +276,24 @@ class MailboxPoll {
 
   /**
    * Parses one message from its source, opened once: the bytes are copied on their way to the
-   * parser, so an unparseable message gets its id and its dead-letter from the copy.
+   * parser, so an unparseable message gets its id and its dead-letter from the copy. Attachments
+   * that would go to blob storage are only counted here, not stored: whether the message is
+   * delivered at all is known after the dedupe lookup and the filters, so a duplicate or a
+   * filtered message never uploads a blob. Such a message keeps its copy, and storeAttachments
+   * parses it again from there once it is to be delivered.
    */
   private async parse(fetched: FetchedMessage, signal: AbortSignal): Promise<Parsed> {
     const started = Date.now();
     const copy = new SourceCopy(unparseableIdHash(this.profile), { memoryBytes: LARGE_MESSAGE_BYTES });
+    let deferred = 0;
+    const countOnly: AttachmentSink = async (attachment, content) => {
+      deferred++;
+      for await (const chunk of content) void chunk;
+      return { container: '', name: `${attachment.messageKey}/${attachment.index}` };
+    };
     try {
-      const message = await parseMessage(copy.tap(await fetched.openSource({ abortSignal: signal })), {
-        profile: this.profile,
-        via: this.runtime.reader(this.profile).via,
-        providerId: fetched.providerId,
-        ...(fetched.receivedAt && { receivedAt: fetched.receivedAt }),
-        attachmentSink: this.attachmentSink(signal),
-        abortSignal: signal,
-      });
+      const message = await parseMessage(copy.tap(await fetched.openSource({ abortSignal: signal })), this.parseContext(fetched, countOnly, signal));
+      if (deferred > 0) return { fetched, started, id: message.id, message, source: copy, attachmentsDeferred: true };
       await copy.dispose();
       return { fetched, started, id: message.id, message };
     } catch (error) {
@@ -300,6 +305,28 @@ class MailboxPoll {
     }
   }
 
+  private parseContext(fetched: FetchedMessage, attachmentSink: AttachmentSink, signal: AbortSignal): ParseContext {
+    return {
+      profile: this.profile,
+      via: this.runtime.reader(this.profile).via,
+      providerId: fetched.providerId,
+      ...(fetched.receivedAt && { receivedAt: fetched.receivedAt }),
+      attachmentSink,
+      maxBlobs: this.profile.receive.maxAttachmentBlobs,
+      abortSignal: signal,
+    };
+  }
+
+  /** The message about to be delivered, parsed again from its copy with its large attachments stored (at most maxAttachmentBlobs). */
+  private async storeAttachments(p: Planned, signal: AbortSignal): Promise<DeliveredMessage> {
+    if (!p.attachmentsDeferred || p.source === undefined || p.message === undefined) return p.message!;
+    const message = await parseMessage(await p.source.open(), this.parseContext(p.fetched, this.attachmentSink(signal), signal));
+    if (message.id !== p.id) {
+      throw new MailError('ESTATE', `message ${p.fetched.providerId} parsed to another id from its kept copy`, { profile: this.profile.name, hint: 'This is a bug: please report it with the message source.' });
+    }
+    return message;
+  }
+
   private count(p: Planned, result: Outcome): void {
     this.counts[COUNTED_AS[result]]++;
     this.runtime.logger.info({ operation: 'poll.message', profile: this.profile.name, id: p.message?.id, providerId: p.fetched.providerId, outcome: result === 'delivered' ? 'ok' : 'skipped', result, reason: p.reason, durationMs: Date.now() - p.started });
@@ -307,11 +334,13 @@ class MailboxPoll {
 
   /**
    * Large attachments are streamed to mail-payloads, named after their message and position, so
-   * that parsing a message again (a redelivery, a duplicate after a resync) leaves no orphan blob.
+   * that parsing a message again (a redelivery, a duplicate after a resync) leaves no orphan
+   * blob. They are stored as application/octet-stream, so a blob URL handed on is never rendered
+   * as the HTML or SVG a sender labelled it; the sender's type is kept as metadata.
    */
   private attachmentSink(signal: AbortSignal): AttachmentSink {
     return (attachment, content) =>
-      this.state.payloads.putAttachment(`${this.profile.name}/attachments/${attachment.messageKey}/${attachment.index}`, content, attachment.contentType, { abortSignal: signal });
+      this.state.payloads.putAttachment(`${this.profile.name}/attachments/${attachment.messageKey}/${attachment.index}`, content, { senderContentType: attachment.contentType }, { abortSignal: signal });
   }
 
   private async writeCursor(signal: AbortSignal | undefined): Promise<void> {

@@ -32,11 +32,15 @@ class BlobStore {
     return { container: this.containerName, name };
   }
 
-  async putStream(name: string, stream: NodeJS.ReadableStream, contentType: string, options: { abortSignal?: AbortSignal } = {}): Promise<BlobRef> {
+  async putStream(name: string, stream: NodeJS.ReadableStream, contentType: string, options: { abortSignal?: AbortSignal; metadata?: Record<string, string> } = {}): Promise<BlobRef> {
     const container = await this.account.container(this.containerName);
     const source = asReadable(stream);
     try {
-      await container.getBlockBlobClient(name).uploadStream(source, STREAM_BLOCK_BYTES, STREAM_CONCURRENCY, { blobHTTPHeaders: { blobContentType: contentType }, abortSignal: options.abortSignal });
+      await container.getBlockBlobClient(name).uploadStream(source, STREAM_BLOCK_BYTES, STREAM_CONCURRENCY, {
+        blobHTTPHeaders: { blobContentType: contentType },
+        ...(options.metadata && { metadata: options.metadata }),
+        abortSignal: options.abortSignal,
+      });
     } catch (error) {
       source.destroy();
       throw stateError(error, `could not store blob ${this.containerName}/${name}`);
@@ -56,8 +60,12 @@ export class PayloadStore extends BlobStore {
    * resync that parses the message again finds the blob and reads its stream to the end
    * without uploading it again, so neither an orphan nor a changed blob under a reference a
    * consumer already holds. A committed block blob is whole (uploads commit at the end).
+   *
+   * Served as application/octet-stream whatever the sender called it (text/html or image/svg+xml
+   * opened from a SAS URL would run in the storage account's origin); the sender's type is the
+   * blob's `sendercontenttype` metadata, printable ASCII only, as metadata must be.
    */
-  async putAttachment(name: string, stream: NodeJS.ReadableStream, contentType: string, options: { abortSignal?: AbortSignal } = {}): Promise<BlobRef> {
+  async putAttachment(name: string, stream: NodeJS.ReadableStream, described: { senderContentType: string }, options: { abortSignal?: AbortSignal } = {}): Promise<BlobRef> {
     const container = await this.account.container(this.containerName);
     let stored: boolean;
     try {
@@ -65,7 +73,8 @@ export class PayloadStore extends BlobStore {
     } catch (error) {
       throw stateError(error, `could not look up blob ${this.containerName}/${name}`);
     }
-    if (!stored) return this.putStream(name, stream, contentType, options);
+    const senderContentType = described.senderContentType.replace(/[^\x20-\x7e]/g, '').slice(0, 255);
+    if (!stored) return this.putStream(name, stream, 'application/octet-stream', { ...options, metadata: { sendercontenttype: senderContentType } });
     for await (const chunk of stream) void chunk;
     return { container: this.containerName, name };
   }

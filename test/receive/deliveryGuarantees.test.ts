@@ -299,6 +299,64 @@ describe('delivery guarantees: at-least-once with stable ids, retries, refusals'
     assert.deepEqual(await container.getBlockBlobClient(attachment.blob.name).downloadToBuffer(), content);
   });
 
+  /** The names under a profile's attachment prefix in mail-payloads. */
+  async function storedBlobs(profile: string): Promise<string[]> {
+    const container = await h.state.account.container(STATE_NAMES.payloads);
+    const names: string[] = [];
+    for await (const blob of container.listBlobsFlat({ prefix: `${profile}/attachments/` })) names.push(blob.name);
+    return names.sort();
+  }
+
+  it('blobs are written only for messages that are delivered: a filtered message with large attachments uploads nothing', async () => {
+    const inbox = h.folder('inbox');
+    const big = Buffer.alloc(400 * 1024, 5);
+    const mail = (subject: string, id: string) => composeEml({ from: 'noc@fabrikam.com', to: 'support@contoso.com', subject, text: 'attached', messageId: `<${id}@fabrikam.com>`, attachments: [{ filename: 'a.bin', content: big }, { filename: 'b.bin', content: big }] });
+    dropEml(inbox, 'spam.eml', await mail('Cheap SPAM offer', 'filtered-blobs'), 1);
+    dropEml(inbox, 'real.eml', await mail('Real report', 'delivered-blobs'), 2);
+    const runtime = h.runtime({ filteredblobs: h.fileProfile(inbox, { filters: { mode: 'ignore', keywords: ['spam'] } }) });
+    const result = await pollMailbox(runtime, 'filteredblobs');
+    assert.deepEqual([result.status, result.delivered, result.filtered], ['completed', 1, 1]);
+    const [delivered] = h.webhook.accepted<DeliveredMessage>();
+    const names = delivered!.attachments.map((a) => a.blob?.name);
+    assert.equal(names.length, 2);
+    assert.deepEqual(await storedBlobs('filteredblobs'), names.sort(), 'only the delivered message has blobs');
+  });
+
+  it('blob uploads per message stop at receive.maxAttachmentBlobs; the rest are listed with omitted and their size, never dropped', async () => {
+    const inbox = h.folder('inbox');
+    const parts = [0, 1, 2, 3, 4].map((n) => ({ filename: `part${n}.html`, content: Buffer.alloc(300 * 1024, 65 + n), contentType: 'text/html' }));
+    dropEml(inbox, 'many.eml', await composeEml({ from: 'noc@fabrikam.com', to: 'support@contoso.com', subject: 'Many', text: 'attached', messageId: '<many-blobs@fabrikam.com>', attachments: parts }), 1);
+    const runtime = h.runtime({ capped: h.fileProfile(inbox, { maxAttachmentBlobs: 2 }) });
+    assert.equal((await pollMailbox(runtime, 'capped')).delivered, 1);
+    const [message] = h.webhook.accepted<DeliveredMessage>();
+    assert.deepEqual(
+      message!.attachments.map((a) => [a.filename, a.size, a.blob !== undefined, a.omitted ?? null]),
+      parts.map((p, i) => [p.filename, p.content.length, i < 2, i < 2 ? null : 'blobLimit']),
+    );
+    const stored = await storedBlobs('capped');
+    assert.equal(stored.length, 2);
+    // Served as bytes, never as the HTML the sender labelled them; the sender's type kept as metadata.
+    const container = await h.state.account.container(STATE_NAMES.payloads);
+    const properties = await container.getBlockBlobClient(stored[0]!).getProperties();
+    assert.equal(properties.contentType, 'application/octet-stream');
+    assert.equal(properties.metadata?.sendercontenttype, 'text/html');
+  });
+
+  it('another message reusing a delivered Message-ID is delivered with its own id and its own blobs, not taken for a duplicate', async () => {
+    const inbox = h.folder('inbox');
+    const mail = (subject: string, fill: number) => composeEml({ from: 'noc@fabrikam.com', to: 'support@contoso.com', subject, text: 'x', messageId: '<reused@fabrikam.com>', attachments: [{ filename: 'r.bin', content: Buffer.alloc(300 * 1024, fill) }] });
+    dropEml(inbox, 'first.eml', await mail('Invoice 1', 1), 1);
+    dropEml(inbox, 'second.eml', await mail('Invoice 2 (other content, same Message-ID)', 2), 2);
+    const runtime = h.runtime({ reused: h.fileProfile(inbox) });
+    const result = await pollMailbox(runtime, 'reused');
+    assert.deepEqual([result.delivered, result.duplicates], [2, 0]);
+    const [a, b] = h.webhook.accepted<DeliveredMessage>();
+    assert.notEqual(a!.id, b!.id);
+    assert.notEqual(a!.attachments[0]!.blob!.name, b!.attachments[0]!.blob!.name);
+    const container = await h.state.account.container(STATE_NAMES.payloads);
+    assert.deepEqual(await container.getBlockBlobClient(b!.attachments[0]!.blob!.name).downloadToBuffer(), Buffer.alloc(300 * 1024, 2));
+  });
+
   it('a redelivered message stores its large attachment once, under the same name, and a duplicate adds no blob', async () => {
     const inbox = h.folder('inbox');
     const content = Buffer.alloc(400 * 1024, 3);
