@@ -51,6 +51,16 @@ const LF = 0x0a;
 const DOT = 0x2e;
 /** A status line is at most 512 octets (RFC 2449 section 4); more means the peer is not POP3. */
 const MAX_STATUS_LINE = 8192;
+/**
+ * Bounds on the answers that are read whole (CAPA, UIDL, LIST): a line of a listing is a
+ * number and a unique-id of at most 70 characters (RFC 1939 section 7), a capability a short
+ * keyword list. 32 MiB of UIDL is some 400,000 messages. RETR is never read whole: it streams.
+ */
+export const MULTI_LINE_LIMITS = {
+  CAPA: { bytes: 64 * 1024, line: 1024 },
+  UIDL: { bytes: 32 * 1024 * 1024, line: 1024 },
+  LIST: { bytes: 32 * 1024 * 1024, line: 1024 },
+} as const;
 
 type Consumer =
   | { kind: 'line'; resolve: (line: string) => void; reject: (error: Error) => void }
@@ -97,7 +107,7 @@ export class Pop3Client {
   capabilities(): Promise<string[]> {
     return this.serial(async () => {
       await this.command('CAPA', 'CAPA');
-      return (await this.readMultiLine()).filter((l) => l.length > 0);
+      return (await this.readMultiLine('CAPA')).filter((l) => l.length > 0);
     });
   }
 
@@ -125,7 +135,7 @@ export class Pop3Client {
   uidl(): Promise<UidlEntry[]> {
     return this.serial(async () => {
       await this.command('UIDL', 'UIDL');
-      return (await this.readMultiLine()).filter((l) => l.length > 0).map((l) => {
+      return (await this.readMultiLine('UIDL')).filter((l) => l.length > 0).map((l) => {
         const [number, uid] = l.split(/\s+/);
         if (!number || !uid || !/^\d+$/.test(number)) throw new Pop3CommandError('UIDL', `unexpected line "${l}"`);
         return { number: Number(number), uid };
@@ -138,7 +148,7 @@ export class Pop3Client {
     return this.serial(async () => {
       await this.command('LIST', 'LIST');
       const sizes = new Map<number, number>();
-      for (const l of await this.readMultiLine()) {
+      for (const l of await this.readMultiLine('LIST')) {
         const match = /^(\d+)\s+(\d+)/.exec(l);
         if (match) sizes.set(Number(match[1]), Number(match[2]));
       }
@@ -233,15 +243,34 @@ export class Pop3Client {
     });
   }
 
-  private async readMultiLine(): Promise<string[]> {
+  /**
+   * A multi-line answer read whole, within MULTI_LINE_LIMITS: past the byte bound the connection
+   * is dropped (the rest of the answer cannot be skipped in step) and the command fails, so a
+   * server that never ends its answer cannot grow memory without end.
+   */
+  private async readMultiLine(verb: keyof typeof MULTI_LINE_LIMITS): Promise<string[]> {
     if (this.failure) throw this.failure;
+    const limit = MULTI_LINE_LIMITS[verb];
     const chunks: Buffer[] = [];
+    let bytes = 0;
     await new Promise<void>((resolve, reject) => {
-      this.consumer = { kind: 'body', decoder: new DotDecoder(), push: (c) => chunks.push(c) > 0, end: resolve, fail: reject };
+      const push = (chunk: Buffer) => {
+        bytes += chunk.length;
+        if (bytes > limit.bytes) {
+          this.socket.destroy(new Pop3CommandError(verb, `the answer is over ${limit.bytes} bytes: the server does not answer as POP3 does`));
+          return false;
+        }
+        chunks.push(chunk);
+        return true;
+      };
+      this.consumer = { kind: 'body', decoder: new DotDecoder(), push, end: resolve, fail: reject };
       this.pump();
     });
     const text = Buffer.concat(chunks).toString('utf8');
-    return text.split('\r\n').slice(0, text.endsWith('\r\n') ? -1 : undefined);
+    const lines = text.split('\r\n').slice(0, text.endsWith('\r\n') ? -1 : undefined);
+    const long = lines.find((l) => l.length > limit.line);
+    if (long !== undefined) throw new Pop3CommandError(verb, `a line of the answer is over ${limit.line} characters: "${long.slice(0, 40)}..."`);
+    return lines;
   }
 
   /** The timeout runs only while an answer is awaited and the socket is flowing. */
