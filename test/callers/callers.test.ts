@@ -101,6 +101,13 @@ describe('callers: only the apps the profiles document names may use the profile
     assert.deepEqual([sent('support'), sent('alerts')], [before[0]! + 1, before[1]! + 1]);
   });
 
+  it('a v1.0 token (appid, the sts issuer of its own discovery document) of a granted app sends too', async () => {
+    const before = sent('support');
+    const response = await call(send, request('POST', 'send', await bearer(HELPDESK_APP, { version: '1.0' }), mail('support')));
+    assert.equal(response.status, 200, response.body as string);
+    assert.equal(sent('support'), before + 1);
+  });
+
   it('a caller naming no profile gets its only one', async () => {
     const response = await call(send, request('POST', 'send', key(), { to: 'someone@example.com', subject: 'hi', text: 'hello' }));
     assert.equal(response.status, 200, response.body as string);
@@ -110,6 +117,8 @@ describe('callers: only the apps the profiles document names may use the profile
     ['no credentials at all', async () => ({})],
     ['a token for another audience', () => bearer(HELPDESK_APP, { audience: 'api://someone-else' })],
     ['a token from another issuer', () => bearer(HELPDESK_APP, { issuer: `${entra.url}/another-tenant/v2.0` })],
+    ['a v1.0 token from another tenant\'s sts issuer', () => bearer(HELPDESK_APP, { version: '1.0', issuer: entra.v1Issuer('another-tenant') })],
+    ['a v1.0 token signed by a key the tenant does not publish', () => bearer(HELPDESK_APP, { version: '1.0', signedBy: 'stranger' })],
     ['an expired token', () => bearer(HELPDESK_APP, { expiresInSeconds: -3600 })],
     ['a token signed by a key the tenant does not publish', () => bearer(HELPDESK_APP, { signedBy: 'stranger' })],
     ['a valid token of an app that is not a caller', () => bearer(STRANGER_APP)],

@@ -148,13 +148,15 @@ export class TokenEndpointPeer extends HttpsPeer {
    * RS256 as Entra signs v2.0 tokens: iss `<url>/<tenant>/v2.0`, aud, azp (the calling app),
    * roles, exp. Each field can be made wrong to try a validator.
    */
-  async apiToken(input: { tenantId: string; clientId: string; audience: string; roles?: string[]; expiresInSeconds?: number; issuer?: string; signedBy?: 'stranger'; keyIndex?: number; claims?: Record<string, unknown> }): Promise<string> {
+  async apiToken(input: { tenantId: string; clientId: string; audience: string; roles?: string[]; expiresInSeconds?: number; issuer?: string; signedBy?: 'stranger'; keyIndex?: number; claims?: Record<string, unknown>; version?: '1.0' | '2.0' }): Promise<string> {
     const jose = await import('jose');
     const key = input.signedBy === 'stranger' ? { privateKey: this.apiKeys().stranger.privateKey, kid: 'peer-key-0' } : this.signingKeys[input.keyIndex ?? 0]!;
     const now = Math.floor(Date.now() / 1000);
-    return new jose.SignJWT({ azp: input.clientId, tid: input.tenantId, ver: '2.0', ...(input.roles && { roles: input.roles }), ...input.claims })
+    // v1.0 tokens name the calling app in appid and come from the sts issuer; v2.0 ones use azp.
+    const v1 = input.version === '1.0';
+    return new jose.SignJWT({ ...(v1 ? { appid: input.clientId } : { azp: input.clientId }), tid: input.tenantId, ver: v1 ? '1.0' : '2.0', ...(input.roles && { roles: input.roles }), ...input.claims })
       .setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: key.kid })
-      .setIssuer(input.issuer ?? `${this.url}/${input.tenantId}/v2.0`)
+      .setIssuer(input.issuer ?? (v1 ? this.v1Issuer(input.tenantId) : `${this.url}/${input.tenantId}/v2.0`))
       .setAudience(input.audience)
       .setIssuedAt(now)
       .setNotBefore(now)
@@ -164,6 +166,11 @@ export class TokenEndpointPeer extends HttpsPeer {
 
   /** How many times the JWKS was fetched. */
   jwksFetches = 0;
+
+  /** Where v1.0 tokens come from: Entra's is https://sts.windows.net/<tenant>/, another host than the authority's. */
+  v1Issuer(tenant: string): string {
+    return `${this.url}/sts/${tenant}/`;
+  }
 
   /** The iss of the managed identity endpoint's signed tokens: what a federated credential names as its issuer. */
   get managedIdentityIssuer(): string {
@@ -252,7 +259,17 @@ export class TokenEndpointPeer extends HttpsPeer {
         token_endpoint_auth_methods_supported: ['client_secret_post', 'private_key_jwt', 'client_secret_basic'],
       });
     }
-    if (req.method === 'GET' && /^\/[^/]+\/discovery\/v2\.0\/keys$/.test(url.pathname)) {
+    const v1Discovery = /^\/([^/]+)\/\.well-known\/openid-configuration$/.exec(url.pathname);
+    if (req.method === 'GET' && v1Discovery) {
+      const tenant = v1Discovery[1]!;
+      return json(res, 200, {
+        token_endpoint: `${this.url}/${tenant}/oauth2/token`,
+        issuer: this.v1Issuer(tenant),
+        jwks_uri: `${this.url}/common/discovery/keys`,
+        response_types_supported: ['code', 'id_token', 'code id_token', 'token id_token', 'token'],
+      });
+    }
+    if (req.method === 'GET' && (/^\/[^/]+\/discovery\/v2\.0\/keys$/.test(url.pathname) || url.pathname === '/common/discovery/keys')) {
       this.jwksFetches++;
       return json(res, 200, { keys: this.signingKeys.map((k) => ({ ...(k.publicKey.export({ format: 'jwk' }) as object), kid: k.kid, use: 'sig', alg: 'RS256' })) });
     }
