@@ -29,7 +29,30 @@ export interface Endpoints {
   smtp: HostPort;
   imap: HostPort;
   pop3: HostPort;
+  /** A personal Microsoft account (Outlook.com, tenantId "consumers"): Graph addresses the signed-in user as /me. */
+  personal: boolean;
 }
+
+/** The tenant of personal Microsoft accounts (Outlook.com, Hotmail, Live): the `consumers` authority. */
+export const PERSONAL_TENANT = 'consumers';
+
+export function isPersonalTenant(tenantId: string | undefined): boolean {
+  return tenantId?.toLowerCase() === PERSONAL_TENANT;
+}
+
+/**
+ * Outlook.com, for personal accounts, public cloud only: SMTP submission at
+ * smtp-mail.outlook.com:587 (STARTTLS), IMAP and POP3 at outlook.office365.com, and the
+ * protocols' delegated scopes on https://outlook.office.com, as Microsoft documents them for
+ * Outlook.com (https://support.microsoft.com/office/pop-imap-and-smtp-settings-for-outlook-com-d088b986-291d-42b8-9564-9c414e2aa040,
+ * and the scope table of the Exchange OAuth page above).
+ */
+const PERSONAL: Pick<Endpoints, 'exchangeResource' | 'smtp' | 'imap' | 'pop3'> = {
+  exchangeResource: 'https://outlook.office.com',
+  smtp: { host: 'smtp-mail.outlook.com', port: 587 },
+  imap: { host: 'outlook.office365.com', port: 993 },
+  pop3: { host: 'outlook.office365.com', port: 995 },
+};
 
 export interface EndpointOverrides {
   authority?: string;
@@ -39,7 +62,7 @@ export interface EndpointOverrides {
   pop3?: string;
 }
 
-const CLOUDS: Record<CloudName, Omit<Endpoints, 'graphResource'>> = {
+const CLOUDS: Record<CloudName, Omit<Endpoints, 'graphResource' | 'personal'>> = {
   public: {
     authority: 'https://login.microsoftonline.com',
     graph: 'https://graph.microsoft.com',
@@ -95,8 +118,9 @@ export function parseHostPort(value: string): HostPort | undefined {
   return { host: match[1]!.replace(/^\[|\]$/g, ''), port };
 }
 
-export function resolveEndpoints(cloud: CloudName, overrides: EndpointOverrides = {}): Endpoints {
-  const base = CLOUDS[cloud];
+export function resolveEndpoints(cloud: CloudName, overrides: EndpointOverrides = {}, options: { personal?: boolean } = {}): Endpoints {
+  const personal = options.personal === true;
+  const base = personal ? { ...CLOUDS.public, ...PERSONAL } : CLOUDS[cloud];
   const hostPort = (value: string | undefined, fallback: HostPort): HostPort =>
     value === undefined ? fallback : (parseHostPort(value) ?? fallback);
   return {
@@ -108,6 +132,7 @@ export function resolveEndpoints(cloud: CloudName, overrides: EndpointOverrides 
     smtp: hostPort(overrides.smtp, base.smtp),
     imap: hostPort(overrides.imap, base.imap),
     pop3: hostPort(overrides.pop3, base.pop3),
+    personal,
   };
 }
 

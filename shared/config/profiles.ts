@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { z } from 'zod';
 import { MailError } from '../errors.js';
-import { resolveEndpoints, type CloudName, type Endpoints } from './cloud.js';
+import { isPersonalTenant, resolveEndpoints, type CloudName, type Endpoints } from './cloud.js';
 import { callerSchema, profileSchema, profilesDocumentSchema, type CallerConfig, type ParsedProfile, type TransportSections } from './schema.js';
 
 export interface Profile extends Omit<ParsedProfile, 'cloud' | 'endpoints'> {
@@ -132,7 +132,7 @@ export function parseProfilesDocument(document: unknown, source: string, transpo
       ...p,
       name,
       cloud: p.cloud as CloudName,
-      endpoints: resolveEndpoints(p.cloud as CloudName, p.endpoints),
+      endpoints: resolveEndpoints(p.cloud as CloudName, p.endpoints, { personal: isPersonalTenant(p.tenantId) }),
       allowedFrom: (p.send?.allowedFrom ?? [p.mailbox]).map((a) => a.toLowerCase()),
     });
   }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { CLOUD_NAMES, parseHostPort } from './cloud.js';
+import { CLOUD_NAMES, isPersonalTenant, parseHostPort } from './cloud.js';
 
 /** Key Vault secret names: 1-127 letters, digits and dashes. The environment store maps them to settings. */
 const secretName = z
@@ -168,6 +168,11 @@ export function profileSchema(transports: TransportSections): z.ZodType<ParsedPr
       const needsIdentity = p.auth.type === 'clientSecret' || p.auth.type === 'certificate' || p.auth.type === 'federated' || p.auth.type === 'delegated';
       if (needsIdentity && !p.tenantId) ctx.addIssue({ code: 'custom', path: ['tenantId'], message: `is required for auth type ${p.auth.type}` });
       if (needsIdentity && !p.clientId) ctx.addIssue({ code: 'custom', path: ['clientId'], message: `is required for auth type ${p.auth.type}` });
+      // Personal accounts have no tenant to grant an app anything: only a signed-in user's consent.
+      if (isPersonalTenant(p.tenantId) && p.auth.type !== 'delegated') {
+        ctx.addIssue({ code: 'custom', path: ['auth', 'type'], message: `"${p.auth.type}" cannot be used with tenantId "consumers" (personal Microsoft accounts have no app-only access): use "delegated"` });
+      }
+      if (isPersonalTenant(p.tenantId) && p.cloud !== 'public') ctx.addIssue({ code: 'custom', path: ['cloud'], message: 'personal Microsoft accounts (tenantId "consumers") exist in the public cloud only' });
       const remote = [p.send?.via, p.receive?.via].some((via) => via !== undefined && transports.remote.has(via));
       if (p.auth.type === 'none' && remote) ctx.addIssue({ code: 'custom', path: ['auth', 'type'], message: '"none" is only for the file transport' });
       if (!p.send && !p.receive) ctx.addIssue({ code: 'custom', path: ['send'], message: 'a profile needs a send or a receive section' });

@@ -44,11 +44,15 @@ function checkSignedInAccount(profile: DelegatedProfile, account: AccountInfo | 
   if (signedIn !== expected) {
     throw new MailError('ECONSENT', `profile "${profile.name}" acts as ${expected}, but ${signedIn ?? 'an unknown account'} signed in: nothing was stored`, { profile: profile.name, field: 'auth.user', hint: again });
   }
-  const tenant = profile.tenantId?.toLowerCase();
+  // A personal account's ID token names the consumers tenant by its id; a work account signing in to a personal profile does not.
+  const tenant = profile.endpoints.personal ? PERSONAL_ACCOUNTS_TENANT_ID : profile.tenantId?.toLowerCase();
   if (tenant !== undefined && /^[0-9a-f-]{36}$/.test(tenant) && account?.tenantId !== undefined && account.tenantId.toLowerCase() !== tenant) {
     throw new MailError('ECONSENT', `profile "${profile.name}" is in tenant ${tenant}, but the account that signed in is of tenant ${account.tenantId}: nothing was stored`, { profile: profile.name, field: 'tenantId', hint: again });
   }
 }
+
+/** The tenant id Entra gives every personal Microsoft account (the `tid` of their tokens). */
+const PERSONAL_ACCOUNTS_TENANT_ID = '9188040d-6c67-4c5b-b112-36a304b66dad';
 
 export interface ConsentStart {
   /** The authority's /authorize URL the browser is sent to. */

@@ -244,6 +244,9 @@ export class GraphPeer {
     }
   }
 
+  /** Requests that addressed the mailbox as /me. */
+  meRequests = 0;
+
   private authorize(req: IncomingMessage): void {
     const token = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
     const challenge = { 'WWW-Authenticate': `Bearer realm="", authorization_uri="${this.entra.url}/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000"` };
@@ -267,7 +270,14 @@ export class GraphPeer {
 
   private route(req: IncomingMessage, url: URL, body: Buffer): PeerAnswer {
     const method = req.method ?? 'GET';
-    const parts = url.pathname.split('/').slice(2);
+    let parts = url.pathname.split('/').slice(2);
+    // /me is the signed-in user of a delegated token (how Graph addresses a personal account); app-only tokens have none.
+    if (parts[0] === 'me') {
+      const upn = this.entra.validate(/^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1] ?? '')?.upn;
+      if (upn === undefined) throw new GraphFailure(400, 'BadRequest', '/me request is only valid with delegated authentication flow.');
+      this.meRequests++;
+      parts = ['users', encodeURIComponent(upn), ...parts.slice(1)];
+    }
     if (parts[0] !== 'users' || parts[1] === undefined) throw new GraphFailure(400, 'BadRequest', `Resource not found for the segment '${parts[0] ?? ''}'.`);
     const mailbox = this.mailbox(parts[1]);
     const rest = parts.slice(2);

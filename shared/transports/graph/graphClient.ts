@@ -88,9 +88,12 @@ export class GraphConnection {
     });
   }
 
-  /** `/users/{mailbox}` with the mailbox escaped for a path segment. */
+  /**
+   * `/users/{mailbox}` with the mailbox escaped for a path segment; `/me` for a personal
+   * account (tenantId "consumers"), which Graph does not address by name.
+   */
   get userPath(): string {
-    return `/users/${encodeURIComponent(this.profile.mailbox)}`;
+    return this.profile.endpoints.personal ? '/me' : `/users/${encodeURIComponent(this.profile.mailbox)}`;
   }
 
   /**
