@@ -84,8 +84,8 @@ describe('delegated consent: GET /api/connect/{profile} and GET /api/oauth/callb
   });
 
   /** Connect, then the browser leg at the loopback authority: the Location it redirects back to, and the consent cookie. */
-  async function signIn(): Promise<{ connectResponse: HttpResponseInit; authorizeUrl: URL; callbackUrl: string; cookie: Cookie }> {
-    const connectResponse = await connect(get(`https://${HOST}/api/connect/helpdesk`, {}, { profile: 'helpdesk' }), invocation(logs));
+  async function signIn(profile = 'helpdesk'): Promise<{ connectResponse: HttpResponseInit; authorizeUrl: URL; callbackUrl: string; cookie: Cookie }> {
+    const connectResponse = await connect(get(`https://${HOST}/api/connect/${profile}`, {}, { profile }), invocation(logs));
     assert.equal(connectResponse.status, 302, String(connectResponse.body));
     const authorizeUrl = new URL(header(connectResponse, 'Location')!);
     const cookie = connectResponse.cookies?.[0];
@@ -159,6 +159,31 @@ describe('delegated consent: GET /api/connect/{profile} and GET /api/oauth/callb
     assert.equal(harness.writes('helpdesk-refresh-token'), writes, 'no refresh token was written');
     assert.equal(header(response, 'X-Content-Type-Options'), 'nosniff');
     assert.match(header(response, 'Content-Security-Policy') ?? '', /default-src 'none'/);
+  });
+
+  it('a personal profile (tenantId consumers) binds a personal account, and refuses a work account in its place', async () => {
+    const profiles = JSON.parse(runtime.env.MAIL_PROFILES!) as { profiles: Record<string, Record<string, unknown>> };
+    profiles.profiles.jane = { ...profiles.profiles.helpdesk, mailbox: 'jane.doe@outlook.com', tenantId: 'consumers', clientId: 'jane-personal-app', auth: { type: 'delegated', secret: 'helpdesk-client-secret', refreshToken: 'jane-refresh-token' } };
+    await runtime.close();
+    useRuntime({ MAIL_PROFILES: JSON.stringify(profiles) });
+    entra.register({ tenantId: 'consumers', clientId: 'jane-personal-app', secret: CLIENT_SECRET, redirectUris: [CALLBACK] });
+    entra.consent = { upn: 'jane.doe@outlook.com' };
+    const personal = await signIn('jane');
+    assert.match(personal.authorizeUrl.pathname, /^\/consumers\/oauth2\/v2\.0\/authorize$/);
+    const ok = await callback(personal.callbackUrl, personal.cookie);
+    assert.equal(ok.status, 200, String(ok.body));
+    assert.equal(harness.writes('jane-refresh-token'), 1);
+    const workTenant = entra.consumersTenantId;
+    entra.consumersTenantId = '72f988bf-86f1-41af-91ab-2d7cd011db47';
+    try {
+      const work = await signIn('jane');
+      const refused = await callback(work.callbackUrl, work.cookie);
+      assert.equal(refused.status, 400, String(refused.body));
+      assert.match(String(refused.body), /72f988bf-86f1-41af-91ab-2d7cd011db47/);
+      assert.equal(harness.writes('jane-refresh-token'), 1, 'nothing more was stored');
+    } finally {
+      entra.consumersTenantId = workTenant;
+    }
   });
 
   it('auth.user names the account that signs in for the mailbox (a shared mailbox reached through a user)', async () => {

@@ -123,6 +123,11 @@ export class TokenEndpointPeer extends HttpsPeer {
   managedIdentityTenant = 'managed';
   /** What the next visit to /authorize ends in: the user who signs in and consents, or an error. */
   consent: ConsentOutcome = { upn: 'user@contoso.com' };
+  /**
+   * The `tid` of accounts signing in at the `consumers` authority: Entra's tenant id of
+   * personal Microsoft accounts. A test sets another to play a work account in its place.
+   */
+  consumersTenantId = '9188040d-6c67-4c5b-b112-36a304b66dad';
   /** Every refresh token ever issued, valid or not. */
   readonly refreshTokens = new Map<string, RefreshTokenRecord>();
   private readonly codes = new Map<string, AuthorizationCode>();
@@ -410,6 +415,10 @@ export class TokenEndpointPeer extends HttpsPeer {
     issued(this.delegatedAnswer({ ...grant, invalid: undefined }, requested, undefined, rotate ? 'new' : 'none'));
   }
 
+  private accountTenant(pathTenant: string): string {
+    return pathTenant.toLowerCase() === 'consumers' ? this.consumersTenantId : pathTenant;
+  }
+
   /** A delegated token answer: access token for the one requested resource, id token, client info, and maybe a new refresh token. */
   private delegatedAnswer(grant: RefreshTokenRecord, requested: string[], nonce: string | undefined, refresh: 'new' | 'none'): Record<string, unknown> {
     const resource = resourceOf(requested[0] ?? grant.scopes[0] ?? `${DEFAULT_RESOURCE}/.default`);
@@ -418,7 +427,7 @@ export class TokenEndpointPeer extends HttpsPeer {
     const now = Math.floor(Date.now() / 1000);
     const idToken = [
       { typ: 'JWT', alg: 'none' },
-      { aud: grant.clientId, iss: `${this.url}/${grant.tenantId}/v2.0`, iat: now, nbf: now, exp: now + 3600, name: grant.upn, preferred_username: grant.upn, oid: grant.oid, sub: grant.oid, tid: grant.tenantId, ver: '2.0', ...(nonce ? { nonce } : {}) },
+      { aud: grant.clientId, iss: `${this.url}/${grant.tenantId}/v2.0`, iat: now, nbf: now, exp: now + 3600, name: grant.upn, preferred_username: grant.upn, oid: grant.oid, sub: grant.oid, tid: this.accountTenant(grant.tenantId), ver: '2.0', ...(nonce ? { nonce } : {}) },
     ].map((part) => Buffer.from(JSON.stringify(part)).toString('base64url')).join('.') + '.';
     const body: Record<string, unknown> = {
       token_type: 'Bearer',
@@ -427,7 +436,7 @@ export class TokenEndpointPeer extends HttpsPeer {
       ext_expires_in: this.tokenLifetimeSeconds,
       access_token: token.token,
       id_token: idToken,
-      client_info: Buffer.from(JSON.stringify({ uid: grant.oid, utid: grant.tenantId })).toString('base64url'),
+      client_info: Buffer.from(JSON.stringify({ uid: grant.oid, utid: this.accountTenant(grant.tenantId) })).toString('base64url'),
     };
     if (refresh === 'new') {
       const next = `rt-${randomBytes(24).toString('base64url')}`;
