@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Installs the mail servers that `npm run test:e2e` starts: Dovecot (IMAP, POP3, LMTP, auth)
-# and Postfix, from Debian packages. Idempotent: does nothing when they are already there.
+# Installs the servers that `npm run test:e2e` starts: Dovecot (IMAP, POP3, LMTP, auth),
+# Postfix and tinyproxy (the corporate proxy stand-in), from Debian packages. Idempotent: does nothing when they are already there.
 # Needs root and apt-get; fails loudly otherwise, because an e2e run without them tests nothing.
 set -euo pipefail
 
-packages=(dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd postfix)
+packages=(dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd postfix tinyproxy)
 
 missing=()
 for p in "${packages[@]}"; do
