@@ -1,0 +1,59 @@
+// The storage account of the host and of the app's state (queues, tables, blobs), and the
+// container Flex Consumption deploys the package from. Shared key access is off: every client
+// authenticates with Entra ID.
+@description('Storage account name: 3-24 lowercase letters and digits, globally unique.')
+param name string
+
+param location string = resourceGroup().location
+param tags object = {}
+
+@description('Blob container the Flex Consumption plan deploys the app package from.')
+param deploymentContainerName string
+
+@description('true: the account takes no traffic from the internet; the app reaches it through private endpoints (network.bicep).')
+param vnetEnabled bool = false
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  name: name
+  location: location
+  tags: tags
+  kind: 'StorageV2'
+  sku: {
+    name: 'Standard_LRS'
+  }
+  properties: {
+    accessTier: 'Hot'
+    allowBlobPublicAccess: false
+    allowCrossTenantReplication: false
+    allowSharedKeyAccess: false
+    defaultToOAuthAuthentication: true
+    dnsEndpointType: 'Standard'
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    publicNetworkAccess: vnetEnabled ? 'Disabled' : 'Enabled'
+    networkAcls: {
+      defaultAction: vnetEnabled ? 'Deny' : 'Allow'
+      bypass: vnetEnabled ? 'None' : 'AzureServices'
+    }
+  }
+}
+
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: deploymentContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+output name string = storage.name
+output resourceId string = storage.id
+// Each ends with '/': https://<account>.blob.core.windows.net/ (and the cloud's suffix elsewhere).
+output blobEndpoint string = storage.properties.primaryEndpoints.blob
+output queueEndpoint string = storage.properties.primaryEndpoints.queue
+output tableEndpoint string = storage.properties.primaryEndpoints.table
