@@ -36,6 +36,8 @@ export const ERROR_CODES = {
   EREJECTED: { status: 502, title: 'The mail provider rejected the message' },
   ECONNECTION: { status: 502, title: 'Could not connect to the mail provider' },
   ETLS: { status: 502, title: 'TLS negotiation with the mail provider failed' },
+  // The outbound proxy (HTTPS_PROXY, a profile's proxy) refused a tunnel or could not be reached.
+  EPROXY: { status: 502, title: 'The outbound proxy refused the connection' },
   EPROVIDER: { status: 502, title: 'Unexpected answer from the mail provider' },
   // A failure that is not one of the above is a bug: its details go to the log, never to the caller.
   EINTERNAL: { status: 500, title: 'Internal error' },

@@ -3,12 +3,15 @@ import path from 'node:path';
 import type { z } from 'zod';
 import { MailError } from '../errors.js';
 import { isPersonalTenant, resolveEndpoints, type CloudName, type Endpoints } from './cloud.js';
+import { proxyServer, type ProxyServer } from '../network/proxy.js';
 import { callerSchema, profileSchema, profilesDocumentSchema, type CallerConfig, type ParsedProfile, type TransportSections } from './schema.js';
 
-export interface Profile extends Omit<ParsedProfile, 'cloud' | 'endpoints'> {
+export interface Profile extends Omit<ParsedProfile, 'cloud' | 'endpoints' | 'proxy'> {
   name: string;
   cloud: CloudName;
   endpoints: Endpoints;
+  /** The profile's own outbound proxy (`proxy`), in place of HTTPS_PROXY for its connections. */
+  proxy?: ProxyServer;
   /** Addresses and `*@domain` patterns this profile may send as. */
   allowedFrom: string[];
 }
@@ -128,11 +131,13 @@ export function parseProfilesDocument(document: unknown, source: string, transpo
     const parsed = schema.safeParse(raw);
     if (!parsed.success) throw describeIssues(name, parsed.error.issues);
     const p = parsed.data;
+    const { proxy, ...rest } = p;
     profiles.set(name, {
-      ...p,
+      ...rest,
       name,
       cloud: p.cloud as CloudName,
       endpoints: resolveEndpoints(p.cloud as CloudName, p.endpoints, { personal: isPersonalTenant(p.tenantId) }),
+      ...(proxy !== undefined && { proxy: typeof proxy === 'string' ? proxyServer(proxy, `profiles.${name}.proxy`) : proxyServer(proxy.url, `profiles.${name}.proxy`, proxy.passwordSecret) }),
       allowedFrom: (p.send?.allowedFrom ?? [p.mailbox]).map((a) => a.toLowerCase()),
     });
   }

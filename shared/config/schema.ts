@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { CLOUD_NAMES, isPersonalTenant, parseHostPort } from './cloud.js';
+import { proxyUrlProblem } from '../network/proxy.js';
 
 /** Key Vault secret names: 1-127 letters, digits and dashes. The environment store maps them to settings. */
 const secretName = z
@@ -11,6 +12,24 @@ const email = z.email('must be an e-mail address');
 const hostPort = z.string().refine((v) => parseHostPort(v) !== undefined, 'must be host:port');
 
 const httpsUrl = z.url().refine((v) => /^https:\/\//i.test(v), 'must be an https URL');
+
+const proxyUrl = z.string().superRefine((v, ctx) => {
+  const problem = proxyUrlProblem(v, { allowPassword: false });
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+/**
+ * The profile's outbound proxy: its URL ("http://proxy.contoso.com:8080"), or, for a proxy that
+ * wants credentials, { url: "http://user@host:port", passwordSecret } with the password in the
+ * secret store. Overrides HTTPS_PROXY for this profile's connections; NO_PROXY still applies.
+ */
+const proxy = z.union([
+  proxyUrl,
+  z
+    .object({ url: proxyUrl, passwordSecret: secretName.optional() })
+    .strict()
+    .refine((p) => p.passwordSecret === undefined || (URL.canParse(p.url) && new URL(p.url).username !== ''), { message: 'must name the user (http://user@host:port) when passwordSecret is set', path: ['url'] }),
+]);
 
 /** The signed messages go over TLS; plain http only to this machine, for development. */
 const webhookUrl = z.url().refine((v) => {
@@ -144,6 +163,7 @@ const profileCore = {
   clientId: z.string().min(1).optional(),
   auth,
   cloud: z.enum(CLOUD_NAMES as [string, ...string[]]).default('public'),
+  proxy: proxy.optional(),
   endpoints: z
     .object({ authority: httpsUrl.optional(), graph: httpsUrl.optional(), smtp: hostPort.optional(), imap: hostPort.optional(), pop3: hostPort.optional() })
     .strict()

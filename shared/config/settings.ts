@@ -1,5 +1,6 @@
 import { MailError } from '../errors.js';
 import { CLOUD_NAMES, type CloudName } from './cloud.js';
+import { managedIdentityEndpoints, NoProxy, ProxyRouter, proxySetting, type ConnectTarget, type ProxyServer } from '../network/proxy.js';
 
 /**
  * A whole-number app setting, at least `min`: the default when unset or empty, ECONFIG naming
@@ -108,9 +109,20 @@ export interface AppSettings {
   apiAudience?: string;
   /** API_CLOUD: the cloud whose authority issues them, unless AZURE_AUTHORITY_HOST names one. */
   apiCloud: CloudName;
+  /** HTTPS_PROXY (or https_proxy): the proxy every outbound connection goes through, unless a profile names its own. */
+  httpsProxy?: ProxyServer;
+  /** NO_PROXY (or no_proxy): the hosts reached without a proxy. */
+  noProxy: NoProxy;
+  /** IDENTITY_ENDPOINT / MSI_ENDPOINT (set by the platform): the managed identity endpoint, always reached directly. */
+  managedIdentityEndpoints: ConnectTarget[];
 }
 
 export const DEFAULT_HEALTH_STALE_AFTER_SECONDS = 300;
+
+/** Where the app's own connections go (Key Vault, Storage): through HTTPS_PROXY, but directly to NO_PROXY's hosts and the managed identity endpoint. */
+export function appProxyRouter(settings: AppSettings): ProxyRouter {
+  return new ProxyRouter({ server: settings.httpsProxy, noProxy: settings.noProxy, direct: settings.managedIdentityEndpoints });
+}
 
 export function parseSettings(env: NodeJS.ProcessEnv): AppSettings {
   return {
@@ -137,5 +149,8 @@ export function parseSettings(env: NodeJS.ProcessEnv): AppSettings {
     apiTenantId: textSetting(env, 'API_TENANT_ID'),
     apiAudience: textSetting(env, 'API_AUDIENCE'),
     apiCloud: choiceSetting(env, 'API_CLOUD', CLOUD_NAMES as [CloudName, ...CloudName[]]),
+    httpsProxy: proxySetting(env, 'HTTPS_PROXY'),
+    noProxy: env.NO_PROXY?.trim() ? NoProxy.parse(env.NO_PROXY, 'NO_PROXY') : NoProxy.parse(env.no_proxy, 'no_proxy'),
+    managedIdentityEndpoints: managedIdentityEndpoints(env),
   };
 }

@@ -14,6 +14,8 @@ export function isTransient(error: MailError): boolean {
   // Entra answering with an AADSTS code (wrong secret, no consent, unknown app) is permanent;
   // no answer at all (network, an Entra outage) is not.
   if (error.code === 'ETOKEN') return error.providerCode === undefined;
+  // A proxy refusing the tunnel (407, 403) does so every time; one that cannot be reached, or cannot reach the provider (5xx), may not later.
+  if (error.code === 'EPROXY') return error.providerCode === undefined || Number(error.providerCode) >= 500;
   // The vault refusing access is permanent; the vault not answering is not.
   if (error.code === 'ESECRET_ACCESS') {
     const status = statusOf(error.cause);
