@@ -1,10 +1,12 @@
 import type { Profile, ProfileSet } from './config/profiles.js';
 import { loadProfiles } from './profiles/load.js';
-import { parseSettings, type AppSettings } from './config/settings.js';
+import { appProxyRouter, parseSettings, type AppSettings } from './config/settings.js';
 import { MailError } from './errors.js';
 import { CredentialExpiryWatch } from './identity/credentialExpiry.js';
 import { ProfileTokenProvider, type TokenProvider } from './identity/tokenProvider.js';
 import { createLogger, type Logger } from './log.js';
+import { azureProxyOptions } from './network/azureClients.js';
+import { ProxyRouter } from './network/proxy.js';
 import { registerSensitive } from './redact.js';
 import { createSecretStore } from './secrets/index.js';
 import type { SecretStore } from './secrets/store.js';
@@ -33,6 +35,7 @@ export interface SendLimits {
 /** What the runtime keeps for one profile; each part made on first use. */
 class ProfileScope implements ProfileResources {
   tokens?: TokenProvider;
+  proxy?: ProxyRouter;
   sender?: MailSender;
   reader?: MailboxReader;
   sink?: MessageSink;
@@ -78,7 +81,8 @@ export class MailRuntime {
     this.defaultProfile = defaultProfileSetting(this.settings, this.profiles);
     checkCallerSettings(this.settings, this.profiles);
     this.secrets = options.secrets ?? createSecretStore(this.env, this.settings);
-    this.state = options.state ?? new MailState(this.settings.storageConnection);
+    // The storage account is the app's, not a profile's: HTTPS_PROXY and NO_PROXY decide.
+    this.state = options.state ?? new MailState(this.settings.storageConnection, { clientOptions: azureProxyOptions(appProxyRouter(this.settings)) });
     this.logger = options.logger ?? createLogger();
     this.credentialExpiry = new CredentialExpiryWatch({ warningDays: this.settings.credentialExpiryWarningDays, logger: this.logger });
   }
@@ -116,14 +120,31 @@ export class MailRuntime {
     return scope;
   }
 
+  /**
+   * Where the profile's connections go (token requests, Graph, SMTP, IMAP, POP3): through its own
+   * proxy, else HTTPS_PROXY, but directly to the hosts NO_PROXY names. The proxy's password is
+   * read from the secret store when the first connection needs it.
+   */
+  proxy(profile: Profile): ProxyRouter {
+    const scope = this.scope(profile);
+    scope.proxy ??= new ProxyRouter({
+      server: profile.proxy ?? this.settings.httpsProxy,
+      noProxy: this.settings.noProxy,
+      direct: this.settings.managedIdentityEndpoints,
+      readSecret: (name) => this.secrets.getSecret(name),
+      profile: profile.name,
+    });
+    return scope.proxy;
+  }
+
   tokens(profile: Profile): TokenProvider {
     const scope = this.scope(profile);
-    scope.tokens ??= new ProfileTokenProvider(profile, this.secrets, { logger: this.logger, expiry: this.credentialExpiry });
+    scope.tokens ??= new ProfileTokenProvider(profile, this.secrets, { logger: this.logger, expiry: this.credentialExpiry, proxy: this.proxy(profile) });
     return scope.tokens;
   }
 
   private transportDeps(profile: Profile): TransportDeps {
-    return { tokens: this.tokens(profile), logger: this.logger, resources: this.scope(profile) };
+    return { tokens: this.tokens(profile), logger: this.logger, resources: this.scope(profile), proxy: this.proxy(profile) };
   }
 
   sender(profile: Profile): MailSender {

@@ -69,7 +69,7 @@ export async function startConsent(runtime: MailRuntime, profileName: string, op
   const key = consentStateKey(runtime.settings.oauthStateKey);
   const redirectUri = consentRedirectUri(runtime.settings.oauthRedirectUri, options.requestUrl);
   // A fresh application per consent: consent is rare, and this reads the current client secret.
-  const app = await createDelegatedApplication(profile, runtime.secrets);
+  const app = await createDelegatedApplication(profile, runtime.secrets, undefined, runtime.proxy(profile));
   const { CryptoProvider } = require('@azure/msal-node') as typeof import('@azure/msal-node');
   const { verifier, challenge } = await new CryptoProvider().generatePkceCodes();
   const state = randomBytes(32).toString('base64url');
@@ -149,7 +149,7 @@ export async function completeConsent(runtime: MailRuntime, options: { requestUr
   registerSensitive(code, { expiresAt: Date.now() });
 
   const profile = requireDelegated(runtime.profile(expected.profile));
-  const app = await createDelegatedApplication(profile, runtime.secrets);
+  const app = await createDelegatedApplication(profile, runtime.secrets, undefined, runtime.proxy(profile));
   const scopes = consentScopes(profile);
   let result;
   try {
@@ -163,7 +163,7 @@ export async function completeConsent(runtime: MailRuntime, options: { requestUr
       nonce: expected.nonce,
     });
   } catch (redeemError) {
-    throw consentError(profile, redeemError);
+    throw consentError(profile, redeemError, runtime.proxy(profile));
   }
   registerSensitive(result.accessToken, { expiresAt: result.expiresOn?.getTime() ?? Date.now() });
   checkSignedInAccount(profile, result.account);

@@ -107,7 +107,7 @@ class ProfileDiagnosis {
     private readonly profile: Profile,
     private readonly options: DiagnoseOptions,
   ) {
-    this.tokens = new ProfileTokenProvider(profile, runtime.secrets);
+    this.tokens = new ProfileTokenProvider(profile, runtime.secrets, { proxy: runtime.proxy(profile) });
   }
 
   plan(): Array<[DiagnosisStepName, () => Promise<Finding>]> {
@@ -198,13 +198,13 @@ class ProfileDiagnosis {
 
   private async sendConnect(): Promise<Finding> {
     const granted = (permission: string) => [...this.permissions.values()].some((c) => c.has(permission));
-    return sendTransport(this.profile)!.probe!(this.profile, { tokens: this.tokens, abortSignal: this.options.abortSignal, granted });
+    return sendTransport(this.profile)!.probe!(this.profile, { tokens: this.tokens, proxy: this.runtime.proxy(this.profile), abortSignal: this.options.abortSignal, granted });
   }
 
   private async receiveConnect(): Promise<Finding> {
     const p = this.profile;
     const receive = receiveTransport(p)!;
-    const session = await receive.create(p, { tokens: this.tokens, logger: this.runtime.logger }).open({ abortSignal: this.options.abortSignal });
+    const session = await receive.create(p, { tokens: this.tokens, logger: this.runtime.logger, proxy: this.runtime.proxy(p) }).open({ abortSignal: this.options.abortSignal });
     await session.close();
     return { detail: `opened ${receive.opened(p)} and closed it; nothing was read, marked or moved` };
   }

@@ -3,6 +3,9 @@ import { authorityOptions } from '../config/cloud.js';
 import type { Profile } from '../config/profiles.js';
 import { MailError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
+import { azureProxyOptions } from '../network/azureClients.js';
+import { urlTarget, type ProxyRouter } from '../network/proxy.js';
+import { proxyMailError } from '../network/proxyErrors.js';
 import type { SecretStore } from '../secrets/store.js';
 import { RefreshTokenCredential } from './delegated.js';
 import { createFederatedCredential } from './federated.js';
@@ -18,15 +21,18 @@ export interface ProfileCredentialOptions {
   abortSignal?: AbortSignal;
   /** Where a delegated credential reports storing a rotated refresh token. @default console */
   logger?: Logger;
+  /** Where the token requests go (the managed identity endpoint is always reached directly). @default directly */
+  proxy?: ProxyRouter;
 }
 
 /** Builds the credential for a profile's auth mode, reading its secret from the store. */
 export async function createProfileCredential(profile: Profile, secrets: SecretStore, credentialOptions: ProfileCredentialOptions = {}): Promise<TokenCredential> {
   const auth = profile.auth;
   const signal = credentialOptions.abortSignal;
-  if (auth.type === 'delegated') return new RefreshTokenCredential({ ...profile, auth }, secrets, { logger: credentialOptions.logger ?? createLogger() });
+  if (auth.type === 'delegated') return new RefreshTokenCredential({ ...profile, auth }, secrets, { logger: credentialOptions.logger ?? createLogger(), proxy: credentialOptions.proxy });
   const sdk = identitySdk();
-  const options = authorityOptions(profile.endpoints.authority);
+  const proxyOptions = azureProxyOptions(credentialOptions.proxy);
+  const options = { ...authorityOptions(profile.endpoints.authority), ...proxyOptions };
   switch (auth.type) {
     case 'clientSecret': {
       const secret = await secrets.getSecret(auth.secret, { abortSignal: signal });
@@ -37,7 +43,7 @@ export async function createProfileCredential(profile: Profile, secrets: SecretS
       return new sdk.ClientCertificateCredential(profile.tenantId!, profile.clientId!, { certificate: pem }, options);
     }
     case 'managedIdentity':
-      return auth.clientId ? new sdk.ManagedIdentityCredential({ clientId: auth.clientId }) : new sdk.ManagedIdentityCredential();
+      return auth.clientId ? new sdk.ManagedIdentityCredential({ clientId: auth.clientId, ...proxyOptions }) : new sdk.ManagedIdentityCredential(proxyOptions);
     case 'federated':
       return createFederatedCredential({ ...profile, auth }, sdk, options);
     case 'none':
@@ -85,8 +91,13 @@ function managedIdentityOf(profile: Profile): string {
   return clientId === undefined ? 'the Function App\'s system-assigned identity' : `the user-assigned identity with client id ${clientId} (auth.managedIdentityClientId)`;
 }
 
-export function translateTokenError(profile: Profile, error: unknown): MailError {
+export function translateTokenError(profile: Profile, error: unknown, proxy?: ProxyRouter): MailError {
   if (error instanceof MailError) return error;
+  const authority = urlTarget(profile.endpoints.authority);
+  const context = { server: proxy?.isDirect(authority) === false ? proxy.server : undefined, target: authority, profile: profile.name };
+  const noted = proxy?.takeFailure();
+  const proxied = proxyMailError(error, context) ?? (noted && proxyMailError(noted, context));
+  if (proxied) return proxied;
   const message = error instanceof Error ? error.message : String(error);
   const name = error instanceof Error ? error.name : '';
   const known = TOKEN_ERROR_HINTS.find(([pattern]) => pattern.test(message))?.[1];

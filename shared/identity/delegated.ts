@@ -5,6 +5,9 @@ import type { Profile } from '../config/profiles.js';
 import type { DelegatedAuthConfig } from '../config/schema.js';
 import { MailError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { msalNetworkClient } from '../network/msalNetworkClient.js';
+import { urlTarget, type ProxyRouter } from '../network/proxy.js';
+import { proxyMailError } from '../network/proxyErrors.js';
 import { registerSensitive } from '../redact.js';
 import type { SecretStore } from '../secrets/store.js';
 
@@ -54,7 +57,7 @@ export function tokenScopes(profile: DelegatedProfile, scope: string): string[] 
  * store, or public when the profile names none. MSAL's instance discovery asks the public
  * cloud about the authority; an authority it does not know is declared known instead.
  */
-export async function createDelegatedApplication(profile: DelegatedProfile, secrets: SecretStore, signal?: AbortSignal): Promise<DelegatedApplication> {
+export async function createDelegatedApplication(profile: DelegatedProfile, secrets: SecretStore, signal?: AbortSignal, proxy?: ProxyRouter): Promise<DelegatedApplication> {
   const msal = msalSdk();
   const authority = profile.endpoints.authority;
   const auth = {
@@ -62,7 +65,8 @@ export async function createDelegatedApplication(profile: DelegatedProfile, secr
     authority: `${authority}/${profile.tenantId!}`,
     knownAuthorities: isKnownAuthority(authority) ? [] : [new URL(authority).host],
   };
-  const system = { loggerOptions: { piiLoggingEnabled: false, logLevel: msal.LogLevel.Error, loggerCallback: () => {} } };
+  const networkClient = msalNetworkClient(proxy);
+  const system = { loggerOptions: { piiLoggingEnabled: false, logLevel: msal.LogLevel.Error, loggerCallback: () => {} }, ...(networkClient && { networkClient }) };
   if (profile.auth.secret === undefined) return new msal.PublicClientApplication({ auth, system });
   const clientSecret = await secrets.getSecret(profile.auth.secret, { abortSignal: signal });
   return new msal.ConfidentialClientApplication({ auth: { ...auth, clientSecret }, system });
@@ -92,7 +96,12 @@ export async function takeRefreshToken(app: DelegatedApplication, account: Accou
 const DEAD_GRANT = /invalid_grant|AADSTS(70000|700082|50173|50076|50079|65001|9002313)\b/;
 
 /** The error for a token request the stored grant cannot serve: ETOKEN, with the way out. */
-export function consentError(profile: DelegatedProfile, error: unknown): MailError {
+export function consentError(profile: DelegatedProfile, error: unknown, proxy?: ProxyRouter): MailError {
+  const authority = urlTarget(profile.endpoints.authority);
+  const context = { server: proxy?.isDirect(authority) === false ? proxy.server : undefined, target: authority, profile: profile.name };
+  const noted = proxy?.takeFailure();
+  const proxied = proxyMailError(error, context) ?? (noted && proxyMailError(noted, context));
+  if (proxied) return proxied;
   const message = error instanceof Error ? error.message : String(error);
   const firstLine = message.split('\n')[0] ?? message;
   const dead = DEAD_GRANT.test(message);
@@ -108,6 +117,8 @@ export function consentError(profile: DelegatedProfile, error: unknown): MailErr
 
 export interface RefreshTokenCredentialOptions {
   logger: Logger;
+  /** Where the token requests go. @default directly */
+  proxy?: ProxyRouter;
 }
 
 /**
@@ -144,14 +155,14 @@ export class RefreshTokenCredential implements TokenCredential {
     const auth = this.profile.auth;
     const refreshToken = this.current ?? (await this.secrets.getSecret(auth.refreshToken, { abortSignal: signal }));
     registerSensitive(refreshToken);
-    this.app ??= createDelegatedApplication(this.profile, this.secrets, signal);
+    this.app ??= createDelegatedApplication(this.profile, this.secrets, signal, this.options.proxy);
     const app = await this.app;
     let result;
     try {
       // forceCache: without an account already in its cache MSAL would drop the answer, refresh token included.
       result = await app.acquireTokenByRefreshToken({ scopes: tokenScopes(this.profile, scope), refreshToken, forceCache: true });
     } catch (error) {
-      throw consentError(this.profile, error);
+      throw consentError(this.profile, error, this.options.proxy);
     }
     if (!result) throw consentError(this.profile, new Error('no token in the answer'));
     const expiresOnTimestamp = (result.expiresOn ?? new Date()).getTime();

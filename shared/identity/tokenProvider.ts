@@ -3,6 +3,7 @@ import { untilAborted } from '../abort.js';
 import type { Profile } from '../config/profiles.js';
 import { isAuthFailure } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { ProxyRouter } from '../network/proxy.js';
 import { registerSensitive } from '../redact.js';
 import type { SecretStore } from '../secrets/store.js';
 import { createProfileCredential, profileSecretNames, translateTokenError } from './credential.js';
@@ -27,6 +28,8 @@ export interface ProfileTokenProviderOptions {
   logger?: Logger;
   /** Told after each token obtained, so that it checks (hourly at most) when the profile's secret or certificate expires. */
   expiry?: CredentialExpiryWatch;
+  /** Where the token requests go: the profile's proxy, HTTPS_PROXY, or directly. @default directly */
+  proxy?: ProxyRouter;
 }
 
 /** How long one shared token request, secret read included, may take. */
@@ -46,6 +49,7 @@ export class ProfileTokenProvider implements TokenProvider {
   private readonly now: () => number;
   private readonly logger?: Logger;
   private readonly expiry?: CredentialExpiryWatch;
+  private readonly proxy?: ProxyRouter;
 
   constructor(
     private readonly profile: Profile,
@@ -56,6 +60,7 @@ export class ProfileTokenProvider implements TokenProvider {
     this.now = options.now ?? Date.now;
     this.logger = options.logger;
     this.expiry = options.expiry;
+    this.proxy = options.proxy;
   }
 
   /**
@@ -80,7 +85,7 @@ export class ProfileTokenProvider implements TokenProvider {
   private async requestToken(scope: string, abortSignal: AbortSignal): Promise<string> {
     const generation = this.generation;
     try {
-      this.credential ??= createProfileCredential(this.profile, this.secrets, { abortSignal, logger: this.logger });
+      this.credential ??= createProfileCredential(this.profile, this.secrets, { abortSignal, logger: this.logger, proxy: this.proxy });
       const credential = await this.credential;
       const result = await credential.getToken(scope, { abortSignal });
       if (!result) throw new Error('the credential returned no token');
@@ -91,7 +96,7 @@ export class ProfileTokenProvider implements TokenProvider {
       return result.token;
     } catch (error) {
       if (generation === this.generation) this.credential = undefined;
-      throw translateTokenError(this.profile, error);
+      throw translateTokenError(this.profile, error, this.proxy);
     }
   }
 

@@ -1,6 +1,9 @@
 import type { SecretClient } from '@azure/keyvault-secrets';
 import type { TokenCredential } from '@azure/core-auth';
 import { MailError } from '../errors.js';
+import { azureProxyOptions } from '../network/azureClients.js';
+import { urlTarget, type ProxyRouter } from '../network/proxy.js';
+import { proxyMailError } from '../network/proxyErrors.js';
 import type { SecretRead, SecretReadOptions, SecretStore, SecretWriteResult } from './store.js';
 
 export interface KeyVaultSecretStoreOptions {
@@ -9,6 +12,8 @@ export interface KeyVaultSecretStoreOptions {
   credential: () => Promise<TokenCredential>;
   /** For vaults outside *.vault.azure.net (private clouds, test stand-ins). @default false */
   disableChallengeResourceVerification?: boolean;
+  /** Where requests to the vault go. @default directly */
+  proxy?: ProxyRouter;
 }
 
 /** Key Vault through @azure/keyvault-secrets; the SDK is loaded when the first secret is read. */
@@ -31,11 +36,19 @@ export class KeyVaultSecretStore implements SecretStore {
       const credential = await this.options.credential();
       return new Client(this.options.vaultUrl, credential, {
         disableChallengeResourceVerification: this.options.disableChallengeResourceVerification ?? false,
+        ...azureProxyOptions(this.options.proxy),
       });
     } catch (error) {
       this.client = undefined;
       throw error;
     }
+  }
+
+  /** A proxy's refusal is EPROXY naming the proxy; anything else is the vault's answer. */
+  private translate(name: string, error: unknown, operation: 'read' | 'write'): MailError {
+    const vault = urlTarget(this.options.vaultUrl);
+    const proxy = this.options.proxy;
+    return proxyMailError(error, { server: proxy?.isDirect(vault) === false ? proxy.server : undefined, target: vault }) ?? translateKeyVaultError(name, error, operation);
   }
 
   async getSecret(name: string, options: SecretReadOptions = {}): Promise<string> {
@@ -51,7 +64,7 @@ export class KeyVaultSecretStore implements SecretStore {
       const { expiresOn, version } = secret.properties;
       return { value: secret.value, ...(expiresOn !== undefined && { expiresOn }), ...(version !== undefined && { version }) };
     } catch (error) {
-      throw translateKeyVaultError(name, error, 'read');
+      throw this.translate(name, error, 'read');
     }
   }
 
@@ -62,7 +75,7 @@ export class KeyVaultSecretStore implements SecretStore {
       await client.setSecret(name, value, { abortSignal: options.abortSignal });
       return { persisted: true };
     } catch (error) {
-      throw translateKeyVaultError(name, error, 'write');
+      throw this.translate(name, error, 'write');
     }
   }
 }

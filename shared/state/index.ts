@@ -4,7 +4,7 @@ import { DedupeStore } from './dedupeStore.js';
 import { MailboxLeases } from './mailboxLease.js';
 import { PollStatusStore } from './pollStatusStore.js';
 import { createSendState, type SendState } from './sendState.js';
-import { storageAccount, type StorageAccount } from './storage.js';
+import { storageAccount, type StorageAccount, type StorageClientOptions } from './storage.js';
 
 /** Everything a poll keeps in storage, for one account. */
 export interface ReceiveState {
@@ -38,10 +38,13 @@ export class MailState {
   private sendParts?: SendState;
   private statuses?: PollStatusStore;
 
-  constructor(private readonly connectionString: string | undefined) {}
+  constructor(
+    private readonly connectionString: string | undefined,
+    private readonly options: { clientOptions?: StorageClientOptions } = {},
+  ) {}
 
   get account(): StorageAccount {
-    this.storage ??= storageAccount(this.connectionString);
+    this.storage ??= storageAccount(this.connectionString, this.options.clientOptions);
     return this.storage;
   }
 

@@ -1,6 +1,15 @@
 import type { TableClient } from '@azure/data-tables';
 import type { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import type { QueueClient, QueueServiceClient } from '@azure/storage-queue';
+
+/**
+ * The blob and queue clients' options type does not declare additionalPolicies, yet they hand
+ * their options on to core-client's ServiceClient, which adds them to the pipeline
+ * (@azure/storage-blob Pipeline.ts, getCoreClientOptions); each client made from the service
+ * client adds the policy once more to the shared pipeline, where it sets the same agent again.
+ */
+type BlobOptions = import('@azure/storage-blob').StoragePipelineOptions;
+type QueueOptions = import('@azure/storage-queue').StoragePipelineOptions;
 import { MailError, isMailError } from '../errors.js';
 
 /** Table, container and queue names this app keeps its receive state in. */
@@ -11,6 +20,11 @@ export const STATE_NAMES = {
   deadLetter: 'mail-deadletter',
   payloads: 'mail-payloads',
 } as const;
+
+/** What every Storage client is made with, besides its endpoint: the runtime's proxy policy (shared/network/azureClients.ts). */
+export interface StorageClientOptions {
+  additionalPolicies?: Array<{ policy: import('@azure/core-rest-pipeline').PipelinePolicy; position: 'perCall' | 'perRetry' }>;
+}
 
 /**
  * One storage account, reached through the `AzureWebJobsStorage` connection string (the
@@ -24,7 +38,10 @@ export class StorageAccount {
   private blobServiceClient?: BlobServiceClient;
   private queueServiceClient?: QueueServiceClient;
 
-  constructor(private readonly connectionString: string) {}
+  constructor(
+    private readonly connectionString: string,
+    private readonly clientOptions: StorageClientOptions = {},
+  ) {}
 
   table(name: string): Promise<TableClient> {
     return once(this.tables, name, async () => {
@@ -33,7 +50,7 @@ export class StorageAccount {
       // the connection string. An http endpoint there is the operator's choice (Azurite).
       const allowInsecureConnection = /(?:^|;)\s*TableEndpoint\s*=\s*http:/i.test(this.connectionString)
         || /(?:^|;)\s*DefaultEndpointsProtocol\s*=\s*http\s*(?:;|$)/i.test(this.connectionString);
-      const client = TableClient.fromConnectionString(this.connectionString, name, { allowInsecureConnection });
+      const client = TableClient.fromConnectionString(this.connectionString, name, { ...this.clientOptions, allowInsecureConnection });
       // TableClient.createTable treats "already exists" as success.
       await client.createTable();
       return client;
@@ -51,7 +68,7 @@ export class StorageAccount {
   queue(name: string): Promise<QueueClient> {
     return once(this.queues, name, async () => {
       const { QueueServiceClient } = require('@azure/storage-queue') as typeof import('@azure/storage-queue');
-      this.queueServiceClient ??= QueueServiceClient.fromConnectionString(this.connectionString);
+      this.queueServiceClient ??= QueueServiceClient.fromConnectionString(this.connectionString, this.clientOptions as QueueOptions);
       const client = this.queueServiceClient.getQueueClient(name);
       await client.createIfNotExists();
       return client;
@@ -61,7 +78,7 @@ export class StorageAccount {
   private blobService(): BlobServiceClient {
     if (!this.blobServiceClient) {
       const { BlobServiceClient } = require('@azure/storage-blob') as typeof import('@azure/storage-blob');
-      this.blobServiceClient = BlobServiceClient.fromConnectionString(this.connectionString);
+      this.blobServiceClient = BlobServiceClient.fromConnectionString(this.connectionString, this.clientOptions as BlobOptions);
     }
     return this.blobServiceClient;
   }
@@ -81,14 +98,14 @@ function once<T>(cache: Map<string, Promise<T>>, key: string, create: () => Prom
 }
 
 /** The account of an AzureWebJobsStorage connection string; ECONFIG naming the setting when there is none. */
-export function storageAccount(connectionString: string | undefined): StorageAccount {
+export function storageAccount(connectionString: string | undefined, clientOptions: StorageClientOptions = {}): StorageAccount {
   if (!connectionString?.trim()) {
     throw new MailError('ECONFIG', 'AzureWebJobsStorage is not set', {
       field: 'AzureWebJobsStorage',
       hint: 'Set AzureWebJobsStorage to the storage account connection string (locally: the Azurite one, which `npm start` sets for you).',
     });
   }
-  return new StorageAccount(connectionString);
+  return new StorageAccount(connectionString, clientOptions);
 }
 
 /** The HTTP status of a Storage SDK error (RestError), if it carries one. */
@@ -103,6 +120,14 @@ export function stateError(error: unknown, what: string): MailError {
   const status = statusOf(error);
   // Without an HTTP answer the socket error is the whole story (e.g. ECONNREFUSED: Azurite not running).
   const code = (error as { code?: unknown } | null)?.code;
+  if (code === 'EPROXY') {
+    // The Azure SDK keeps only the message of the tunnel's ProxyFailure (shared/network), which names the proxy and its answer.
+    return new MailError('EPROXY', `${what}: ${(error as Error).message}`, {
+      field: 'HTTPS_PROXY',
+      hint: 'The storage account is reached through HTTPS_PROXY: the proxy must allow CONNECT to the blob, queue and table endpoints of AzureWebJobsStorage, or list them in NO_PROXY.',
+      cause: error,
+    });
+  }
   const reason = status !== undefined ? ` (storage answered ${status})` : typeof code === 'string' ? ` (${code})` : '';
   return new MailError('ESTATE', `${what}${reason}`, {
     hint: code === 'ECONNREFUSED'

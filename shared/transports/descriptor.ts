@@ -2,6 +2,7 @@ import type { Endpoints } from '../config/cloud.js';
 import type { Profile } from '../config/profiles.js';
 import type { ReceiveConfig, SectionSchema, SendConfig } from '../config/schema.js';
 import type { TokenProvider } from '../identity/tokenProvider.js';
+import type { ProxyRouter } from '../network/proxy.js';
 import type { MailboxReader, MailSender, TransportDeps } from './types.js';
 
 /** The two APIs a mailbox is reached through; their resource URIs depend on the profile's cloud. */
@@ -49,6 +50,8 @@ interface Side<Section, Made> {
 /** What a connection probe is given: the diagnosis's own token provider, and what the token step found the tokens allow. */
 export interface ProbeContext {
   tokens: TokenProvider;
+  /** Where the probe's connection goes, as the sender's would. */
+  proxy?: ProxyRouter;
   abortSignal?: AbortSignal;
   /** Whether a token the token step obtained carries this permission. */
   granted(permission: string): boolean;

@@ -1,5 +1,6 @@
 import type { TokenProvider } from '../identity/tokenProvider.js';
 import type { Logger } from '../log.js';
+import type { ProxyRouter } from '../network/proxy.js';
 import type { OutgoingMessage } from '../mail/outgoing.js';
 
 /** Clients one profile's sender and reader share (its Graph client), kept and closed by their owner, the runtime. */
@@ -13,6 +14,8 @@ export interface TransportDeps {
   logger: Logger;
   /** Without it (a diagnosis, a test), the transport makes its own clients. */
   resources?: ProfileResources;
+  /** Where the profile's connections go (its proxy, HTTPS_PROXY, NO_PROXY); without it, directly. */
+  proxy?: ProxyRouter;
 }
 
 export interface SendOptions {

@@ -1,8 +1,11 @@
-import type { AuthenticationProvider, Client, GraphRequest, ShouldRetry } from '@microsoft/microsoft-graph-client';
+import type { AuthenticationProvider, Client, Context, GraphRequest, Middleware, ShouldRetry } from '@microsoft/microsoft-graph-client';
 import { graphScope } from '../../config/cloud.js';
 import type { Profile } from '../../config/profiles.js';
 import { MailError } from '../../errors.js';
 import type { TokenProvider } from '../../identity/tokenProvider.js';
+import { urlTarget, type ProxyRouter } from '../../network/proxy.js';
+import { proxyMailError } from '../../network/proxyErrors.js';
+import { proxyFetch } from '../../network/proxyFetch.js';
 import type { TransportDeps } from '../types.js';
 import { parseRetryAfter, translateGraphError } from './graphErrors.js';
 
@@ -57,6 +60,22 @@ class RequestAuth implements AuthenticationProvider {
 }
 
 /**
+ * The last middleware when the profile has a proxy: the SDK's HTTPMessageHandler calls the global
+ * fetch, which takes no agent; this one calls the same request through proxyFetch.
+ */
+class ProxiedMessageHandler implements Middleware {
+  private readonly send;
+
+  constructor(router: ProxyRouter) {
+    this.send = proxyFetch(router);
+  }
+
+  async execute(context: Context): Promise<void> {
+    context.response = await this.send(context.request, context.options);
+  }
+}
+
+/**
  * One Graph client per profile, shared by the sender and the reader: base URL and custom
  * host from `endpoints.graph`, bearer tokens from the profile's token provider.
  */
@@ -67,6 +86,7 @@ export class GraphConnection {
   constructor(
     readonly profile: Profile,
     private readonly tokens: TokenProvider,
+    private readonly proxy?: ProxyRouter,
   ) {
     const sdk = graphSdk();
     this.scope = graphScope(profile.endpoints);
@@ -83,7 +103,7 @@ export class GraphConnection {
         new sdk.RetryHandler(new sdk.RetryHandlerOptions(RETRY_DELAY_SECONDS, GRAPH_MAX_RETRIES, shouldRetry)),
         new sdk.RedirectHandler(new sdk.RedirectHandlerOptions()),
         new sdk.TelemetryHandler(),
-        new sdk.HTTPMessageHandler(),
+        proxy?.server === undefined ? new sdk.HTTPMessageHandler() : new ProxiedMessageHandler(proxy),
       ],
     });
   }
@@ -113,6 +133,9 @@ export class GraphConnection {
       return await send(request);
     } catch (error) {
       if (auth.failure !== undefined) throw auth.failure;
+      const graph = urlTarget(this.profile.endpoints.graph);
+      const proxied = proxyMailError(error, { server: this.proxy?.isDirect(graph) === false ? this.proxy.server : undefined, target: graph, profile: this.profile.name });
+      if (proxied) throw proxied;
       if (options.abortSignal?.aborted) throw new MailError('ECONNECTION', 'the Graph request was aborted', { profile: this.profile.name, cause: error, hint: 'The operation was cancelled or timed out; it may be retried.' });
       throw translateGraphError(error, { profile: this.profile.name, mailbox: this.profile.mailbox });
     }
@@ -120,7 +143,7 @@ export class GraphConnection {
 }
 
 /** The profile's Graph connection: one per profile where the runtime keeps its resources, so the sender and the reader share one client. */
-export function graphConnection(profile: Profile, deps: Pick<TransportDeps, 'tokens' | 'resources'>): GraphConnection {
-  const create = () => new GraphConnection(profile, deps.tokens);
+export function graphConnection(profile: Profile, deps: Pick<TransportDeps, 'tokens' | 'resources' | 'proxy'>): GraphConnection {
+  const create = () => new GraphConnection(profile, deps.tokens, deps.proxy);
   return deps.resources ? deps.resources.once('graph', create) : create();
 }

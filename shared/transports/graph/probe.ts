@@ -9,7 +9,7 @@ import { graphConnection } from './graphClient.js';
  */
 export async function probeGraphSend(profile: Profile, ctx: ProbeContext): Promise<ProbeFinding> {
   try {
-    const graph = graphConnection(profile, { tokens: ctx.tokens });
+    const graph = graphConnection(profile, { tokens: ctx.tokens, proxy: ctx.proxy });
     await graph.call(`${graph.userPath}/mailFolders/inbox`, { abortSignal: ctx.abortSignal }, (request) => request.select('id').get() as Promise<unknown>);
     return { detail: `Graph at ${profile.endpoints.graph} accepted the token and found the inbox of ${profile.mailbox}` };
   } catch (error) {

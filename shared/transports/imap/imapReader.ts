@@ -5,6 +5,8 @@ import { exchangeScope } from '../../config/cloud.js';
 import type { Profile } from '../../config/profiles.js';
 import { MailError } from '../../errors.js';
 import type { Logger } from '../../log.js';
+import { proxyUrlWithCredentials } from '../../network/proxy.js';
+import { proxyMailError } from '../../network/proxyErrors.js';
 import type { AcknowledgeOptions, AfterFetch, FetchedMessage, MailboxReader, MailboxSession, ReaderCursor, TransportDeps } from '../types.js';
 import { translatedSource } from '../sourceStream.js';
 import { translateImapError } from './imapErrors.js';
@@ -86,11 +88,14 @@ export class ImapReader implements MailboxReader {
     const token = await this.deps.tokens.getToken(exchangeScope(this.profile.endpoints), { abortSignal: options.abortSignal });
     const { ImapFlow } = require('imapflow') as typeof import('imapflow');
     const { host, port } = this.profile.endpoints.imap;
+    const proxy = await this.deps.proxy?.route(this.profile.endpoints.imap);
     const log = new ImapLog(this.deps.logger, this.profile.name);
     const client = new ImapFlow({
       host,
       port,
       secure: true,
+      // imapflow's own HTTP CONNECT (its `proxy` option); TLS runs inside the tunnel.
+      ...(proxy !== undefined && { proxy: proxyUrlWithCredentials(proxy) }),
       // Office 365 offers AUTH=XOAUTH2 and never OAUTHBEARER, so with an access token imapflow
       // authenticates with XOAUTH2 there; no password is ever given, so no LOGIN fallback exists.
       auth: { user: this.profile.mailbox, accessToken: token },
@@ -112,7 +117,7 @@ export class ImapReader implements MailboxReader {
     } catch (error) {
       client.close();
       options.abortSignal?.removeEventListener('abort', abort);
-      throw translateImapError(this.profile, error, step);
+      throw proxyMailError(error, { server: proxy?.server, target: this.profile.endpoints.imap, profile: this.profile.name }) ?? translateImapError(this.profile, error, step);
     }
     return new ImapSession(this.profile, client, log, () => options.abortSignal?.removeEventListener('abort', abort));
   }

@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import type { Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 
 /**
@@ -23,6 +24,8 @@ export interface Pop3ClientOptions {
    */
   answerTimeoutMs?: number;
   abortSignal?: AbortSignal;
+  /** Opens a socket already connected to the server (a proxy's tunnel); TLS is started over it. Default: a direct connection. */
+  tunnel?: () => Promise<Socket>;
 }
 
 /** A `-ERR` answer. `command` is the verb only: an AUTH payload never reaches an error. */
@@ -89,7 +92,8 @@ export class Pop3Client {
   /** Opens the TLS connection and reads the greeting. */
   static async connect(options: Pop3ClientOptions): Promise<Pop3Client> {
     options.abortSignal?.throwIfAborted();
-    const socket = tlsConnect({ host: options.host, port: options.port, servername: isIp(options.host) ? undefined : options.host });
+    const tunnel = await options.tunnel?.();
+    const socket = tlsConnect({ host: options.host, port: options.port, servername: isIp(options.host) ? undefined : options.host, ...(tunnel !== undefined && { socket: tunnel }) });
     const client = new Pop3Client(socket, options.answerTimeoutMs ?? 60_000);
     const abort = () => socket.destroy(Object.assign(new Error('aborted'), { code: 'ABORT_ERR' }));
     options.abortSignal?.addEventListener('abort', abort, { once: true });

@@ -3,6 +3,8 @@ import { exchangeScope } from '../../config/cloud.js';
 import type { Profile } from '../../config/profiles.js';
 import { MailError } from '../../errors.js';
 import type { Logger } from '../../log.js';
+import { proxyMailError } from '../../network/proxyErrors.js';
+import { openTunnel } from '../../network/tunnel.js';
 import type { AcknowledgeOptions, AfterFetch, FetchedMessage, MailboxReader, MailboxSession, ReaderCursor, TransportDeps } from '../types.js';
 import { translatedSource } from '../sourceStream.js';
 import { Pop3Client } from './pop3Client.js';
@@ -31,8 +33,15 @@ export class Pop3Reader implements MailboxReader {
     const { host, port } = this.profile.endpoints.pop3;
     let step = 'connect';
     let client: Pop3Client | undefined;
+    const proxy = await this.deps.proxy?.route(this.profile.endpoints.pop3);
     try {
-      client = await Pop3Client.connect({ host, port, abortSignal: options.abortSignal });
+      client = await Pop3Client.connect({
+        host,
+        port,
+        abortSignal: options.abortSignal,
+        // Our own POP3 client has no proxy option: node:http's CONNECT opens the tunnel, TLS runs inside it.
+        ...(proxy !== undefined && { tunnel: () => openTunnel(proxy, { host, port }, { abortSignal: options.abortSignal }) }),
+      });
       step = 'capabilities';
       const sasl = (await client.capabilities()).find((c) => /^SASL\b/i.test(c)) ?? '';
       if (!/\bXOAUTH2\b/i.test(sasl)) {
@@ -45,7 +54,7 @@ export class Pop3Reader implements MailboxReader {
       await client.authenticateXoauth2(this.profile.mailbox, token);
     } catch (error) {
       client?.close();
-      throw translatePop3Error(this.profile, error, step);
+      throw proxyMailError(error, { server: proxy?.server, target: this.profile.endpoints.pop3, profile: this.profile.name }) ?? translatePop3Error(this.profile, error, step);
     }
     return new Pop3Session(this.profile, client, this.deps.logger);
   }

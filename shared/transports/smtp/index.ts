@@ -25,7 +25,7 @@ export const smtp: TransportDescriptor = {
     async probe(p, ctx) {
       const { verifySmtpLogin } = require('./probe.js') as typeof import('./probe.js');
       const token = await ctx.tokens.getToken(apiScope('exchange', p.endpoints), { abortSignal: ctx.abortSignal });
-      await verifySmtpLogin(p, token, { abortSignal: ctx.abortSignal });
+      await verifySmtpLogin(p, token, { abortSignal: ctx.abortSignal, proxy: ctx.proxy });
       return { detail: `${p.endpoints.smtp.host}:${p.endpoints.smtp.port} accepted ${smtpSecurityLabel(smtpSecurity(p))} and the XOAUTH2 login as ${p.mailbox}; nothing was sent` };
     },
   },

@@ -2,6 +2,9 @@ import type { SMTPPoolOptions, SMTPPoolSentMessageInfo, Transporter } from 'node
 import type { HostPort } from '../../config/cloud.js';
 import { exchangeScope } from '../../config/cloud.js';
 import type { Profile } from '../../config/profiles.js';
+import { MailError } from '../../errors.js';
+import { proxyUrlWithCredentials, type ProxyRoute, type ProxyRouter } from '../../network/proxy.js';
+import { proxyMailError } from '../../network/proxyErrors.js';
 import { toNodemailerOptions } from '../../mail/compose.js';
 import type { OutgoingMessage } from '../../mail/outgoing.js';
 import type { MailSender, SendOptions, SendResult, TransportDeps } from '../types.js';
@@ -20,11 +23,13 @@ import { TokenFailure, translateSmtpError } from './smtpErrors.js';
  * plain-text greeting is no TLS record), STARTTLS against an implicit-TLS port after
  * greetingTimeout (30 s: the server waits silently for a TLS handshake).
  */
-export function smtpPoolOptions(endpoint: HostPort, security: SmtpSecurity, options: { greetingTimeoutMs?: number } = {}): SMTPPoolOptions & { pool: true } {
+export function smtpPoolOptions(endpoint: HostPort, security: SmtpSecurity, options: { greetingTimeoutMs?: number; proxy?: ProxyRoute } = {}): SMTPPoolOptions & { pool: true } {
   return {
     pool: true,
     host: endpoint.host,
     port: endpoint.port,
+    // nodemailer's own HTTP CONNECT (its `proxy` option); the TLS of either mode runs inside the tunnel.
+    ...(options.proxy !== undefined && { proxy: proxyUrlWithCredentials(options.proxy) }),
     greetingTimeout: options.greetingTimeoutMs ?? 30_000,
     // implicit (port 465): TLS from the first byte. starttls (port 587): plain connect, then
     // STARTTLS, which requireTLS makes mandatory; a server without STARTTLS fails with ETLS
@@ -49,43 +54,54 @@ export function smtpPoolOptions(endpoint: HostPort, security: SmtpSecurity, opti
  */
 export class SmtpSender implements MailSender {
   readonly via = 'smtp' as const;
-  private transport?: Transporter<SMTPPoolSentMessageInfo>;
+  private transport?: Promise<{ pool: Transporter<SMTPPoolSentMessageInfo>; proxy?: ProxyRoute }>;
 
   constructor(
     private readonly profile: Profile,
     private readonly deps: TransportDeps,
   ) {}
 
-  private pool(): Transporter<SMTPPoolSentMessageInfo> {
-    if (!this.transport) {
-      const nodemailer = require('nodemailer') as typeof import('nodemailer');
-      const scope = exchangeScope(this.profile.endpoints);
-      this.transport = nodemailer.createTransport({
-        ...smtpPoolOptions(this.profile.endpoints.smtp, smtpSecurity(this.profile), { greetingTimeoutMs: smtpGreetingTimeoutMs(this.profile) }),
-        auth: {
-          type: 'OAuth2',
-          user: this.profile.mailbox,
-          provisionCallback: (_user, _renew, callback) => {
-            this.deps.tokens.getToken(scope).then(
-              (token) => callback(null, token),
-              (error: unknown) => callback(new TokenFailure(error)),
-            );
-          },
-        },
-      });
-    }
+  /** The pool, made on first use once the proxy route (and so the proxy's password) is known. */
+  private pool(): Promise<{ pool: Transporter<SMTPPoolSentMessageInfo>; proxy?: ProxyRoute }> {
+    this.transport ??= this.createPool().catch((error: unknown) => {
+      this.transport = undefined;
+      throw error;
+    });
     return this.transport;
+  }
+
+  private async createPool(): Promise<{ pool: Transporter<SMTPPoolSentMessageInfo>; proxy?: ProxyRoute }> {
+    const proxy = await smtpProxyRoute(this.profile, this.deps.proxy);
+    const nodemailer = require('nodemailer') as typeof import('nodemailer');
+    const scope = exchangeScope(this.profile.endpoints);
+    const pool = nodemailer.createTransport({
+      ...smtpPoolOptions(this.profile.endpoints.smtp, smtpSecurity(this.profile), { greetingTimeoutMs: smtpGreetingTimeoutMs(this.profile), proxy }),
+      auth: {
+        type: 'OAuth2',
+        user: this.profile.mailbox,
+        provisionCallback: (_user, _renew, callback) => {
+          this.deps.tokens.getToken(scope).then(
+            (token) => callback(null, token),
+            (error: unknown) => callback(new TokenFailure(error)),
+          );
+        },
+      },
+    });
+    return { pool, ...(proxy !== undefined && { proxy }) };
   }
 
   async send(message: OutgoingMessage, options: SendOptions = {}): Promise<SendResult> {
     options.abortSignal?.throwIfAborted();
     let info: SMTPPoolSentMessageInfo;
+    let proxy: ProxyRoute | undefined;
     try {
+      const made = await this.pool();
+      proxy = made.proxy;
       // nodemailer composes the MIME; Bcc goes into the envelope only, never into a header.
-      info = await this.pool().sendMail({ ...toNodemailerOptions(message), signal: options.abortSignal });
+      info = await made.pool.sendMail({ ...toNodemailerOptions(message), signal: options.abortSignal });
     } catch (error) {
       options.abortSignal?.throwIfAborted();
-      throw translateSmtpError(this.profile, message, error);
+      throw smtpProxyError(this.profile, proxy, error) ?? translateSmtpError(this.profile, message, error);
     }
     if (info.rejected.length > 0) {
       // The server took the message for the other recipients; failing the send now would
@@ -96,9 +112,21 @@ export class SmtpSender implements MailSender {
   }
 
   async close(): Promise<void> {
-    this.transport?.close();
+    const made = this.transport;
     this.transport = undefined;
+    (await made?.catch(() => undefined))?.pool.close();
   }
+}
+
+/** EPROXY when the connection went through a proxy that refused it or was not there (nodemailer says EPROXY, or a socket error on the proxy connection). */
+export function smtpProxyError(profile: Profile, proxy: ProxyRoute | undefined, error: unknown): MailError | undefined {
+  if (error instanceof TokenFailure) return undefined;
+  return proxyMailError(error, { server: proxy?.server, target: profile.endpoints.smtp, profile: profile.name });
+}
+
+/** The route of the SMTP connection: the profile's proxy for its SMTP endpoint, or undefined for a direct one. */
+export function smtpProxyRoute(profile: Profile, router: ProxyRouter | undefined): Promise<ProxyRoute | undefined> {
+  return router?.route(profile.endpoints.smtp) ?? Promise.resolve(undefined);
 }
 
 /**
