@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { MailError } from '../../shared/errors.js';
+import type { MailError } from '../../shared/errors.js';
 import { createLogger } from '../../shared/log.js';
 import { MailRuntime } from '../../shared/runtime.js';
 import { sendMail } from '../../shared/send/sendMail.js';
@@ -12,6 +12,7 @@ import { portNobodyListensOn } from '../contract/loopback.js';
 import { ProxyPeer } from '../peers/proxyPeer.js';
 import { SmtpPeer } from '../peers/smtpPeer.js';
 import { TokenEndpointPeer } from '../peers/tokenEndpoint.js';
+import { mailErrorFrom } from '../support/mailError.js';
 import { setProcessEnv } from '../support/processEnv.js';
 
 const TENANT = 'contoso-tenant';
@@ -126,15 +127,6 @@ describe('an outbound proxy carries every connection, app-wide and per profile',
     return count;
   }
 
-  async function refusal(operation: Promise<unknown>): Promise<MailError> {
-    const error = await operation.then(
-      () => assert.fail('expected EPROXY'),
-      (e: unknown) => e,
-    );
-    assert.ok(error instanceof MailError, String(error));
-    return error;
-  }
-
   /** What a person sees of an error: none of it may carry the proxy's password. */
   function assertNoPassword(error: MailError): void {
     const shown = JSON.stringify({ message: error.message, hint: error.hint, field: error.field, providerCode: error.providerCode });
@@ -199,7 +191,7 @@ describe('an outbound proxy carries every connection, app-wide and per profile',
     // The token endpoint directly, so that the refusal met is SMTP's own.
     const r = runtime({ noProxy: `127.0.0.1:${portOf(entra.url)}` });
     try {
-      const error = await refusal(sendMail(r, { profile: 'smtp', from: SENDER, to: 'ann@example.com', subject: 'refused', text: 'five' }));
+      const error = await mailErrorFrom(sendMail(r, { profile: 'smtp', from: SENDER, to: 'ann@example.com', subject: 'refused', text: 'five' }));
       assert.equal(error.code, 'EPROXY');
       assert.equal(error.providerCode, '407');
       assert.match(error.message, /profile "smtp"/);
@@ -222,7 +214,7 @@ describe('an outbound proxy carries every connection, app-wide and per profile',
         ['imap', () => readOne(r, 'imap'), portOf(imap.endpoint)],
         ['graph', () => sendMail(r, { profile: 'graph', from: SENDER, to: 'ann@example.com', subject: 'refused', text: 'six' }), portOf(graph.url)],
       ] as const) {
-        const error = await refusal(operation());
+        const error = await mailErrorFrom(operation());
         assert.equal(error.code, 'EPROXY', `${what}: ${error.code} ${error.message}`);
         assert.equal(error.providerCode, '403');
         assert.equal(error.profile, what);
@@ -239,7 +231,7 @@ describe('an outbound proxy carries every connection, app-wide and per profile',
     const r = runtime({ proxy: `http://127.0.0.1:${port}`, clientId: FRESH_APP.clientId });
     try {
       // Graph asks for the token before its first request (nodemailer would connect first).
-      const token = await refusal(sendMail(r, { profile: 'graph', from: SENDER, to: 'ann@example.com', subject: 'no proxy', text: 'seven' }));
+      const token = await mailErrorFrom(sendMail(r, { profile: 'graph', from: SENDER, to: 'ann@example.com', subject: 'no proxy', text: 'seven' }));
       assert.equal(token.code, 'EPROXY', token.message);
       assert.match(token.message, new RegExp(`the proxy http://127\\.0\\.0\\.1:${port} could not be reached \\(ECONNREFUSED\\) to connect to 127\\.0\\.0\\.1:${portOf(entra.url)}`));
       assert.equal(token.profile, 'graph');
@@ -249,7 +241,7 @@ describe('an outbound proxy carries every connection, app-wide and per profile',
     }
     const direct = runtime({ proxy: `http://127.0.0.1:${port}`, noProxy: `127.0.0.1:${portOf(entra.url)}` });
     try {
-      const error = await refusal(readOne(direct, 'pop3'));
+      const error = await mailErrorFrom(readOne(direct, 'pop3'));
       assert.equal(error.code, 'EPROXY', error.message);
       assert.equal(error.profile, 'pop3');
       assert.match(error.message, /ECONNREFUSED/);
@@ -263,7 +255,7 @@ describe('an outbound proxy carries every connection, app-wide and per profile',
     appProxy.deniedPorts.add(portOf(vault.url));
     const r = runtime();
     try {
-      const error = await refusal(sendMail(r, { profile: 'smtp', from: SENDER, to: 'ann@example.com', subject: 'no vault', text: 'eight' }));
+      const error = await mailErrorFrom(sendMail(r, { profile: 'smtp', from: SENDER, to: 'ann@example.com', subject: 'no vault', text: 'eight' }));
       assert.equal(error.code, 'EPROXY', error.message);
       assert.equal(error.field, 'HTTPS_PROXY');
       assert.match(error.hint ?? '', /the app setting HTTPS_PROXY/);
