@@ -412,7 +412,8 @@ async function freePorts(count: number): Promise<number[]> {
   return ports;
 }
 
-function accepts(port: number): Promise<boolean> {
+/** Whether something accepts a TCP connection on the loopback port. */
+export function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1');
     socket.once('connect', () => {
