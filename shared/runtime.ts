@@ -5,7 +5,6 @@ import { MailError } from './errors.js';
 import { CredentialExpiryWatch } from './identity/credentialExpiry.js';
 import { ProfileTokenProvider, type TokenProvider } from './identity/tokenProvider.js';
 import { createLogger, type Logger } from './log.js';
-import { azureProxyOptions } from './network/azureClients.js';
 import { ProxyRouter } from './network/proxy.js';
 import { registerSensitive } from './redact.js';
 import { createSecretStore } from './secrets/index.js';
@@ -82,7 +81,7 @@ export class MailRuntime {
     checkCallerSettings(this.settings, this.profiles);
     this.secrets = options.secrets ?? createSecretStore(this.env, this.settings);
     // The storage account is the app's, not a profile's: HTTPS_PROXY and NO_PROXY decide.
-    this.state = options.state ?? new MailState(this.settings.storageConnection, { clientOptions: azureProxyOptions(appProxyRouter(this.settings)) });
+    this.state = options.state ?? new MailState(this.settings.storageConnection, { clientOptions: { proxy: appProxyRouter(this.settings) } });
     this.logger = options.logger ?? createLogger();
     this.credentialExpiry = new CredentialExpiryWatch({ warningDays: this.settings.credentialExpiryWarningDays, logger: this.logger });
   }
@@ -161,7 +160,7 @@ export class MailRuntime {
 
   sink(profile: ReceivingProfile): MessageSink {
     const scope = this.scope(profile);
-    scope.sink ??= createSink(profile, { secrets: this.secrets, settings: this.settings, state: this.state });
+    scope.sink ??= createSink(profile, { secrets: this.secrets, settings: this.settings, state: this.state, proxy: this.proxy(profile) });
     return scope.sink;
   }
 

@@ -1,5 +1,6 @@
 import type { Profile } from '../config/profiles.js';
 import type { AppSettings } from '../config/settings.js';
+import type { ProxyRouter } from '../network/proxy.js';
 import type { SecretStore } from '../secrets/store.js';
 import type { MailState } from '../state/index.js';
 import { QueueSink } from './queueSink.js';
@@ -11,6 +12,8 @@ export interface SinkDeps {
   secrets: SecretStore;
   settings: Pick<AppSettings, 'webhookTimeoutMs' | 'webhookMaxAttempts'>;
   state: MailState;
+  /** Where the profile's webhook POSTs go. */
+  proxy?: ProxyRouter;
 }
 
 /** The sink named by the profile's `receive.deliver`. */
@@ -23,6 +26,7 @@ export function createSink(profile: Profile & { receive: NonNullable<Profile['re
       secrets: deps.secrets,
       timeoutMs: deps.settings.webhookTimeoutMs,
       maxAttempts: deps.settings.webhookMaxAttempts,
+      proxy: deps.proxy,
     });
   }
   const state = deps.state.receive;

@@ -2,6 +2,9 @@ import { createHmac } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MailError, isMailError } from '../errors.js';
 import type { DeliveredMessage } from '../mail/incoming.js';
+import { urlTarget, type ProxyRouter } from '../network/proxy.js';
+import { proxyMailError } from '../network/proxyErrors.js';
+import { proxyFetch, type Fetch } from '../network/proxyFetch.js';
 import type { SecretStore } from '../secrets/store.js';
 import type { MessageSink } from './types.js';
 
@@ -18,6 +21,8 @@ export interface WebhookSinkOptions {
   retryDelayMs?: number;
   /** The longest wait between attempts, a Retry-After included. @default 5_000 */
   maxRetryDelayMs?: number;
+  /** Where the POSTs go: the profile's proxy, HTTPS_PROXY, or directly (NO_PROXY). @default directly */
+  proxy?: ProxyRouter;
 }
 
 /** The signature a consumer recomputes: hex HMAC-SHA256 over `<timestamp>.<body>`, keyed with the signing secret. */
@@ -37,8 +42,10 @@ export class WebhookSink implements MessageSink {
   private readonly maxAttempts: number;
   private readonly retryDelayMs: number;
   private readonly maxRetryDelayMs: number;
+  private readonly fetch: Fetch;
 
   constructor(private readonly options: WebhookSinkOptions) {
+    this.fetch = proxyFetch(options.proxy);
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.maxAttempts = options.maxAttempts ?? 4;
     this.retryDelayMs = options.retryDelayMs ?? 500;
@@ -78,7 +85,7 @@ export class WebhookSink implements MessageSink {
     const timeout = AbortSignal.timeout(this.timeoutMs);
     let response: Response;
     try {
-      response = await fetch(this.options.url, {
+      response = await this.fetch(this.options.url, {
         method: 'POST',
         headers: {
           'Content-Type': 'application/json; charset=utf-8',
@@ -92,6 +99,11 @@ export class WebhookSink implements MessageSink {
         signal: abortSignal ? AbortSignal.any([abortSignal, timeout]) : timeout,
       });
     } catch (error) {
+      // Not retried here: a proxy refusing the tunnel refuses the next attempt too; the message stays unacknowledged for the next poll.
+      const target = urlTarget(this.options.url);
+      const proxy = this.options.proxy;
+      const proxied = proxyMailError(error, { server: proxy?.isDirect(target) === false ? proxy.server : undefined, target, profile: proxy?.profile });
+      if (proxied) throw proxied;
       throw new MailError('ESINK_UNAVAILABLE', timeout.aborted ? `the webhook did not answer within ${this.timeoutMs} ms` : `could not reach the webhook: ${(error as Error).message}`, {
         hint: 'Check that the webhook URL is reachable from the function app.',
         cause: error,

@@ -1,16 +1,9 @@
 import type { TableClient } from '@azure/data-tables';
 import type { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import type { QueueClient, QueueServiceClient } from '@azure/storage-queue';
-
-/**
- * The blob and queue clients' options type does not declare additionalPolicies, yet they hand
- * their options on to core-client's ServiceClient, which adds them to the pipeline
- * (@azure/storage-blob Pipeline.ts, getCoreClientOptions); each client made from the service
- * client adds the policy once more to the shared pipeline, where it sets the same agent again.
- */
-type BlobOptions = import('@azure/storage-blob').StoragePipelineOptions;
-type QueueOptions = import('@azure/storage-queue').StoragePipelineOptions;
 import { MailError, isMailError } from '../errors.js';
+import { azureProxyOptions } from '../network/azureClients.js';
+import { proxyLabel, type ProxyRouter } from '../network/proxy.js';
 
 /** Table, container and queue names this app keeps its receive state in. */
 export const STATE_NAMES = {
@@ -21,9 +14,9 @@ export const STATE_NAMES = {
   payloads: 'mail-payloads',
 } as const;
 
-/** What every Storage client is made with, besides its endpoint: the runtime's proxy policy (shared/network/azureClients.ts). */
+/** Where the account's requests go: HTTPS_PROXY, or directly (NO_PROXY). @default directly */
 export interface StorageClientOptions {
-  additionalPolicies?: Array<{ policy: import('@azure/core-rest-pipeline').PipelinePolicy; position: 'perCall' | 'perRetry' }>;
+  proxy?: ProxyRouter;
 }
 
 /**
@@ -35,8 +28,8 @@ export class StorageAccount {
   private readonly tables = new Map<string, Promise<TableClient>>();
   private readonly containers = new Map<string, Promise<ContainerClient>>();
   private readonly queues = new Map<string, Promise<QueueClient>>();
-  private blobServiceClient?: BlobServiceClient;
-  private queueServiceClient?: QueueServiceClient;
+  private blobServiceClient?: Promise<BlobServiceClient>;
+  private queueServiceClient?: Promise<QueueServiceClient>;
 
   constructor(
     private readonly connectionString: string,
@@ -50,7 +43,7 @@ export class StorageAccount {
       // the connection string. An http endpoint there is the operator's choice (Azurite).
       const allowInsecureConnection = /(?:^|;)\s*TableEndpoint\s*=\s*http:/i.test(this.connectionString)
         || /(?:^|;)\s*DefaultEndpointsProtocol\s*=\s*http\s*(?:;|$)/i.test(this.connectionString);
-      const client = TableClient.fromConnectionString(this.connectionString, name, { ...this.clientOptions, allowInsecureConnection });
+      const client = TableClient.fromConnectionString(this.connectionString, name, { ...azureProxyOptions(this.clientOptions.proxy), allowInsecureConnection });
       // TableClient.createTable treats "already exists" as success.
       await client.createTable();
       return client;
@@ -59,7 +52,7 @@ export class StorageAccount {
 
   container(name: string): Promise<ContainerClient> {
     return once(this.containers, name, async () => {
-      const client = this.blobService().getContainerClient(name);
+      const client = (await this.blobService()).getContainerClient(name);
       await client.createIfNotExists();
       return client;
     });
@@ -68,19 +61,33 @@ export class StorageAccount {
   queue(name: string): Promise<QueueClient> {
     return once(this.queues, name, async () => {
       const { QueueServiceClient } = require('@azure/storage-queue') as typeof import('@azure/storage-queue');
-      this.queueServiceClient ??= QueueServiceClient.fromConnectionString(this.connectionString, this.clientOptions as QueueOptions);
-      const client = this.queueServiceClient.getQueueClient(name);
+      this.queueServiceClient ??= this.withProxy((options) => QueueServiceClient.fromConnectionString(this.connectionString, options));
+      const client = (await this.queueServiceClient).getQueueClient(name);
       await client.createIfNotExists();
       return client;
     });
   }
 
-  private blobService(): BlobServiceClient {
-    if (!this.blobServiceClient) {
-      const { BlobServiceClient } = require('@azure/storage-blob') as typeof import('@azure/storage-blob');
-      this.blobServiceClient = BlobServiceClient.fromConnectionString(this.connectionString, this.clientOptions as BlobOptions);
-    }
+  private blobService(): Promise<BlobServiceClient> {
+    const { BlobServiceClient } = require('@azure/storage-blob') as typeof import('@azure/storage-blob');
+    this.blobServiceClient ??= this.withProxy((options) => BlobServiceClient.fromConnectionString(this.connectionString, options));
     return this.blobServiceClient;
+  }
+
+  /**
+   * A blob or queue service client whose requests go where the router says. These clients take no
+   * pipeline policy of ours (their options have no additionalPolicies, and every child client would
+   * add one again to the pipeline they share), so they get the SDK's own proxyOptions, for the
+   * endpoint the client names (made once without, to learn it). The SDK then also skips the hosts
+   * in the process's NO_PROXY, which in Azure is the app's own; and its proxy agent hands a
+   * refusal on as the storage answer (stateError names the proxy for 407).
+   */
+  private async withProxy<T extends { url: string }>(create: (options: { proxyOptions?: { host: string; port: number; username?: string; password?: string } }) => T): Promise<T> {
+    const direct = create({});
+    const route = await this.clientOptions.proxy?.routeUrl(direct.url);
+    if (route === undefined) return direct;
+    const server = route.server;
+    return create({ proxyOptions: { host: proxyLabel(server).replace(/:\d+$/, ''), port: server.port, ...(server.username !== undefined && { username: server.username }), ...(route.password !== undefined && { password: route.password }) } });
   }
 }
 
@@ -120,7 +127,7 @@ export function stateError(error: unknown, what: string): MailError {
   const status = statusOf(error);
   // Without an HTTP answer the socket error is the whole story (e.g. ECONNREFUSED: Azurite not running).
   const code = (error as { code?: unknown } | null)?.code;
-  if (code === 'EPROXY') {
+  if (code === 'EPROXY' || status === 407) {
     // The Azure SDK keeps only the message of the tunnel's ProxyFailure (shared/network), which names the proxy and its answer.
     return new MailError('EPROXY', `${what}: ${(error as Error).message}`, {
       field: 'HTTPS_PROXY',

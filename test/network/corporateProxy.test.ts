@@ -2,8 +2,12 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { MailError } from '../../shared/errors.js';
 import { createLogger } from '../../shared/log.js';
+import type { DeliveredMessage } from '../../shared/mail/incoming.js';
+import { NoProxy, ProxyRouter, proxyServer } from '../../shared/network/proxy.js';
 import { MailRuntime } from '../../shared/runtime.js';
+import { EnvironmentSecretStore } from '../../shared/secrets/environment.js';
 import { sendMail } from '../../shared/send/sendMail.js';
+import { WebhookSink } from '../../shared/sinks/webhookSink.js';
 import { GraphPeer } from '../peers/graphPeer.js';
 import { ImapPeer } from '../peers/imapPeer.js';
 import { KeyVaultPeer } from '../peers/keyVaultPeer.js';
@@ -12,6 +16,7 @@ import { portNobodyListensOn } from '../contract/loopback.js';
 import { ProxyPeer } from '../peers/proxyPeer.js';
 import { SmtpPeer } from '../peers/smtpPeer.js';
 import { TokenEndpointPeer } from '../peers/tokenEndpoint.js';
+import { WebhookReceiverPeer } from '../peers/webhookReceiver.js';
 import { mailErrorFrom } from '../support/mailError.js';
 import { setProcessEnv } from '../support/processEnv.js';
 
@@ -26,6 +31,8 @@ const PROXY_PASSWORD = 'proxy-password-4f9a7c2e';
 const SENDER = 'send-desk@contoso.com';
 const READER = 'read-desk@contoso.com';
 const portOf = (endpoint: string) => Number(/:(\d+)$/.exec(endpoint)![1]);
+const DELEGATED_APP = { tenantId: TENANT, clientId: 'delegated-mail-app', secret: 'delegated-mail-app-secret' };
+const OUTLOOK = 'https://outlook.office365.com/.default';
 
 /**
  * Issue 9, item 4: an outbound proxy, app-wide (HTTPS_PROXY, for the vault and the app's own
@@ -54,6 +61,9 @@ describe('an outbound proxy carries every connection, app-wide and per profile',
     entra.register(VAULT_READER);
     entra.register(APP);
     entra.register(FRESH_APP);
+    entra.register(DELEGATED_APP);
+    vault.setSecret('delegated-rt', entra.grantRefreshToken({ tenantId: TENANT, clientId: DELEGATED_APP.clientId, upn: SENDER, scopes: ['https://outlook.office365.com/SMTP.Send'] }));
+    vault.setSecret('delegated-secret', DELEGATED_APP.secret);
     graph.addMailbox(SENDER);
     vault.setSecret('mail-app-secret', APP.secret);
     vault.setSecret('proxy-password', PROXY_PASSWORD);
@@ -100,6 +110,7 @@ describe('an outbound proxy carries every connection, app-wide and per profile',
           graph: profile(SENDER, { send: { via: 'graph' } }),
           imap: profile(READER, { receive: { via: 'imap', deliver } }),
           pop3: profile(READER, { receive: { via: 'pop3', deliver } }),
+          delegated: { ...profile(SENDER, { send: { via: 'smtp' } }), clientId: DELEGATED_APP.clientId, auth: { type: 'delegated', refreshToken: 'delegated-rt', secret: 'delegated-secret' } },
         },
       }),
       KEY_VAULT_URL: vault.url,
@@ -251,6 +262,30 @@ describe('an outbound proxy carries every connection, app-wide and per profile',
     }
   });
 
+  it('a delegated profile redeems its refresh token through the proxy (MSAL\'s network client), and a refusal there is EPROXY', async () => {
+    const r = runtime();
+    try {
+      const token = await r.tokens(r.profile('delegated')).getToken(OUTLOOK);
+      assert.equal(entra.validate(token, 'https://outlook.office365.com')?.via, 'delegated');
+    } finally {
+      await r.close();
+    }
+    assert.ok(profileProxy.openedTo(portOf(entra.url)).some((t) => t.user === PROXY_USER), JSON.stringify(profileProxy.tunnels));
+    assert.deepEqual(appProxy.tunnels.filter((t) => t.port === portOf(entra.url) && t.status === 200).length > 0, true, 'the vault credential still goes through HTTPS_PROXY');
+
+    profileProxy.deniedPorts.add(portOf(entra.url));
+    const refused = runtime();
+    try {
+      const error = await mailErrorFrom(refused.tokens(refused.profile('delegated')).getToken(OUTLOOK));
+      assert.equal(error.code, 'EPROXY', error.message);
+      assert.equal(error.providerCode, '403');
+      assert.equal(error.profile, 'delegated');
+      assertNoPassword(error);
+    } finally {
+      await refused.close();
+    }
+  });
+
   it('HTTPS_PROXY refusing the tunnel to the vault fails the secret read with EPROXY, not as the vault refusing access', async () => {
     appProxy.deniedPorts.add(portOf(vault.url));
     const r = runtime();
@@ -262,5 +297,37 @@ describe('an outbound proxy carries every connection, app-wide and per profile',
     } finally {
       await r.close();
     }
+  });
+});
+
+describe('a profile\'s webhook deliveries go through its proxy', () => {
+  const webhook = new WebhookReceiverPeer();
+  const proxy = new ProxyPeer();
+  before(async () => {
+    await Promise.all([webhook.start(), proxy.start()]);
+  });
+  after(async () => {
+    await Promise.all([webhook.stop(), proxy.stop()]);
+  });
+  const message = { id: 'msg-proxied' } as DeliveredMessage;
+  const sink = () =>
+    new WebhookSink({
+      url: webhook.url,
+      signingSecret: 'hook-key',
+      secrets: new EnvironmentSecretStore({ HOOK_KEY: 'hook-signing-key-value' }),
+      retryDelayMs: 20,
+      proxy: new ProxyRouter({ server: proxyServer(proxy.url(), 'profiles.hooks.proxy'), noProxy: NoProxy.NONE, profile: 'hooks' }),
+    });
+
+  it('the signed POST reaches the webhook through a tunnel; a refusal is EPROXY and leaves the message undelivered', async () => {
+    await sink().deliver(message);
+    assert.equal(webhook.received.length, 1);
+    assert.ok(proxy.openedTo(Number(new URL(webhook.url).port)).length > 0, JSON.stringify(proxy.tunnels));
+
+    proxy.deniedPorts.add(Number(new URL(webhook.url).port));
+    const error = await mailErrorFrom(sink().deliver(message));
+    assert.equal(error.code, 'EPROXY', error.message);
+    assert.equal(error.profile, 'hooks');
+    assert.equal(webhook.received.length, 1);
   });
 });
