@@ -319,7 +319,8 @@ class MailboxPoll {
 
   /** The message about to be delivered, parsed again from its copy with its large attachments stored (at most maxAttachmentBlobs). */
   private async storeAttachments(p: Planned, signal: AbortSignal): Promise<DeliveredMessage> {
-    if (!p.attachmentsDeferred || p.source === undefined || p.message === undefined) return p.message!;
+    // deliverWindow asks only for a parsed message whose attachments were deferred, which keeps its copy.
+    if (p.source === undefined || p.message === undefined) throw new MailError('ESTATE', `message ${p.fetched.providerId} has no kept copy to store its attachments from`, { profile: this.profile.name, hint: 'This is a bug: please report it.' });
     const message = await parseMessage(await p.source.open(), this.parseContext(p.fetched, this.attachmentSink(signal), signal));
     if (message.id !== p.id) {
       throw new MailError('ESTATE', `message ${p.fetched.providerId} parsed to another id from its kept copy`, { profile: this.profile.name, hint: 'This is a bug: please report it with the message source.' });
