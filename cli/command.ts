@@ -18,12 +18,17 @@ export const EXIT_BAD_INPUT = 2;
 export const stderrLogger: Logger = createLogger({ log: console.error, warn: console.error, error: console.error });
 
 /**
- * The state (cursors, dedupe, leases, poll status) lives in AzureWebJobsStorage, as in the app;
- * without the setting the CLI uses the development storage (Azurite on its default ports, as
- * `npm start` runs it).
+ * The state (cursors, dedupe, leases, poll status) lives in AzureWebJobsStorage (or the account
+ * its identity-based AzureWebJobsStorage__* settings name), as in the app; without either the CLI
+ * uses the development storage (Azurite on its default ports, as `npm start` runs it).
  */
 export function stateEnv(): NodeJS.ProcessEnv {
-  return process.env.AzureWebJobsStorage?.trim() ? process.env : { ...process.env, AzureWebJobsStorage: 'UseDevelopmentStorage=true' };
+  return hasStorageSetting(process.env) ? process.env : { ...process.env, AzureWebJobsStorage: 'UseDevelopmentStorage=true' };
+}
+
+/** Whether the settings name a storage account, by connection string or identity-based. */
+function hasStorageSetting(env: NodeJS.ProcessEnv): boolean {
+  return Object.entries(env).some(([name, value]) => (name === 'AzureWebJobsStorage' || name.startsWith('AzureWebJobsStorage__')) && value?.trim());
 }
 
 export function printResult(value: unknown): number {

@@ -38,8 +38,11 @@ function localSettings() {
   return JSON.parse(readFileSync(file, 'utf8')).Values ?? {};
 }
 
+/** Azurite serves the development storage; a real account (a connection string, or identity-based AzureWebJobsStorage__* settings) needs none. */
 function needsAzurite(settings) {
-  const storage = process.env.AzureWebJobsStorage ?? settings.AzureWebJobsStorage ?? '';
+  const all = { ...settings, ...process.env };
+  if (Object.keys(all).some((name) => name.startsWith('AzureWebJobsStorage__') && String(all[name]).trim() !== '')) return false;
+  const storage = all.AzureWebJobsStorage ?? '';
   return storage.trim() === '' || /UseDevelopmentStorage=true/i.test(storage);
 }
 

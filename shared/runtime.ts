@@ -1,6 +1,7 @@
 import type { Profile, ProfileSet } from './config/profiles.js';
 import { loadProfiles } from './profiles/load.js';
 import { appProxyRouter, parseSettings, type AppSettings } from './config/settings.js';
+import { authorityOptions } from './config/cloud.js';
 import { MailError } from './errors.js';
 import { CredentialExpiryWatch } from './identity/credentialExpiry.js';
 import { ProfileTokenProvider, type TokenProvider } from './identity/tokenProvider.js';
@@ -81,7 +82,9 @@ export class MailRuntime {
     checkCallerSettings(this.settings, this.profiles);
     this.secrets = options.secrets ?? createSecretStore(this.env, this.settings);
     // The storage account is the app's, not a profile's: HTTPS_PROXY and NO_PROXY decide.
-    this.state = options.state ?? new MailState(this.settings.storageConnection, { clientOptions: { proxy: appProxyRouter(this.settings) } });
+    this.state = options.state ?? new MailState(this.settings.storage, {
+      clientOptions: { proxy: appProxyRouter(this.settings), ...(this.settings.azureAuthorityHost !== undefined && { authority: authorityOptions(this.settings.azureAuthorityHost) }) },
+    });
     this.logger = options.logger ?? createLogger();
     this.credentialExpiry = new CredentialExpiryWatch({ warningDays: this.settings.credentialExpiryWarningDays, logger: this.logger });
   }
@@ -138,7 +141,7 @@ export class MailRuntime {
 
   tokens(profile: Profile): TokenProvider {
     const scope = this.scope(profile);
-    scope.tokens ??= new ProfileTokenProvider(profile, this.secrets, { logger: this.logger, expiry: this.credentialExpiry, proxy: this.proxy(profile) });
+    scope.tokens ??= new ProfileTokenProvider(profile, this.secrets, { logger: this.logger, expiry: this.credentialExpiry, proxy: this.proxy(profile), defaultManagedIdentityClientId: this.settings.azureClientId });
     return scope.tokens;
   }
 
@@ -211,13 +214,14 @@ function defaultProfileSetting(settings: AppSettings, set: ProfileSet): string |
 /**
  * App settings that are secrets, registered when the runtime starts so that no log or answer
  * can carry them even though no secret store read them: the storage account key (and a SAS) in
- * AzureWebJobsStorage, OAUTH_STATE_KEY, and the AZURE_CLIENT_SECRET DefaultAzureCredential may use.
+ * AzureWebJobsStorage (and the AzureWebJobsStorage__clientSecret of identity-based storage), OAUTH_STATE_KEY, and the AZURE_CLIENT_SECRET DefaultAzureCredential may use.
  */
 function registerSettingSecrets(env: NodeJS.ProcessEnv): void {
   for (const part of (env.AzureWebJobsStorage ?? '').split(';')) {
     const [name, ...rest] = part.split('=');
     if (/^(AccountKey|SharedAccessSignature)$/i.test(name?.trim() ?? '')) registerSensitive(rest.join('=').trim());
   }
+  registerSensitive(env.AzureWebJobsStorage__clientSecret);
   registerSensitive(env.OAUTH_STATE_KEY);
   registerSensitive(env.AZURE_CLIENT_SECRET);
 }

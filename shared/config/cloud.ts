@@ -149,3 +149,13 @@ export function exchangeScope(endpoints: Endpoints): string {
 export function tokenExchangeScope(endpoints: Endpoints): string {
   return `${endpoints.tokenExchangeAudience}/.default`;
 }
+
+/**
+ * A storage account's service endpoint from its name, in the public cloud: what the Functions host
+ * does with `AzureWebJobsStorage__accountName`, which is for accounts outside sovereign clouds and
+ * without custom DNS (others set the `__blobServiceUri`, `__queueServiceUri` and `__tableServiceUri`).
+ * https://learn.microsoft.com/azure/azure-functions/functions-reference#connecting-to-host-storage-with-an-identity
+ */
+export function publicStorageServiceUri(accountName: string, service: 'blob' | 'queue' | 'table'): string {
+  return `https://${accountName}.${service}.core.windows.net`;
+}

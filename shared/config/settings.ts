@@ -1,5 +1,6 @@
 import { MailError } from '../errors.js';
 import { CLOUD_NAMES, type CloudName } from './cloud.js';
+import { storageConnectionSetting, type StorageConnection } from './storageSettings.js';
 import { managedIdentityEndpoints, NoProxy, ProxyRouter, proxySetting, type ConnectTarget, type ProxyServer } from '../network/proxy.js';
 
 /**
@@ -70,8 +71,8 @@ function textSetting(env: NodeJS.ProcessEnv, name: string): string | undefined {
  * Nothing reads process.env per request: it asks the runtime's settings.
  */
 export interface AppSettings {
-  /** AzureWebJobsStorage: the state's storage account; checked where state is first used, since a file-only CLI send needs none. */
-  storageConnection?: string;
+  /** AzureWebJobsStorage, or the identity-based AzureWebJobsStorage__* settings: the state's storage account; required where state is first used, since a file-only CLI send needs none. */
+  storage?: StorageConnection;
   /** SEND_MAX_BYTES (default 35 MiB) and SEND_MAX_RECIPIENTS (default 500): per-profile limits' defaults. */
   sendMaxBytes: number;
   sendMaxRecipients: number;
@@ -97,6 +98,8 @@ export interface AppSettings {
   /** KEY_VAULT_URL: secrets from Key Vault when set, else from the app settings. */
   keyVaultUrl?: string;
   keyVaultDisableChallengeResourceVerification: boolean;
+  /** AZURE_CLIENT_ID: the user-assigned managed identity (of DefaultAzureCredential, and of managedIdentity and federated profiles that name none). */
+  azureClientId?: string;
   /** AZURE_AUTHORITY_HOST: the authority DefaultAzureCredential uses for Key Vault. */
   azureAuthorityHost?: string;
   /** OAUTH_REDIRECT_URI and OAUTH_STATE_KEY: delegated consent; the key is checked where consent uses it. */
@@ -126,7 +129,7 @@ export function appProxyRouter(settings: AppSettings): ProxyRouter {
 
 export function parseSettings(env: NodeJS.ProcessEnv): AppSettings {
   return {
-    storageConnection: textSetting(env, 'AzureWebJobsStorage'),
+    storage: storageConnectionSetting(env),
     sendMaxBytes: wholeNumberSetting(env, 'SEND_MAX_BYTES', { default: 35 * 1024 * 1024, min: 1 }),
     sendMaxRecipients: wholeNumberSetting(env, 'SEND_MAX_RECIPIENTS', { default: 500, min: 1 }),
     sendMaxAttachments: wholeNumberSetting(env, 'SEND_MAX_ATTACHMENTS', { default: 250, min: 0 }),
@@ -142,6 +145,7 @@ export function parseSettings(env: NodeJS.ProcessEnv): AppSettings {
     secretCacheTtlSeconds: wholeNumberSetting(env, 'SECRET_CACHE_TTL_SECONDS', { default: 300, min: 0 }),
     keyVaultUrl: httpsUrlSetting(env, 'KEY_VAULT_URL'),
     keyVaultDisableChallengeResourceVerification: booleanSetting(env, 'KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION', { default: false }),
+    azureClientId: textSetting(env, 'AZURE_CLIENT_ID'),
     azureAuthorityHost: httpsUrlSetting(env, 'AZURE_AUTHORITY_HOST'),
     oauthRedirectUri: textSetting(env, 'OAUTH_REDIRECT_URI'),
     oauthStateKey: env.OAUTH_STATE_KEY,

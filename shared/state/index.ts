@@ -1,3 +1,4 @@
+import type { StorageConnection } from '../config/storageSettings.js';
 import { DeadLetterStore, PayloadStore } from './blobStores.js';
 import { CursorStore } from './cursorStore.js';
 import { DedupeStore } from './dedupeStore.js';
@@ -28,7 +29,7 @@ export function createReceiveState(account: StorageAccount): ReceiveState {
 }
 
 /**
- * The app's state in one storage account (AzureWebJobsStorage), each part made on first use and
+ * The app's state in one storage account (AzureWebJobsStorage, or its identity-based settings), each part made on first use and
  * kept: the runtime holds one, so every invocation of a process shares its clients. ECONFIG naming
  * the setting when it is not set, at the first use: a CLI send through the file transport needs none.
  */
@@ -39,12 +40,12 @@ export class MailState {
   private statuses?: PollStatusStore;
 
   constructor(
-    private readonly connectionString: string | undefined,
+    private readonly connection: StorageConnection | string | undefined,
     private readonly options: { clientOptions?: StorageClientOptions } = {},
   ) {}
 
   get account(): StorageAccount {
-    this.storage ??= storageAccount(this.connectionString, this.options.clientOptions);
+    this.storage ??= storageAccount(this.connection, this.options.clientOptions);
     return this.storage;
   }
 

@@ -1,6 +1,8 @@
 import type { TableClient } from '@azure/data-tables';
 import type { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import type { QueueClient, QueueServiceClient } from '@azure/storage-queue';
+import type { TokenCredential } from '@azure/identity';
+import type { StorageConnection } from '../config/storageSettings.js';
 import { MailError, isMailError } from '../errors.js';
 import { azureProxyOptions } from '../network/azureClients.js';
 import { proxyLabel, type ProxyRouter } from '../network/proxy.js';
@@ -17,12 +19,16 @@ export const STATE_NAMES = {
 /** Where the account's requests go: HTTPS_PROXY, or directly (NO_PROXY). @default directly */
 export interface StorageClientOptions {
   proxy?: ProxyRouter;
+  /** The authority of an identity-based account's service principal or developer credential (AZURE_AUTHORITY_HOST). @default the public cloud's */
+  authority?: { authorityHost: string; disableInstanceDiscovery: boolean };
 }
 
 /**
- * One storage account, reached through the `AzureWebJobsStorage` connection string (the
- * account the Functions host itself uses, and Azurite locally). Each table, container and
- * queue is created on first use, once per process; the SDK clients are reused.
+ * One storage account: the one the Functions host itself uses (AzureWebJobsStorage), reached
+ * through its connection string (Azurite locally, an account key) or, identity-based, through its
+ * service URIs with a token credential (in Azure: the app's user-assigned managed identity, with
+ * shared key access off on the account). Each table, container and queue is created on first use,
+ * once per process; the SDK clients and the credential are made once and reused.
  */
 export class StorageAccount {
   private readonly tables = new Map<string, Promise<TableClient>>();
@@ -30,20 +36,33 @@ export class StorageAccount {
   private readonly queues = new Map<string, Promise<QueueClient>>();
   private blobServiceClient?: Promise<BlobServiceClient>;
   private queueServiceClient?: Promise<QueueServiceClient>;
+  private tokenCredential?: TokenCredential;
 
   constructor(
-    private readonly connectionString: string,
+    private readonly connection: StorageConnection,
     private readonly clientOptions: StorageClientOptions = {},
   ) {}
+
+  /** How the account is reached, for health and diagnosis: never the connection string itself. */
+  get authentication(): 'connectionString' | 'identity' {
+    return this.connection.kind;
+  }
 
   table(name: string): Promise<TableClient> {
     return once(this.tables, name, async () => {
       const { TableClient } = require('@azure/data-tables') as typeof import('@azure/data-tables');
-      // The Tables client refuses http endpoints unless told; the other Storage clients follow
-      // the connection string. An http endpoint there is the operator's choice (Azurite).
-      const allowInsecureConnection = /(?:^|;)\s*TableEndpoint\s*=\s*http:/i.test(this.connectionString)
-        || /(?:^|;)\s*DefaultEndpointsProtocol\s*=\s*http\s*(?:;|$)/i.test(this.connectionString);
-      const client = TableClient.fromConnectionString(this.connectionString, name, { ...azureProxyOptions(this.clientOptions.proxy), allowInsecureConnection });
+      const options = azureProxyOptions(this.clientOptions.proxy);
+      let client: TableClient;
+      if (this.connection.kind === 'identity') {
+        client = new TableClient(this.connection.serviceUris.table, name, this.credential(), options);
+      } else {
+        // The Tables client refuses http endpoints unless told; the other Storage clients follow
+        // the connection string. An http endpoint there is the operator's choice (Azurite).
+        const connectionString = this.connection.connectionString;
+        const allowInsecureConnection = /(?:^|;)\s*TableEndpoint\s*=\s*http:/i.test(connectionString)
+          || /(?:^|;)\s*DefaultEndpointsProtocol\s*=\s*http\s*(?:;|$)/i.test(connectionString);
+        client = TableClient.fromConnectionString(connectionString, name, { ...options, allowInsecureConnection });
+      }
       // TableClient.createTable treats "already exists" as success.
       await client.createTable();
       return client;
@@ -61,7 +80,10 @@ export class StorageAccount {
   queue(name: string): Promise<QueueClient> {
     return once(this.queues, name, async () => {
       const { QueueServiceClient } = require('@azure/storage-queue') as typeof import('@azure/storage-queue');
-      this.queueServiceClient ??= this.withProxy((options) => QueueServiceClient.fromConnectionString(this.connectionString, options));
+      const connection = this.connection;
+      this.queueServiceClient ??= this.withProxy((options) => connection.kind === 'identity'
+        ? new QueueServiceClient(connection.serviceUris.queue, this.credential(), options)
+        : QueueServiceClient.fromConnectionString(connection.connectionString, options));
       const client = (await this.queueServiceClient).getQueueClient(name);
       await client.createIfNotExists();
       return client;
@@ -70,8 +92,45 @@ export class StorageAccount {
 
   private blobService(): Promise<BlobServiceClient> {
     const { BlobServiceClient } = require('@azure/storage-blob') as typeof import('@azure/storage-blob');
-    this.blobServiceClient ??= this.withProxy((options) => BlobServiceClient.fromConnectionString(this.connectionString, options));
+    const connection = this.connection;
+    this.blobServiceClient ??= this.withProxy((options) => connection.kind === 'identity'
+      ? new BlobServiceClient(connection.serviceUris.blob, this.credential(), options)
+      : BlobServiceClient.fromConnectionString(connection.connectionString, options));
     return this.blobServiceClient;
+  }
+
+  /**
+   * The identity-based account's one credential, shared by its blob, queue and table clients (so
+   * one token serves all three: they ask for the same storage scope). Its token requests take the
+   * app's proxy route; the managed identity endpoint is always reached directly.
+   */
+  private credential(): TokenCredential {
+    if (this.tokenCredential) return this.tokenCredential;
+    if (this.connection.kind !== 'identity') throw new Error('a connection string account has no token credential');
+    const sdk = require('@azure/identity') as typeof import('@azure/identity');
+    const proxyOptions = azureProxyOptions(this.clientOptions.proxy);
+    const setting = this.connection.credential;
+    switch (setting.kind) {
+      case 'managedIdentity':
+        this.tokenCredential = setting.clientId !== undefined
+          ? new sdk.ManagedIdentityCredential({ clientId: setting.clientId, ...proxyOptions })
+          : setting.resourceId !== undefined
+            ? new sdk.ManagedIdentityCredential({ resourceId: setting.resourceId, ...proxyOptions })
+            : new sdk.ManagedIdentityCredential(proxyOptions);
+        break;
+      case 'clientSecret':
+        this.tokenCredential = new sdk.ClientSecretCredential(setting.tenantId, setting.clientId, setting.clientSecret, { ...this.clientOptions.authority, ...proxyOptions });
+        break;
+      case 'default':
+        this.tokenCredential = new sdk.DefaultAzureCredential({
+          ...this.clientOptions.authority,
+          ...proxyOptions,
+          ...(setting.tenantId !== undefined && { tenantId: setting.tenantId }),
+          ...(setting.clientId !== undefined && { managedIdentityClientId: setting.clientId }),
+        });
+        break;
+    }
+    return this.tokenCredential;
   }
 
   /**
@@ -104,15 +163,16 @@ function once<T>(cache: Map<string, Promise<T>>, key: string, create: () => Prom
   return pending;
 }
 
-/** The account of an AzureWebJobsStorage connection string; ECONFIG naming the setting when there is none. */
-export function storageAccount(connectionString: string | undefined, clientOptions: StorageClientOptions = {}): StorageAccount {
-  if (!connectionString?.trim()) {
+/** The account of AzureWebJobsStorage (a connection string, or its identity-based settings); ECONFIG naming the setting when there is none. */
+export function storageAccount(connection: StorageConnection | string | undefined, clientOptions: StorageClientOptions = {}): StorageAccount {
+  const resolved = typeof connection === 'string' ? (connection.trim() ? { kind: 'connectionString' as const, connectionString: connection } : undefined) : connection;
+  if (!resolved) {
     throw new MailError('ECONFIG', 'AzureWebJobsStorage is not set', {
       field: 'AzureWebJobsStorage',
-      hint: 'Set AzureWebJobsStorage to the storage account connection string (locally: the Azurite one, which `npm start` sets for you).',
+      hint: 'Set AzureWebJobsStorage to the storage account connection string (locally: the Azurite one, which `npm start` sets for you), or, identity-based, AzureWebJobsStorage__blobServiceUri, __queueServiceUri, __tableServiceUri and __credential=managedidentity with __clientId (docs/settings.md).',
     });
   }
-  return new StorageAccount(connectionString, clientOptions);
+  return new StorageAccount(resolved, clientOptions);
 }
 
 /** The HTTP status of a Storage SDK error (RestError), if it carries one. */
@@ -135,11 +195,22 @@ export function stateError(error: unknown, what: string): MailError {
       cause: error,
     });
   }
+  // @azure/identity's failures (no managed identity here, an identity the platform does not know, a refused secret).
+  const name = (error as { name?: unknown } | null)?.name;
+  if (name === 'CredentialUnavailableError' || name === 'AuthenticationError' || name === 'AggregateAuthenticationError') {
+    return new MailError('ESTATE', `${what}: no token for the storage account (${name})`, {
+      field: 'AzureWebJobsStorage__credential',
+      hint: 'Identity-based storage gets its token from AzureWebJobsStorage__credential: in Azure, managedidentity with AzureWebJobsStorage__clientId the client id of a user-assigned identity attached to the app; locally, sign in with `az login` or remove the __* settings to use Azurite.',
+      cause: error,
+    });
+  }
   const reason = status !== undefined ? ` (storage answered ${status})` : typeof code === 'string' ? ` (${code})` : '';
   return new MailError('ESTATE', `${what}${reason}`, {
     hint: code === 'ECONNREFUSED'
       ? 'Nothing listens at the storage endpoint of AzureWebJobsStorage: start Azurite locally (npm start does), or point the setting at a storage account.'
-      : 'Check that the storage account in AzureWebJobsStorage is reachable and the connection string is current.',
+      : status === 401 || status === 403
+        ? 'The storage account refused the app: with a connection string, check that its key or SAS is current; identity-based, that the identity has Storage Blob Data Owner, Storage Queue Data Contributor and Storage Table Data Contributor on the account (infra/app/rbac.bicep grants them).'
+        : 'Check that the storage account of AzureWebJobsStorage is reachable and its settings are current.',
     cause: error,
   });
 }

@@ -90,7 +90,7 @@ const ALLOWED: Record<string, string[]> = {
   'shared/abort': [],
   'shared/network': ['shared/errors', 'shared/redact'],
   'shared/config': [],
-  'shared/state': [],
+  'shared/state': ['shared/config'],
   'shared/secrets': ['shared/config'],
   'shared/identity': ['shared/config', 'shared/secrets'],
   'shared/mail': ['shared/config'],

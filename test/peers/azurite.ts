@@ -21,9 +21,22 @@ export class AzuritePeer {
   private workspace?: string;
   private readonly ports = new Map<Service, number>();
 
+  /**
+   * `oauth`: Azurite as an account with Entra authentication: https with the test CA's server
+   * certificate (TEST_TLS_DIR, which test/run.js sets) and `--oauth basic`, which accepts a bearer
+   * token whose issuer is Entra's (https://sts.windows.net/<tenant>/), whose audience is Storage's
+   * and whose lifetime holds (the signature is not checked), besides the account key.
+   */
+  constructor(private readonly options: { oauth?: boolean } = {}) {}
+
+  /** A service's endpoint, as the identity-based `AzureWebJobsStorage__<service>ServiceUri` settings name it. */
+  serviceUri(service: Service): string {
+    return `${this.options.oauth ? 'https' : 'http'}://127.0.0.1:${this.port(service)}/${ACCOUNT}`;
+  }
+
   get connectionString(): string {
-    const endpoint = (service: Service) => `${service}Endpoint=http://127.0.0.1:${this.port(service)}/${ACCOUNT}`;
-    return [`DefaultEndpointsProtocol=http`, `AccountName=${ACCOUNT}`, `AccountKey=${ACCOUNT_KEY}`, ...SERVICES.map(endpoint)].join(';') + ';';
+    const endpoint = (service: Service) => `${service}Endpoint=${this.serviceUri(service)}`;
+    return [`DefaultEndpointsProtocol=${this.options.oauth ? 'https' : 'http'}`, `AccountName=${ACCOUNT}`, `AccountKey=${ACCOUNT_KEY}`, ...SERVICES.map(endpoint)].join(';') + ';';
   }
 
   port(service: Service): number {
@@ -47,7 +60,7 @@ export class AzuritePeer {
     const child = spawn(
       process.execPath,
       [entry, '--blobPort', '0', '--queuePort', '0', '--tablePort', '0', '--blobHost', '127.0.0.1', '--queueHost', '127.0.0.1', '--tableHost', '127.0.0.1',
-        '--inMemoryPersistence', '--extentMemoryLimit', '512', '--silent', '--skipApiVersionCheck', '--loose', '--disableTelemetry'],
+        '--inMemoryPersistence', '--extentMemoryLimit', '512', '--silent', '--skipApiVersionCheck', '--loose', '--disableTelemetry', ...this.oauthArgs()],
       { cwd: this.workspace, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.child = child;
@@ -62,7 +75,7 @@ export class AzuritePeer {
       child.once('error', fail);
       const onData = (chunk: Buffer) => {
         output += chunk.toString();
-        for (const m of output.matchAll(/Azurite (Blob|Queue|Table) service is successfully listening at http:\/\/127\.0\.0\.1:(\d+)/g)) {
+        for (const m of output.matchAll(/Azurite (Blob|Queue|Table) service is successfully listening at https?:\/\/127\.0\.0\.1:(\d+)/g)) {
           this.ports.set(m[1] as Service, Number(m[2]));
         }
         if (this.ports.size === SERVICES.length) {
@@ -80,6 +93,13 @@ export class AzuritePeer {
     // Keep draining its output so a full pipe never blocks the emulator.
     child.stdout?.resume();
     child.stderr?.resume();
+  }
+
+  private oauthArgs(): string[] {
+    if (!this.options.oauth) return [];
+    const dir = process.env.TEST_TLS_DIR;
+    if (!dir) throw new Error('Azurite with OAuth serves https with the test CA: run the tests through test/run.js, which sets TEST_TLS_DIR');
+    return ['--oauth', 'basic', '--cert', path.join(dir, 'server.pem'), '--key', path.join(dir, 'server.key')];
   }
 
   async stop(): Promise<void> {

@@ -48,6 +48,9 @@ export interface FederatedCredential {
 
 /** The audience a managed identity token must carry to be a client assertion (public cloud). */
 export const TOKEN_EXCHANGE_AUDIENCE = 'api://AzureADTokenExchange';
+/** The audience of Azure Storage tokens, and the issuer prefix of Entra's v1.0 tokens, the only ones Azurite's OAuth accepts (its own list). */
+export const STORAGE_AUDIENCE = 'https://storage.azure.com';
+const ENTRA_V1_ISSUER_PREFIX = 'https://sts.windows.net/';
 
 /** The user /authorize signs in, or the error the user's choice ends in. */
 export type ConsentOutcome = { upn: string; oid?: string } | { error: 'access_denied' | 'consent_required' };
@@ -514,6 +517,21 @@ export class TokenEndpointPeer extends HttpsPeer {
     return `${unsigned}.${sign('sha256', Buffer.from(unsigned), this.managedIdentityKey.privateKey).toString('base64url')}`;
   }
 
+  /**
+   * A managed identity's token for Azure Storage as Entra issues it (a v1.0 token: iss
+   * https://sts.windows.net/<tenant>/, aud https://storage.azure.com, nbf and exp), which is what
+   * Azurite's `--oauth basic` checks; signed with the identities' key, which Azurite does not check.
+   */
+  private storageToken(clientId: string, expiresAt: number): string {
+    const now = Math.floor(Date.now() / 1000);
+    const principal = this.managedIdentityPrincipal(clientId);
+    const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const unsigned = `${part({ typ: 'JWT', alg: 'RS256', kid: 'managed-identity-key' })}.${part({
+      aud: STORAGE_AUDIENCE, iss: `${ENTRA_V1_ISSUER_PREFIX}${this.managedIdentityTenant}/`, sub: principal, oid: principal, appid: clientId, tid: this.managedIdentityTenant, iat: now, nbf: now - 60, exp: Math.floor(expiresAt / 1000),
+    })}`;
+    return `${unsigned}.${sign('sha256', Buffer.from(unsigned), this.managedIdentityKey.privateKey).toString('base64url')}`;
+  }
+
   private managedIdentity(req: IncomingMessage, url: URL, res: ServerResponse): void {
     const resource = url.searchParams.get('resource') ?? '';
     const clientId = url.searchParams.get('client_id') ?? 'system-assigned';
@@ -526,9 +544,11 @@ export class TokenEndpointPeer extends HttpsPeer {
       return json(res, 400, { statusCode: 400, message: 'Unable to load the proper Managed Identity.', correlationId: randomBytes(16).toString('hex') });
     }
     const token = this.issue({ clientId, tenantId: this.managedIdentityTenant, scope: `${resource.replace(/\/$/, '')}/.default`, via: 'managedIdentity' }, this.managedIdentityTokenLifetimeSeconds);
-    if (token.audience.startsWith(TOKEN_EXCHANGE_AUDIENCE)) {
+    if (token.audience.startsWith(TOKEN_EXCHANGE_AUDIENCE) || token.audience === STORAGE_AUDIENCE) {
       this.issued.delete(token.token);
-      token.token = this.managedIdentityAssertion(clientId, token.audience, token.expiresAt);
+      token.token = token.audience === STORAGE_AUDIENCE
+        ? this.storageToken(clientId, token.expiresAt)
+        : this.managedIdentityAssertion(clientId, token.audience, token.expiresAt);
       this.issued.set(token.token, token);
     }
     this.requests.push({ path: url.pathname, clientId, scope: resource, outcome: 'issued' });
