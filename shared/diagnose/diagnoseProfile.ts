@@ -107,7 +107,7 @@ class ProfileDiagnosis {
     private readonly profile: Profile,
     private readonly options: DiagnoseOptions,
   ) {
-    this.tokens = new ProfileTokenProvider(profile, runtime.secrets, { proxy: runtime.proxy(profile) });
+    this.tokens = new ProfileTokenProvider(profile, runtime.secrets, { proxy: runtime.proxy(profile), defaultManagedIdentityClientId: runtime.settings.azureClientId });
   }
 
   plan(): Array<[DiagnosisStepName, () => Promise<Finding>]> {

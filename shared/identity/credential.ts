@@ -23,6 +23,12 @@ export interface ProfileCredentialOptions {
   logger?: Logger;
   /** Where the token requests go (the managed identity endpoint is always reached directly). @default directly */
   proxy?: ProxyRouter;
+  /**
+   * AZURE_CLIENT_ID: the user-assigned managed identity of `managedIdentity` and `federated` profiles
+   * that name none, as DefaultAzureCredential uses it (in Azure, infra/ sets it to the app's one
+   * identity, and a Flex Consumption app has no system-assigned one). @default the system-assigned identity
+   */
+  defaultManagedIdentityClientId?: string;
 }
 
 /** Builds the credential for a profile's auth mode, reading its secret from the store. */
@@ -42,10 +48,12 @@ export async function createProfileCredential(profile: Profile, secrets: SecretS
       const pem = await secrets.getSecret(auth.certificate, { abortSignal: signal });
       return new sdk.ClientCertificateCredential(profile.tenantId!, profile.clientId!, { certificate: pem }, options);
     }
-    case 'managedIdentity':
-      return auth.clientId ? new sdk.ManagedIdentityCredential({ clientId: auth.clientId, ...proxyOptions }) : new sdk.ManagedIdentityCredential(proxyOptions);
+    case 'managedIdentity': {
+      const clientId = auth.clientId ?? credentialOptions.defaultManagedIdentityClientId;
+      return clientId ? new sdk.ManagedIdentityCredential({ clientId, ...proxyOptions }) : new sdk.ManagedIdentityCredential(proxyOptions);
+    }
     case 'federated':
-      return createFederatedCredential({ ...profile, auth }, sdk, options);
+      return createFederatedCredential({ ...profile, auth }, sdk, options, credentialOptions.defaultManagedIdentityClientId);
     case 'none':
       throw new MailError('ECONFIG', `profile "${profile.name}" has auth type "none" and cannot obtain tokens`, {
         profile: profile.name,

@@ -54,8 +54,9 @@ export function createFederatedCredential(
   profile: Profile & { auth: FederatedAuthConfig },
   sdk: typeof import('@azure/identity'),
   options: ClientAssertionCredentialOptions,
+  defaultManagedIdentityClientId?: string,
 ): TokenCredential {
-  const clientId = profile.auth.managedIdentityClientId;
+  const clientId = profile.auth.managedIdentityClientId ?? defaultManagedIdentityClientId;
   const identity = clientId === undefined ? new sdk.ManagedIdentityCredential() : new sdk.ManagedIdentityCredential({ clientId });
   const assertion = new ManagedIdentityAssertion(identity, tokenExchangeScope(profile.endpoints));
   return new sdk.ClientAssertionCredential(profile.tenantId!, profile.clientId!, () => assertion.get(), options);

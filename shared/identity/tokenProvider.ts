@@ -30,6 +30,8 @@ export interface ProfileTokenProviderOptions {
   expiry?: CredentialExpiryWatch;
   /** Where the token requests go: the profile's proxy, HTTPS_PROXY, or directly. @default directly */
   proxy?: ProxyRouter;
+  /** AZURE_CLIENT_ID: the user-assigned managed identity a profile uses when it names none. @default the system-assigned one */
+  defaultManagedIdentityClientId?: string;
 }
 
 /** How long one shared token request, secret read included, may take. */
@@ -50,6 +52,7 @@ export class ProfileTokenProvider implements TokenProvider {
   private readonly logger?: Logger;
   private readonly expiry?: CredentialExpiryWatch;
   private readonly proxy?: ProxyRouter;
+  private readonly defaultManagedIdentityClientId?: string;
 
   constructor(
     private readonly profile: Profile,
@@ -61,6 +64,7 @@ export class ProfileTokenProvider implements TokenProvider {
     this.logger = options.logger;
     this.expiry = options.expiry;
     this.proxy = options.proxy;
+    this.defaultManagedIdentityClientId = options.defaultManagedIdentityClientId;
   }
 
   /**
@@ -85,7 +89,7 @@ export class ProfileTokenProvider implements TokenProvider {
   private async requestToken(scope: string, abortSignal: AbortSignal): Promise<string> {
     const generation = this.generation;
     try {
-      this.credential ??= createProfileCredential(this.profile, this.secrets, { abortSignal, logger: this.logger, proxy: this.proxy });
+      this.credential ??= createProfileCredential(this.profile, this.secrets, { abortSignal, logger: this.logger, proxy: this.proxy, defaultManagedIdentityClientId: this.defaultManagedIdentityClientId });
       const credential = await this.credential;
       const result = await credential.getToken(scope, { abortSignal });
       if (!result) throw new Error('the credential returned no token');

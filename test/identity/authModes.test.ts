@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import type { Profile } from '../../shared/config/profiles.js';
 import { parseProfiles } from '../../shared/profiles/load.js';
 import { ProfileTokenProvider } from '../../shared/identity/tokenProvider.js';
+import { silentLogger } from '../../shared/log.js';
+import { MailRuntime } from '../../shared/runtime.js';
 import { EnvironmentSecretStore } from '../../shared/secrets/environment.js';
 import { CachedSecretStore } from '../../shared/secrets/store.js';
 import { TokenEndpointPeer } from '../peers/tokenEndpoint.js';
@@ -92,6 +94,21 @@ describe('each auth mode obtains tokens through the real @azure/identity', () =>
       const issued = entra.validate(got[0]!, 'https://graph.microsoft.com');
       assert.equal(issued?.clientId, '11111111-2222-3333-4444-555555555555');
       assert.deepEqual(miRequests().slice(before).map((r) => [r.clientId, r.outcome]), [['11111111-2222-3333-4444-555555555555', 'issued']]);
+    });
+
+    it('a profile naming no identity uses the app setting AZURE_CLIENT_ID (the app\'s user-assigned identity, as infra/ sets it)', async () => {
+      const appIdentity = '22222222-3333-4444-5555-666666666666';
+      entra.userAssignedIdentities.add(appIdentity);
+      const before = miRequests().length;
+      const doc = { profiles: { ops: { mailbox: 'ops@contoso.com', auth: { type: 'managedIdentity' }, send: { via: 'graph' }, endpoints: { authority: entra.url } } } };
+      const runtime = new MailRuntime({ env: { MAIL_PROFILES: JSON.stringify(doc), AZURE_CLIENT_ID: appIdentity }, logger: silentLogger });
+      try {
+        const token = await runtime.tokens(runtime.profile('ops')).getToken(OUTLOOK);
+        assert.equal(entra.validate(token, 'https://outlook.office365.com')?.clientId, appIdentity);
+      } finally {
+        await runtime.close();
+      }
+      assert.deepEqual(miRequests().slice(before).map((r) => [r.clientId, r.outcome]), [[appIdentity, 'issued']]);
     });
 
     it('a user-assigned identity not attached to the app is ETOKEN with a hint to attach it', async () => {

@@ -169,6 +169,20 @@ describe('auth type federated: the managed identity\'s token is the app registra
     assert.equal(assertionGrants(app.clientId).length, 0);
   });
 
+  it('a profile naming no managedIdentityClientId presents the token of AZURE_CLIENT_ID\'s identity (the app\'s one, as infra/ sets it)', async () => {
+    const app = federatedApp();
+    const doc = profileDocument(app, 'graph');
+    const runtime = new MailRuntime({ env: { MAIL_PROFILES: JSON.stringify({ profiles: { robot: { ...doc, auth: { type: 'federated' } } } }), AZURE_CLIENT_ID: app.identity }, logger: capturingLogger([]) });
+    try {
+      const p = runtime.profile('robot');
+      await runtime.tokens(p).getToken(graphScope(p.endpoints));
+    } finally {
+      await runtime.close();
+    }
+    assert.deepEqual(assertionGrants(app.clientId).map((r) => r.outcome), ['issued']);
+    assert.equal(miRequests().at(-1)?.clientId, app.identity);
+  });
+
   it('the stand-in refuses an assertion its managed identity key did not sign, and an expired one (the checks above can fail)', async () => {
     const app = federatedApp();
     const stranger = generateKeyPairSync('rsa', { modulusLength: 2048 });
