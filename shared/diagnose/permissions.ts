@@ -81,7 +81,11 @@ export function checkPermissions(need: ScopeNeed, claims: TokenClaims | undefine
     .map(
       (n) =>
         `The ${need.api} token has no ${n.anyOf.join(' or ')} role, needed to ${n.purpose}: add the ${need.api} application permission ${n.anyOf[0]} to the app registration and grant admin consent` +
-        (claims.scopes.length > 0 ? ' (this token carries delegated scopes: the profile needs an app-only token).' : '.'),
+        (claims.scopes.length > 0 ? ' (this token carries delegated scopes: the profile needs an app-only token).' : '.') +
+        // Exchange Online's RBAC for Applications grants Graph mail access per mailbox in Exchange, not in Entra: no role claim shows it.
+        (need.api === API_NAMES.graph && claims.scopes.length === 0
+          ? ` If the access is granted in Exchange Online instead (RBAC for Applications, role "Application ${n.anyOf[0]}" scoped to the mailbox), the token carries no role and this is expected: the connection steps below test the grant.`
+          : ''),
     );
   return {
     summary: `JWT, ${carried}${present.length > 0 ? `: ${present.join(', ')} present` : ''}`,

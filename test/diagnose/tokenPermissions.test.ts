@@ -64,6 +64,15 @@ describe('which permissions a profile needs, and whether its token carries them'
     ]);
   });
 
+  it('a Graph token without the role also names Exchange RBAC for Applications, which no token shows; the Exchange protocols\' hint does not', () => {
+    const [graph] = scopesNeeded(profile({ send: { via: 'graph' } }));
+    const check = checkPermissions(graph!, readTokenClaims(jwt({ roles: [] })));
+    assert.equal(check.missing.length, 1);
+    assert.match(check.missing[0]!, /no Mail\.Send role.*RBAC for Applications, role "Application Mail\.Send" scoped to the mailbox.*connection steps below test the grant/);
+    const [exchange] = scopesNeeded(profile({ send: { via: 'smtp' } }));
+    assert.doesNotMatch(checkPermissions(exchange!, readTokenClaims(jwt({ roles: [] }))).missing[0]!, /RBAC/);
+  });
+
   it('a delegated token (scp, no roles) is called out: the profile needs an app-only token', () => {
     const [need] = scopesNeeded(profile({ send: { via: 'smtp' } }));
     const check = checkPermissions(need!, readTokenClaims(jwt({ scp: 'SMTP.Send' })));
