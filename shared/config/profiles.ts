@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { z } from 'zod';
 import { MailError } from '../errors.js';
@@ -28,8 +28,19 @@ export interface ProfileSet {
   callers: ReadonlyMap<string, Caller>;
 }
 
-/** The project root: dist/shared/config -> root, and shared/config -> root when run from source. */
-export const APP_ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../../..' : '../..');
+/**
+ * The app root: the nearest folder above this code that holds a package.json. That is the
+ * repository from dist/shared/config (or shared/config), and the package itself from the bundle
+ * (npm run bundle), where this code is in main.js at the package's top.
+ */
+export const APP_ROOT = appRoot(__dirname);
+
+function appRoot(from: string): string {
+  for (let dir = from; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'package.json'))) return dir;
+    if (path.dirname(dir) === dir) throw new Error(`no package.json above ${from}`);
+  }
+}
 
 export const LOCAL_PROFILE_NAME = 'local';
 
