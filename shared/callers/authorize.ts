@@ -7,6 +7,9 @@ import { registerSensitive } from '../redact.js';
 import type { MailRuntime } from '../runtime.js';
 import { EntraTokenVerifier } from './entraTokens.js';
 
+/** The header a key caller sends its key in (RFC 9110 field names are case-insensitive). */
+export const CALLER_KEY_HEADER = 'X-Api-Key';
+
 /** The request headers a caller is known by. */
 export interface CallerHeaders {
   get(name: string): string | null;
@@ -31,7 +34,7 @@ export async function authenticateCaller(runtime: MailRuntime, headers: CallerHe
 function challenge(callers: readonly Caller[]): string {
   const schemes: string[] = [];
   if (callers.some((c) => c.entraAppId !== undefined)) schemes.push('Bearer realm="m365-mail"');
-  if (callers.some((c) => c.keySecret !== undefined)) schemes.push('ApiKey realm="m365-mail", header="X-Api-Key"');
+  if (callers.some((c) => c.keySecret !== undefined)) schemes.push(`ApiKey realm="m365-mail", header="${CALLER_KEY_HEADER}"`);
   return schemes.join(', ');
 }
 
@@ -44,7 +47,7 @@ const PRESENTED_CREDENTIAL_MS = 10 * 60 * 1000;
 
 async function identify(runtime: MailRuntime, callers: readonly Caller[], headers: CallerHeaders): Promise<Caller> {
   const bearer = /^Bearer\s+(\S+)\s*$/i.exec(headers.get('authorization') ?? '')?.[1];
-  const key = headers.get('x-api-key') ?? undefined;
+  const key = headers.get(CALLER_KEY_HEADER.toLowerCase()) ?? undefined;
   const unauthenticated = (message: string, hint: string) => new MailError('EUNAUTHENTICATED', message, { hint, challenge: challenge(callers) });
   if (bearer !== undefined) {
     registerSensitive(bearer, { expiresAt: Date.now() + PRESENTED_CREDENTIAL_MS });

@@ -10,7 +10,8 @@ import { deliverMessage, prepareMessage, type PreparedMessage } from './sendMail
 import { sendErrorOf } from './sendStatus.js';
 import { toStoredMessage } from './storedMessage.js';
 
-export type SendMode = 'sync' | 'queued';
+export const SEND_MODES = ['sync', 'queued'] as const;
+export type SendMode = (typeof SEND_MODES)[number];
 
 export interface AcceptSendOptions {
   /** Our id for this send (the invocation id). */
@@ -34,7 +35,8 @@ export type SendAnswer =
  */
 export function sendModeOf(input: { query: string | null; prefer: string | null; setting: SendMode }): SendMode {
   if (input.query !== null) {
-    if (input.query === 'sync' || input.query === 'queued') return input.query;
+    const mode = SEND_MODES.find((m) => m === input.query);
+    if (mode !== undefined) return mode;
     throw new MailError('EINPUT', `mode must be "sync" or "queued", not "${input.query.slice(0, 40)}"`, { field: 'mode', hint: 'Use ?mode=queued to queue the message, or leave mode out.' });
   }
   // Prefer is a list of preferences, each possibly with parameters: respond-async, wait=10
@@ -71,7 +73,7 @@ export async function acceptSend(runtime: MailRuntime, body: Record<string, unkn
   const prepared = prepareMessage(runtime, body, { ...(options.caller && { caller: options.caller }) });
   const { id, idempotencyKey: key } = options;
   if (options.mode === 'sync' && key === undefined) {
-    const outcome = await deliverMessage(runtime, prepared, { id, abortSignal: options.abortSignal });
+    const outcome = await deliverMessage(runtime, prepared, { id, abortSignal: options.abortSignal, mode: 'sync' });
     return { status: 200, body: { id, status: 'sent', messageId: outcome.messageId }, replayed: false };
   }
   const state = runtime.state.send;
@@ -133,7 +135,7 @@ async function sendRecorded(runtime: MailRuntime, state: SendState, prepared: Pr
     throw error;
   }
   try {
-    const outcome = await deliverMessage(runtime, prepared, { id, abortSignal });
+    const outcome = await deliverMessage(runtime, prepared, { id, abortSignal, mode: 'sync' });
     // The message is sent: that answer stands even when recording it failed.
     await state.statuses.replace({ ...record, status: 'sent', messageId: outcome.messageId, via: outcome.via, updatedAt: new Date().toISOString() }, etag).catch(logStatusFailure);
     return { status: 200, body: { id, status: 'sent', messageId: outcome.messageId }, replayed: false };

@@ -24,6 +24,8 @@ const EXPECTED: Record<string, { file: string; trigger: Record<string, unknown> 
   pollNow: { file: 'pollNow.js', trigger: { type: 'httpTrigger', methods: ['POST'], route: 'profiles/{name}/poll', authLevel: 'function' } },
   testProfile: { file: 'testProfile.js', trigger: { type: 'httpTrigger', methods: ['POST'], route: 'profiles/{name}/test', authLevel: 'function' } },
   connect: { file: 'connect.js', trigger: { type: 'httpTrigger', methods: ['GET'], route: 'connect/{profile}', authLevel: 'function' } },
+  // The API's shape only, the same for every deployment: tools import it by URL.
+  openapi: { file: 'openapi.js', trigger: { type: 'httpTrigger', methods: ['GET'], route: 'openapi.json', authLevel: 'anonymous' } },
   // The browser returns from the sign-in without a function key.
   oauthCallback: { file: 'oauthCallback.js', trigger: { type: 'httpTrigger', methods: ['GET'], route: 'oauth/callback', authLevel: 'anonymous' } },
 };
