@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { APP_ROOT } from '../../shared/config/profiles.js';
@@ -12,6 +12,7 @@ interface AzdService {
   host?: string;
   remoteBuild?: boolean;
   dist?: string;
+  hooks?: { prepackage?: { posix?: { shell?: string; run?: string }; windows?: { shell?: string; run?: string } } };
 }
 
 function azureYaml(): { services?: Record<string, AzdService>; infra?: { path?: string; module?: string } } {
@@ -53,28 +54,20 @@ describe('azure.yaml: what `azd up` deploys', () => {
     assert.ok(existsSync(path.join(APP_ROOT, 'infra', 'main.bicep')));
   });
 
-  it('deploys what `npm run build` makes: package.json main names dist/functions, where every function is compiled', () => {
+  it('deploys the bundle: dist names the folder npm run bundle makes, which the prepackage hook builds, with no remote build', () => {
     const [, service] = functionService();
-    const project = path.resolve(APP_ROOT, service.project ?? '.');
-    const main = (JSON.parse(readFileSync(path.join(project, 'package.json'), 'utf8')) as { main?: string }).main;
-    assert.equal(main, 'dist/functions/*.js');
-    const sources = readdirSync(path.join(project, 'functions')).filter((f) => f.endsWith('.ts'));
-    assert.ok(sources.length > 0);
-    for (const source of sources) {
-      const compiled = path.join(project, 'dist', 'functions', source.replace(/\.ts$/, '.js'));
-      assert.ok(existsSync(compiled), `npm run build made no ${compiled}`);
-    }
+    assert.equal(service.dist, 'bundle');
+    assert.equal(service.remoteBuild, false, 'remoteBuild: false (the package is built here, Azure runs no build)');
+    const bundler = require(path.join(APP_ROOT, 'scripts', 'bundle.js')) as { bundle(options: { out: string }): Promise<unknown> };
+    assert.equal(typeof bundler.bundle, 'function');
+    const scripts = (JSON.parse(readFileSync(path.join(APP_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+    assert.match(scripts.bundle ?? '', /^node scripts\/bundle\.js$/);
+    for (const os of ['posix', 'windows'] as const) assert.equal(service.hooks?.prepackage?.[os]?.run, 'npm run bundle', `no ${os} prepackage hook running npm run bundle`);
   });
 
-  it('builds remotely, so the package leaves node_modules out and keeps what the remote build needs', () => {
-    const [, service] = functionService();
-    assert.equal(service.remoteBuild, true, 'remoteBuild: true (the remote build installs the dependencies on Linux)');
-    assert.equal(service.dist, undefined, 'with a remote build the package is the project folder, not a dist folder');
+  it('has a .funcignore that agrees with remoteBuild: false (node_modules not left out) and leaves local state and tests out', () => {
     const patterns = funcignorePatterns();
-    assert.ok(patterns.includes('node_modules'), '.funcignore must leave node_modules out of the package');
-    for (const needed of ['host.json', 'package.json', 'package-lock.json', 'tsconfig.json', 'functions', 'shared', 'cli']) {
-      const excluding = patterns.filter((p) => p === '*' || p === '/*' || p.replace(/^\//, '').replace(/\/$/, '') === needed);
-      assert.deepEqual(excluding, [], `.funcignore leaves out ${needed}, which the remote build needs`);
-    }
+    assert.ok(!patterns.includes('node_modules'), 'azd refuses remoteBuild: false with a .funcignore that leaves node_modules out');
+    for (const local of ['local.settings.json', 'profiles.json', 'test']) assert.ok(patterns.includes(local), `.funcignore keeps ${local}`);
   });
 });
