@@ -13,6 +13,8 @@ import type { SecretStore } from './secrets/store.js';
 import { createSink } from './sinks/index.js';
 import type { MessageSink } from './sinks/types.js';
 import { MailState } from './state/index.js';
+import { createTelemetry, processTelemetry, type Telemetry } from './telemetry/index.js';
+import { telemetrySecrets, telemetrySettings } from './telemetry/settings.js';
 import { createReader, createSender } from './transports/index.js';
 import type { MailboxReader, MailSender, ProfileResources, TransportDeps } from './transports/types.js';
 
@@ -20,6 +22,8 @@ export interface RuntimeOptions {
   env?: NodeJS.ProcessEnv;
   logger?: Logger;
   secrets?: SecretStore;
+  /** Where spans and metrics go; default: what the env's OTEL_* and APPLICATIONINSIGHTS_* settings say (process.env: the process-wide telemetry). */
+  telemetry?: Telemetry;
   /** The state stores, shared with a test that looks into them; default: those of AzureWebJobsStorage. */
   state?: MailState;
 }
@@ -69,6 +73,10 @@ export class MailRuntime {
   readonly env: NodeJS.ProcessEnv;
   /** When each profile's client secret or certificate expires, as last read; warns in the log before. The accessor for a days-left metric. */
   readonly credentialExpiry: CredentialExpiryWatch;
+  /** Spans and metrics (shared/telemetry): nothing, and nothing loaded, unless an exporter is configured. */
+  readonly telemetry: Telemetry;
+  /** Whether close() stops the telemetry too: not the process-wide one, which the host integration shares. */
+  private readonly ownsTelemetry: boolean;
   private readonly defaultProfile?: string;
   private readonly scopes = new Map<string, ProfileScope>();
   private readonly process = new ProfileScope();
@@ -87,6 +95,11 @@ export class MailRuntime {
     });
     this.logger = options.logger ?? createLogger();
     this.credentialExpiry = new CredentialExpiryWatch({ warningDays: this.settings.credentialExpiryWarningDays, logger: this.logger });
+    for (const secret of telemetrySecrets(telemetrySettings(this.env))) registerSensitive(secret);
+    this.ownsTelemetry = options.telemetry === undefined && this.env !== process.env;
+    this.telemetry = options.telemetry ?? (this.ownsTelemetry ? createTelemetry(this.env) : processTelemetry());
+    this.telemetry.observe('mail.credential.days_left', () =>
+      this.credentialExpiry.snapshot().flatMap((e) => (e.daysLeft === null ? [] : [{ value: e.daysLeft, attributes: { 'mail.profile': e.profile, 'mail.credential': e.credential } }])));
   }
 
   /** The named profile, or the only one when exactly one is configured (or DEFAULT_PROFILE). */
@@ -141,12 +154,12 @@ export class MailRuntime {
 
   tokens(profile: Profile): TokenProvider {
     const scope = this.scope(profile);
-    scope.tokens ??= new ProfileTokenProvider(profile, this.secrets, { logger: this.logger, expiry: this.credentialExpiry, proxy: this.proxy(profile), defaultManagedIdentityClientId: this.settings.azureClientId });
+    scope.tokens ??= new ProfileTokenProvider(profile, this.secrets, { logger: this.logger, expiry: this.credentialExpiry, proxy: this.proxy(profile), defaultManagedIdentityClientId: this.settings.azureClientId, telemetry: this.telemetry });
     return scope.tokens;
   }
 
   private transportDeps(profile: Profile): TransportDeps {
-    return { tokens: this.tokens(profile), logger: this.logger, resources: this.scope(profile), proxy: this.proxy(profile) };
+    return { tokens: this.tokens(profile), logger: this.logger, resources: this.scope(profile), proxy: this.proxy(profile), telemetry: this.telemetry };
   }
 
   sender(profile: Profile): MailSender {
@@ -192,6 +205,7 @@ export class MailRuntime {
     const scopes = [...this.scopes.values(), this.process];
     this.scopes.clear();
     await Promise.all(scopes.map((s) => s.close()));
+    await (this.ownsTelemetry ? this.telemetry.shutdown() : this.telemetry.flush());
   }
 }
 

@@ -1,11 +1,13 @@
 import type { TokenCredential } from '@azure/core-auth';
 import { untilAborted } from '../abort.js';
 import type { Profile } from '../config/profiles.js';
-import { isAuthFailure } from '../errors.js';
+import { exchangeScope, graphScope } from '../config/cloud.js';
+import { isAuthFailure, isMailError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ProxyRouter } from '../network/proxy.js';
 import { registerSensitive } from '../redact.js';
 import type { SecretStore } from '../secrets/store.js';
+import { NO_TELEMETRY, type Telemetry } from '../telemetry/index.js';
 import { createProfileCredential, profileSecretNames, translateTokenError } from './credential.js';
 import type { CredentialExpiryWatch } from './credentialExpiry.js';
 
@@ -32,6 +34,8 @@ export interface ProfileTokenProviderOptions {
   proxy?: ProxyRouter;
   /** AZURE_CLIENT_ID: the user-assigned managed identity a profile uses when it names none. @default the system-assigned one */
   defaultManagedIdentityClientId?: string;
+  /** Where each token request (not a cache hit) is a `mail.token` span and counted in `mail.token.requests`. @default none */
+  telemetry?: Telemetry;
 }
 
 /** How long one shared token request, secret read included, may take. */
@@ -53,6 +57,7 @@ export class ProfileTokenProvider implements TokenProvider {
   private readonly expiry?: CredentialExpiryWatch;
   private readonly proxy?: ProxyRouter;
   private readonly defaultManagedIdentityClientId?: string;
+  private readonly telemetry: Telemetry;
 
   constructor(
     private readonly profile: Profile,
@@ -65,6 +70,7 @@ export class ProfileTokenProvider implements TokenProvider {
     this.expiry = options.expiry;
     this.proxy = options.proxy;
     this.defaultManagedIdentityClientId = options.defaultManagedIdentityClientId;
+    this.telemetry = options.telemetry ?? NO_TELEMETRY;
   }
 
   /**
@@ -86,7 +92,24 @@ export class ProfileTokenProvider implements TokenProvider {
     return untilAborted(pending, options.abortSignal);
   }
 
-  private async requestToken(scope: string, abortSignal: AbortSignal): Promise<string> {
+  private requestToken(scope: string, abortSignal: AbortSignal): Promise<string> {
+    const endpoints = this.profile.endpoints;
+    const api = scope === graphScope(endpoints) ? 'graph' : scope === exchangeScope(endpoints) ? 'exchange' : 'other';
+    const attributes = { 'mail.profile': this.profile.name, 'mail.auth': this.profile.auth.type, 'mail.api': api };
+    return this.telemetry.span('mail.token', attributes, async (span) => {
+      try {
+        const token = await this.fetchToken(scope, abortSignal);
+        span.set({ 'mail.outcome': 'issued' });
+        this.telemetry.count('mail.token.requests', { ...attributes, 'mail.outcome': 'issued' });
+        return token;
+      } catch (error) {
+        this.telemetry.count('mail.token.requests', { ...attributes, 'mail.outcome': 'refused', 'error.type': isMailError(error) ? error.code : 'EINTERNAL' });
+        throw error;
+      }
+    });
+  }
+
+  private async fetchToken(scope: string, abortSignal: AbortSignal): Promise<string> {
     const generation = this.generation;
     try {
       this.credential ??= createProfileCredential(this.profile, this.secrets, { abortSignal, logger: this.logger, proxy: this.proxy, defaultManagedIdentityClientId: this.defaultManagedIdentityClientId });

@@ -1,6 +1,7 @@
 import { isMailError } from '../errors.js';
 import type { DeliveredMessage } from '../mail/incoming.js';
 import type { MessageSink } from '../sinks/types.js';
+import { NO_TELEMETRY, type Telemetry } from '../telemetry/index.js';
 import type { DeliveryRecord } from '../state/dedupeStore.js';
 import type { ReceiveState } from '../state/index.js';
 import type { AfterFetch, MailboxSession, ReaderCursor } from '../transports/types.js';
@@ -21,6 +22,8 @@ export interface DeliveryContext {
   signal: AbortSignal;
   /** The message as delivered, for one whose attachments were deferred (Parsed.attachmentsDeferred): stores them. */
   complete?: (plan: Planned) => Promise<DeliveredMessage>;
+  /** Each delivery a `mail.deliver` span, each delivered message's lag from arrival a `mail.poll.lag` reading. @default none */
+  telemetry?: Telemetry;
 }
 
 export interface WindowOutcome {
@@ -92,12 +95,20 @@ async function deliverOne(p: Planned, ctx: DeliveryContext): Promise<'delivered'
     return 'deadLettered';
   }
   const message = p.attachmentsDeferred && ctx.complete ? await ctx.complete(p) : p.message;
-  try {
-    await ctx.sink.deliver(message, put);
+  const telemetry = ctx.telemetry ?? NO_TELEMETRY;
+  const attributes = { 'mail.profile': ctx.profile.name, 'mail.sink': ctx.sink.kind };
+  return telemetry.span('mail.deliver', attributes, async (span) => {
+    try {
+      await ctx.sink.deliver(message, put);
+    } catch (error) {
+      if (!isMailError(error) || error.code !== 'ESINK_REJECTED') throw error;
+      span.set({ 'mail.outcome': 'refused', 'error.type': error.code });
+      await ctx.state.deadLetters.put({ profile: ctx.profile.name, providerId: fetched.providerId, error: describeFailure(error), message }, put);
+      return 'refused';
+    }
+    span.set({ 'mail.outcome': 'delivered' });
+    const arrived = Date.parse(message.receivedAt);
+    if (Number.isFinite(arrived)) telemetry.record('mail.poll.lag', Math.max(0, (Date.now() - arrived) / 1000), attributes);
     return 'delivered';
-  } catch (error) {
-    if (!isMailError(error) || error.code !== 'ESINK_REJECTED') throw error;
-    await ctx.state.deadLetters.put({ profile: ctx.profile.name, providerId: fetched.providerId, error: describeFailure(error), message }, put);
-    return 'refused';
-  }
+  });
 }

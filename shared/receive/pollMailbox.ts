@@ -105,7 +105,23 @@ export async function pollMailbox(runtime: MailRuntime, profileName: string, opt
     });
   }
   const poll = new MailboxPoll(runtime, profile, runtime.state.receive);
-  const result = await poll.run(options.abortSignal);
+  const telemetry = runtime.telemetry;
+  const attributes = { 'mail.profile': profile.name, 'mail.transport': profile.receive.via };
+  const result = await telemetry.span('mail.poll', attributes, async (span) => {
+    const polled = await poll.run(options.abortSignal);
+    span.set({
+      'mail.outcome': polled.status,
+      'mail.poll.delivered': polled.delivered,
+      'mail.poll.dead_lettered': polled.deadLettered,
+      'mail.poll.duplicates': polled.duplicates,
+      'mail.poll.filtered': polled.filtered,
+      ...(polled.error && { 'error.type': polled.error.code }),
+    });
+    return polled;
+  });
+  if (result.delivered > 0) telemetry.count('mail.delivered', attributes, result.delivered);
+  if (result.deadLettered > 0) telemetry.count('mail.dead_lettered', attributes, result.deadLettered);
+  if (result.duplicates > 0) telemetry.count('mail.duplicates', attributes, result.duplicates);
   const level = result.status === 'failed' ? 'error' : 'info';
   runtime.logger[level]({
     operation: 'poll',
@@ -264,7 +280,7 @@ class MailboxPoll {
       const parsed = window.parsed;
       const recorded = parsed.length === 0 ? new Set<string>() : await this.state.dedupe.recorded(this.profile.name, parsed.map((p) => p.id), { abortSignal: signal });
       const plans = planWindow(parsed, { recorded, ...(this.profile.receive.filters && { filters: this.profile.receive.filters }) });
-      const outcome = await deliverWindow(plans, { profile: this.profile, sink: this.runtime.sink(this.profile), state: this.state, session, concurrency: CONCURRENCY, signal, complete: (p) => this.storeAttachments(p, signal) });
+      const outcome = await deliverWindow(plans, { profile: this.profile, sink: this.runtime.sink(this.profile), state: this.state, session, concurrency: CONCURRENCY, signal, complete: (p) => this.storeAttachments(p, signal), telemetry: this.runtime.telemetry });
       this.pending = outcome.cursor ?? this.pending;
       for (const { plan, outcome: result } of outcome.counted) this.count(plan, result);
       const failed = outcome.failure ?? window.failure;

@@ -143,7 +143,7 @@ async function sendOnce(runtime: MailRuntime, state: SendState, record: SendReco
     }
     const stored = fromStoredMessage(document);
     const profile = checkQueuedMessage(runtime, { ...stored, ...(record.caller !== undefined && { caller: record.caller }) });
-    return await deliverMessage(runtime, { profile, message: stored.message }, { id: record.id, abortSignal: AbortSignal.timeout(ATTEMPT_TIMEOUT_MS) });
+    return await deliverMessage(runtime, { profile, message: stored.message }, { id: record.id, abortSignal: AbortSignal.timeout(ATTEMPT_TIMEOUT_MS), mode: 'queued' });
   } catch (error) {
     return isMailError(error) ? error : unexpected(runtime, record, error);
   }

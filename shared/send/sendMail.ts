@@ -41,19 +41,29 @@ export async function sendMail(runtime: MailRuntime, body: unknown, options: Sen
  * The one sending path, for a request sent now and for a queued one: through the profile's
  * transport, re-reading the secret once after an authentication failure.
  */
-export async function deliverMessage(runtime: MailRuntime, prepared: PreparedMessage, options: { id: string; abortSignal?: AbortSignal }): Promise<SendOutcome> {
+export async function deliverMessage(runtime: MailRuntime, prepared: PreparedMessage, options: { id: string; abortSignal?: AbortSignal; mode?: 'sync' | 'queued' }): Promise<SendOutcome> {
   const { profile, message } = prepared;
   const id = options.id;
   const started = Date.now();
   const sender = runtime.sender(profile);
-  try {
-    const result = await withAuthRetry(runtime.tokens(profile), () => sender.send(message, { abortSignal: options.abortSignal }));
-    runtime.logger.info({ operation: 'send', profile: profile.name, id, via: sender.via, outcome: 'ok', durationMs: Date.now() - started, recipients: message.to.length + message.cc.length + message.bcc.length });
-    return { id, status: 'sent', messageId: result.messageId, profile: profile.name, via: sender.via };
-  } catch (error) {
-    runtime.logger.error({ operation: 'send', profile: profile.name, id, via: sender.via, outcome: 'error', code: asMailError(error).code, durationMs: Date.now() - started, error: error instanceof Error ? error.message : String(error) });
-    throw error;
-  }
+  const telemetry = runtime.telemetry;
+  const attributes = { 'mail.profile': profile.name, 'mail.transport': sender.via, ...(options.mode !== undefined && { 'mail.send.mode': options.mode }) };
+  return telemetry.span('mail.send', attributes, async (span) => {
+    try {
+      const result = await withAuthRetry(runtime.tokens(profile), () => sender.send(message, { abortSignal: options.abortSignal }));
+      runtime.logger.info({ operation: 'send', profile: profile.name, id, via: sender.via, outcome: 'ok', durationMs: Date.now() - started, recipients: message.to.length + message.cc.length + message.bcc.length });
+      span.set({ 'mail.outcome': 'sent' });
+      telemetry.count('mail.sent', attributes);
+      return { id, status: 'sent', messageId: result.messageId, profile: profile.name, via: sender.via };
+    } catch (error) {
+      const e = asMailError(error);
+      runtime.logger.error({ operation: 'send', profile: profile.name, id, via: sender.via, outcome: 'error', code: e.code, durationMs: Date.now() - started, error: error instanceof Error ? error.message : String(error) });
+      telemetry.count('mail.send.failures', { ...attributes, 'error.type': e.code });
+      // Graph's throttled answers are counted where they arrive (each one, retried or not); SMTP's here.
+      if (e.code === 'ETHROTTLED' && sender.via !== 'graph') telemetry.count('mail.throttled', attributes);
+      throw error;
+    }
+  });
 }
 
 /** Parses, normalizes and checks a send request against the profile; throws 4xx MailErrors. */

@@ -1,3 +1,4 @@
+import type { Telemetry } from '../telemetry/index.js';
 import type { TokenProvider } from '../identity/tokenProvider.js';
 import type { Logger } from '../log.js';
 import type { ProxyRouter } from '../network/proxy.js';
@@ -16,6 +17,8 @@ export interface TransportDeps {
   resources?: ProfileResources;
   /** Where the profile's connections go (its proxy, HTTPS_PROXY, NO_PROXY); without it, directly. */
   proxy?: ProxyRouter;
+  /** Where a transport counts what only it sees (each throttled Graph answer); without it, nowhere. */
+  telemetry?: Telemetry;
 }
 
 export interface SendOptions {

@@ -41,12 +41,26 @@ export interface RegisteredHook {
 const hooks: RegisteredHook[] = [];
 let installed = false;
 
+/** What `@azure/functions` hands the host: it answers the worker's capabilities (those `app.setup` set among them). */
+export interface ProgrammingModel {
+  getCapabilities(capabilities: Record<string, string>): Promise<Record<string, string>>;
+}
+let programmingModel: ProgrammingModel | undefined;
+
+/** The capabilities the app reports to the host, as the host asks for them once the app has loaded. */
+export function reportedCapabilities(): Promise<Record<string, string>> {
+  if (!programmingModel) throw new Error('@azure/functions has not set its programming model');
+  return programmingModel.getCapabilities({});
+}
+
 const fakeCore = {
   registerFunction(metadata: CoreFunctionMetadata, handler: unknown): { dispose(): void } {
     registered.push({ name: metadata.name, bindings: metadata.bindings, handler });
     return { dispose: () => {} };
   },
-  setProgrammingModel(): void {},
+  setProgrammingModel(model: ProgrammingModel): void {
+    programmingModel = model;
+  },
   registerHook(name: string, callback: (coreContext: unknown) => unknown): { dispose(): void } {
     hooks.push({ name, callback });
     return { dispose: () => {} };

@@ -6,6 +6,7 @@ import type { TokenProvider } from '../../identity/tokenProvider.js';
 import { urlTarget, type ProxyRouter } from '../../network/proxy.js';
 import { proxyMailError } from '../../network/proxyErrors.js';
 import { proxyFetch } from '../../network/proxyFetch.js';
+import { NO_TELEMETRY, type Telemetry } from '../../telemetry/index.js';
 import type { TransportDeps } from '../types.js';
 import { parseRetryAfter, translateGraphError } from './graphErrors.js';
 
@@ -60,6 +61,34 @@ class RequestAuth implements AuthenticationProvider {
 }
 
 /**
+ * Counts each throttled answer Graph gives (429, or 503 with Retry-After) as it arrives, after
+ * the retry handler: the ones the SDK retries through count too, since each is a request the
+ * mailbox's budget refused.
+ */
+class ThrottleCounter implements Middleware {
+  private next?: Middleware;
+
+  constructor(
+    private readonly telemetry: Telemetry,
+    private readonly profile: string,
+  ) {}
+
+  async execute(context: Context): Promise<void> {
+    await this.next!.execute(context);
+    const response = context.response;
+    if (!response || !(response.status === 429 || (response.status === 503 && response.headers.has('Retry-After')))) return;
+    const attributes = { 'mail.profile': this.profile, 'mail.transport': 'graph', 'mail.status': response.status };
+    this.telemetry.count('mail.throttled', attributes);
+    const retryAfter = parseRetryAfter(response.headers.get('Retry-After'));
+    if (retryAfter !== undefined) this.telemetry.record('mail.throttle.retry_after', retryAfter, attributes);
+  }
+
+  setNext(next: Middleware): void {
+    this.next = next;
+  }
+}
+
+/**
  * The last middleware when the profile has a proxy: the SDK's HTTPMessageHandler calls the global
  * fetch, which takes no agent; this one calls the same request through proxyFetch.
  */
@@ -87,6 +116,7 @@ export class GraphConnection {
     readonly profile: Profile,
     private readonly tokens: TokenProvider,
     private readonly proxy?: ProxyRouter,
+    telemetry: Telemetry = NO_TELEMETRY,
   ) {
     const sdk = graphSdk();
     this.scope = graphScope(profile.endpoints);
@@ -101,6 +131,7 @@ export class GraphConnection {
       middleware: [
         new sdk.AuthenticationHandler(new RequestAuth(tokens, this.scope)),
         new sdk.RetryHandler(new sdk.RetryHandlerOptions(RETRY_DELAY_SECONDS, GRAPH_MAX_RETRIES, shouldRetry)),
+        ...(telemetry.enabled ? [new ThrottleCounter(telemetry, profile.name)] : []),
         new sdk.RedirectHandler(new sdk.RedirectHandlerOptions()),
         new sdk.TelemetryHandler(),
         proxy?.server === undefined ? new sdk.HTTPMessageHandler() : new ProxiedMessageHandler(proxy),
@@ -143,7 +174,7 @@ export class GraphConnection {
 }
 
 /** The profile's Graph connection: one per profile where the runtime keeps its resources, so the sender and the reader share one client. */
-export function graphConnection(profile: Profile, deps: Pick<TransportDeps, 'tokens' | 'resources' | 'proxy'>): GraphConnection {
-  const create = () => new GraphConnection(profile, deps.tokens, deps.proxy);
+export function graphConnection(profile: Profile, deps: Pick<TransportDeps, 'tokens' | 'resources' | 'proxy' | 'telemetry'>): GraphConnection {
+  const create = () => new GraphConnection(profile, deps.tokens, deps.proxy, deps.telemetry);
   return deps.resources ? deps.resources.once('graph', create) : create();
 }
