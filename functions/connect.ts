@@ -1,18 +1,7 @@
-import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
-import { authenticateCaller } from '../shared/callers/authorize.js';
-import { startConsent } from '../shared/consent/consentFlow.js';
-import { failureResponse } from '../shared/http/problem.js';
-import { getRuntime } from '../shared/runtime.js';
+import { app } from '@azure/functions';
+import { lazyHandler } from './lazy.js';
 
-export async function connect(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
-  try {
-    const runtime = getRuntime();
-    await authenticateCaller(runtime, request.headers, { admin: true });
-    const start = await startConsent(runtime, request.params.profile ?? '', { requestUrl: request.url });
-    return { status: 302, headers: { Location: start.location, 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff', 'Content-Security-Policy': "default-src 'none'; frame-ancestors 'none'" }, cookies: [start.cookie] };
-  } catch (error) {
-    return failureResponse(error, context, { operation: 'connect', profileInPath: true });
-  }
-}
+/** The handler, in handlers/connect.ts, loaded on its first invocation (lazy.ts says why). */
+export const connect = lazyHandler(() => (require('./handlers/connect.js') as typeof import('./handlers/connect.js')).connect);
 
 app.http('connect', { methods: ['GET'], route: 'connect/{profile}', authLevel: 'function', handler: connect });

@@ -1,17 +1,7 @@
-import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
-import { authenticateCaller } from '../shared/callers/authorize.js';
-import { profilesHealth } from '../shared/health/report.js';
-import { failureResponse, jsonResponse } from '../shared/http/problem.js';
-import { getRuntime } from '../shared/runtime.js';
+import { app } from '@azure/functions';
+import { lazyHandler } from './lazy.js';
 
-export async function healthProfiles(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
-  try {
-    const runtime = getRuntime();
-    await authenticateCaller(runtime, request.headers, { admin: true });
-    return jsonResponse(200, await profilesHealth(runtime));
-  } catch (error) {
-    return failureResponse(error, context, { operation: 'healthProfiles' });
-  }
-}
+/** The handler, in handlers/healthProfiles.ts, loaded on its first invocation (lazy.ts says why). */
+export const healthProfiles = lazyHandler(() => (require('./handlers/healthProfiles.js') as typeof import('./handlers/healthProfiles.js')).healthProfiles);
 
 app.http('healthProfiles', { methods: ['GET'], route: 'health/profiles', authLevel: 'function', handler: healthProfiles });

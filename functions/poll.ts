@@ -1,15 +1,10 @@
-import { app, output, type InvocationContext, type Timer } from '@azure/functions';
-import { POLL_QUEUE, pollRequests } from '../shared/receive/pollRequests.js';
+import { app } from '@azure/functions';
 import { pollSchedule } from '../shared/receive/pollSchedule.js';
-import { getRuntime } from '../shared/runtime.js';
+import { pollQueue } from './bindings.js';
+import { lazyHandler } from './lazy.js';
 
-/** Queue output binding: the host writes one message per array item (base64, as the trigger reads it). */
-export const pollQueue = output.storageQueue({ queueName: POLL_QUEUE, connection: 'AzureWebJobsStorage' });
-
-export async function poll(timer: Timer, context: InvocationContext): Promise<void> {
-  const requests = pollRequests(getRuntime());
-  context.extraOutputs.set(pollQueue, requests);
-  context.log(JSON.stringify({ operation: 'poll', outcome: 'ok', profiles: requests.length, isPastDue: timer.isPastDue }));
-}
+export { pollQueue } from './bindings.js';
+/** The handler, in handlers/poll.ts, loaded on its first invocation (lazy.ts says why). */
+export const poll = lazyHandler(() => (require('./handlers/poll.js') as typeof import('./handlers/poll.js')).poll);
 
 app.timer('poll', { schedule: pollSchedule(), extraOutputs: [pollQueue], handler: poll });

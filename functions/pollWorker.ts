@@ -1,9 +1,8 @@
-import { app, type InvocationContext } from '@azure/functions';
-import { POLL_QUEUE, handlePollRequest } from '../shared/receive/pollRequests.js';
-import { getRuntime } from '../shared/runtime.js';
+import { app } from '@azure/functions';
+import { POLL_QUEUE } from '../shared/state/queueNames.js';
+import { lazyHandler } from './lazy.js';
 
-export async function pollWorker(item: unknown, _context: InvocationContext): Promise<void> {
-  await handlePollRequest(getRuntime(), item);
-}
+/** The handler, in handlers/pollWorker.ts, loaded on its first invocation (lazy.ts says why). */
+export const pollWorker = lazyHandler(() => (require('./handlers/pollWorker.js') as typeof import('./handlers/pollWorker.js')).pollWorker);
 
 app.storageQueue('pollWorker', { queueName: POLL_QUEUE, connection: 'AzureWebJobsStorage', handler: pollWorker });

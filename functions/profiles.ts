@@ -1,17 +1,7 @@
-import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
-import { authenticateCaller } from '../shared/callers/authorize.js';
-import { failureResponse, jsonResponse } from '../shared/http/problem.js';
-import { describeProfiles } from '../shared/profiles/describe.js';
-import { getRuntime } from '../shared/runtime.js';
+import { app } from '@azure/functions';
+import { lazyHandler } from './lazy.js';
 
-export async function profiles(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
-  try {
-    const runtime = getRuntime();
-    await authenticateCaller(runtime, request.headers, { admin: true });
-    return jsonResponse(200, describeProfiles(runtime.profiles));
-  } catch (error) {
-    return failureResponse(error, context, { operation: 'profiles' });
-  }
-}
+/** The handler, in handlers/profiles.ts, loaded on its first invocation (lazy.ts says why). */
+export const profiles = lazyHandler(() => (require('./handlers/profiles.js') as typeof import('./handlers/profiles.js')).profiles);
 
 app.http('profiles', { methods: ['GET'], route: 'profiles', authLevel: 'function', handler: profiles });

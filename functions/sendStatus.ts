@@ -1,17 +1,7 @@
-import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
-import { authenticateCaller } from '../shared/callers/authorize.js';
-import { failureResponse, jsonResponse } from '../shared/http/problem.js';
-import { getRuntime } from '../shared/runtime.js';
-import { readSendStatus } from '../shared/send/sendStatus.js';
+import { app } from '@azure/functions';
+import { lazyHandler } from './lazy.js';
 
-export async function sendStatus(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
-  try {
-    const runtime = getRuntime();
-    const caller = await authenticateCaller(runtime, request.headers);
-    return jsonResponse(200, await readSendStatus(runtime.state.send, request.params.id ?? '', { ...(caller && { caller }) }));
-  } catch (error) {
-    return failureResponse(error, context, { operation: 'sendStatus' });
-  }
-}
+/** The handler, in handlers/sendStatus.ts, loaded on its first invocation (lazy.ts says why). */
+export const sendStatus = lazyHandler(() => (require('./handlers/sendStatus.js') as typeof import('./handlers/sendStatus.js')).sendStatus);
 
 app.http('sendStatus', { methods: ['GET'], route: 'send/{id}', authLevel: 'function', handler: sendStatus });

@@ -1,15 +1,8 @@
-import { app, type InvocationContext } from '@azure/functions';
-import { getRuntime } from '../shared/runtime.js';
-import { processQueuedSend } from '../shared/send/queuedSend.js';
-import { SEND_QUEUE } from '../shared/state/sendQueue.js';
+import { app } from '@azure/functions';
+import { SEND_QUEUE } from '../shared/state/queueNames.js';
+import { lazyHandler } from './lazy.js';
 
-export async function sendWorker(item: unknown, context: InvocationContext): Promise<void> {
-  const runtime = getRuntime();
-  const { dequeueCount, id } = context.triggerMetadata ?? {};
-  await processQueuedSend(runtime, runtime.state.send, item, {
-    dequeueCount: typeof dequeueCount === 'number' ? dequeueCount : undefined,
-    messageId: typeof id === 'string' ? id : undefined,
-  });
-}
+/** The handler, in handlers/sendWorker.ts, loaded on its first invocation (lazy.ts says why). */
+export const sendWorker = lazyHandler(() => (require('./handlers/sendWorker.js') as typeof import('./handlers/sendWorker.js')).sendWorker);
 
 app.storageQueue('sendWorker', { queueName: SEND_QUEUE, connection: 'AzureWebJobsStorage', handler: sendWorker });

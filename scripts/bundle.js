@@ -4,8 +4,12 @@
 //
 //   host.json        the app's, unchanged
 //   package.json     name, version, engines and "main": "main.js"; no dependencies
-//   main.js (.map)   every function and what they import, one file (esbuild, from the TypeScript
-//                    sources), with @azure/functions-core left to the host, which injects it
+//   main.js (.map)   the functions' registrations (functions/*.ts, esbuild from the TypeScript
+//                    sources), with @azure/functions-core left to the host, which injects it: what
+//                    the host loads and waits for before it answers
+//   app.js (.map)    the handlers (functions/handlers/*.ts), the start-up check and the OpenAPI
+//                    builder with all they import: main.js requires it on the first invocation
+//                    (functions/lazy.ts), so registering compiles none of the app
 //   vendor/*.js      one file per package the app require()s on first use (the SDKs of the
 //                    transports, secret stores, Storage and telemetry), each with its own
 //                    dependencies: main.js requires it where the source does, so it is read and
@@ -58,20 +62,58 @@ async function bundle({ out }) {
   rmSync(out, { recursive: true, force: true });
   mkdirSync(path.join(out, 'vendor'), { recursive: true });
   const functions = readdirSync(path.join(root, 'functions')).filter((f) => f.endsWith('.ts')).sort();
+  const handlers = readdirSync(path.join(root, 'functions', 'handlers')).filter((f) => f.endsWith('.ts')).sort();
+  const functionsDir = path.join(root, 'functions');
   const lazy = new Set();
+  const common = { ...baseOptions(), external: [HOST_MODULE], sourcemap: 'linked', sourcesContent: false };
+  // What a registration file require()s on first call (its handler, the start-up check, the OpenAPI
+  // builder) is app.js, which exports every one of them by name.
+  const toApp = {
+    name: 'app-on-first-call',
+    setup(esbuild) {
+      esbuild.onResolve({ filter: /^\.\.?\// }, (args) => {
+        if (args.kind !== 'require-call' || path.dirname(args.importer) !== functionsDir) return undefined;
+        return { path: './app.js', external: true };
+      });
+    },
+  };
+  const app = await build({
+    ...common,
+    stdin: {
+      contents: [...handlers.map((f) => `export * from './functions/handlers/${f.replace(/\.ts$/, '.js')}';`), "export * from './shared/startup.js';", "export { buildOpenApiDocument } from './shared/openapi/document.js';"].join('\n'),
+      resolveDir: root, sourcefile: 'app.ts', loader: 'ts',
+    },
+    outfile: path.join(out, 'app.js'),
+    plugins: [lazyPackages(lazy)],
+  });
   const main = await build({
-    ...baseOptions(),
+    ...common,
     // The worker would load package.json main's files in this order: one import each, one bundle.
     stdin: { contents: functions.map((f) => `import './functions/${f.replace(/\.ts$/, '.js')}';`).join('\n'), resolveDir: root, sourcefile: 'main.ts', loader: 'ts' },
     outfile: path.join(out, 'main.js'),
-    external: [HOST_MODULE],
-    sourcemap: 'linked',
-    sourcesContent: false,
-    plugins: [
-      {
+    plugins: [toApp, lazyPackages(lazy)],
+  });
+  const packages = [...lazy].sort();
+  await Promise.all(
+    packages.map((specifier) =>
+      build({ ...baseOptions(), metafile: false, stdin: { contents: `module.exports = require(${JSON.stringify(specifier)});`, resolveDir: root, sourcefile: specifier }, outfile: path.join(out, 'vendor', vendorFile(specifier)) }),
+    ),
+  );
+  const manifestSource = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
+  const manifest = { name: manifestSource.name, version: manifestSource.version, description: manifestSource.description, license: manifestSource.license, main: 'main.js', engines: manifestSource.engines };
+  writeFileSync(path.join(out, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+  writeFileSync(path.join(out, 'host.json'), readFileSync(path.join(root, 'host.json')));
+  return { packages, metafile: main.metafile, appMetafile: app.metafile };
+}
+
+/**
+ * A package our own code require()s (never one it imports) is loaded on first use: it goes to
+ * vendor/. And every source file is bundled with zod's namespace import (ZOD_NAMED_IMPORT).
+ */
+function lazyPackages(lazy) {
+  return {
         name: 'lazy-packages',
         setup(esbuild) {
-          // A package our own code require()s (never one it imports) is loaded on first use: it goes to vendor/.
           esbuild.onResolve({ filter: /^[^./]/ }, (args) => {
             if (args.kind !== 'require-call' || args.path.startsWith('node:') || args.importer.includes(`${path.sep}node_modules${path.sep}`)) return undefined;
             lazy.add(args.path);
@@ -82,20 +124,7 @@ async function bundle({ out }) {
             return { contents: readFileSync(args.path, 'utf8').replace(ZOD_NAMED_IMPORT, "import * as z from 'zod';"), loader: 'ts' };
           });
         },
-      },
-    ],
-  });
-  const packages = [...lazy].sort();
-  await Promise.all(
-    packages.map((specifier) =>
-      build({ ...baseOptions(), metafile: false, stdin: { contents: `module.exports = require(${JSON.stringify(specifier)});`, resolveDir: root, sourcefile: specifier }, outfile: path.join(out, 'vendor', vendorFile(specifier)) }),
-    ),
-  );
-  const app = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
-  const manifest = { name: app.name, version: app.version, description: app.description, license: app.license, main: 'main.js', engines: app.engines };
-  writeFileSync(path.join(out, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`);
-  writeFileSync(path.join(out, 'host.json'), readFileSync(path.join(root, 'host.json')));
-  return { packages, metafile: main.metafile };
+  };
 }
 
 async function main() {

@@ -16,7 +16,10 @@ export const REDACTED = '[redacted]';
  * and stay. MAX_SENSITIVE_VALUES bounds the values that expire: past it, the oldest such
  * registration goes first; a secret is never dropped for room.
  */
-const known = new Map<string, { forms: string[]; forgetAt: number }>();
+// Kept on globalThis: the deployment package loads the functions' registrations and the app from
+// two files (scripts/bundle.js), each with its own copy of this module, and a value registered by
+// one must be redacted by the other.
+const known: Map<string, { forms: string[]; forgetAt: number }> = ((globalThis as Record<symbol, unknown>)[Symbol.for('m365-mail.redact')] ??= new Map()) as Map<string, { forms: string[]; forgetAt: number }>;
 export const MAX_SENSITIVE_VALUES = 1000;
 const KEEP_AFTER_EXPIRY_MS = 60 * 60 * 1000;
 

@@ -1,5 +1,5 @@
 import { asMailError } from './errors.js';
-import { errorDetail, type Logger } from './log.js';
+import { createLogger, errorDetail, type Logger } from './log.js';
 import { getRuntime } from './runtime.js';
 
 export interface StartupCheck {
@@ -15,7 +15,7 @@ export interface StartupCheck {
  * returns rather than throwing: the host keeps running, /api/health answers 503 ECONFIG and
  * every request gets the same problem, which is easier to find than a worker that never starts.
  */
-export function checkConfiguration(logger: Logger): StartupCheck {
+export function checkConfiguration(logger: Logger = createLogger()): StartupCheck {
   try {
     const runtime = getRuntime();
     const profiles = runtime.profiles.profiles.size;

@@ -5,7 +5,7 @@ import { pollMailbox, receivingProfiles, type PollResult } from './pollMailbox.j
 import { recordPollOutcome } from './pollStatus.js';
 
 /** The queue (`mail-poll`) the timer fans out to and the worker reads. */
-export const POLL_QUEUE = 'mail-poll';
+export { POLL_QUEUE } from '../state/queueNames.js';
 
 /** One message on `mail-poll`: poll this profile's mailbox once. */
 export const pollRequestSchema = z.object({ profile: z.string().min(1), requestedAt: z.string().optional() });

@@ -1,7 +1,9 @@
 import { stateError, type StorageAccount } from './storage.js';
 
 /** The queue the send function fills and sendWorker reads. */
-export const SEND_QUEUE = 'mail-send';
+import { SEND_QUEUE } from './queueNames.js';
+
+export { SEND_QUEUE };
 
 /** One message on `mail-send`: send the outbox entry with this id. */
 export interface SendQueueItem {

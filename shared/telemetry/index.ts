@@ -34,7 +34,8 @@ function startOpenTelemetry(settings: TelemetrySettings): Telemetry {
   return new OpenTelemetry(settings);
 }
 
-let processWide: Telemetry | undefined;
+/** On globalThis, like the redaction list: the registrations' file and the app's (scripts/bundle.js) share one telemetry. */
+const PROCESS_WIDE = Symbol.for('m365-mail.telemetry');
 
 /**
  * The process's telemetry, from process.env, made once: the Functions host integration
@@ -42,8 +43,9 @@ let processWide: Telemetry | undefined;
  * and the app's spans meet in one tracer provider.
  */
 export function processTelemetry(): Telemetry {
-  processWide ??= createTelemetry(process.env);
-  return processWide;
+  const holder = globalThis as Record<symbol, Telemetry | undefined>;
+  holder[PROCESS_WIDE] ??= createTelemetry(process.env);
+  return holder[PROCESS_WIDE];
 }
 
 export type { TelemetrySettings } from './settings.js';
