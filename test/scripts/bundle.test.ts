@@ -4,6 +4,7 @@ import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFile
 import os from 'node:os';
 import path from 'node:path';
 import type { Metafile } from 'esbuild';
+import { OtlpReceiverPeer } from '../peers/otlpReceiver.js';
 import { APP_ROOT } from '../../shared/config/profiles.js';
 import { functionEntryFiles, installFunctionsCore, registeredFunctions, registeredHooks, type CoreBinding } from '../peers/functionsCore.js';
 import { runNode } from '../support/runNode.js';
@@ -44,8 +45,10 @@ const request = {
 };
 const quiet = () => {};
 const context = { invocationId: 'bundle-test', functionName: 'send', log: quiet, trace: quiet, debug: quiet, info: quiet, warn: quiet, error: quiet };
-send(request, context).then((response) => {
-  require('node:fs').writeFileSync('report.json', JSON.stringify({
+send(request, context).then(async (response) => {
+  // With an exporter configured: flush the process-wide telemetry (the host's appTerminate would).
+  await globalThis[Symbol.for('m365-mail.telemetry')]?.shutdown();
+  require('node:fs').writeFileSync(process.env.REPORT ?? 'report.json', JSON.stringify({
     functions: functions.map((f) => ({ name: f.name, bindings: f.bindings })),
     hooks: core.registeredHooks().map((h) => h.name),
     loadedAtRegistration,
@@ -75,6 +78,23 @@ describe('the deployment package (npm run bundle)', () => {
     report = JSON.parse(readFileSync(path.join(dir, 'report.json'), 'utf8')) as ChildReport;
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('exports telemetry from the package: the Functions instrumentation and the SDK load from vendor/ and the send\'s span arrives', async () => {
+    const receiver = new OtlpReceiverPeer();
+    await receiver.start();
+    try {
+      const run = await runNode([path.join(dir, 'child.js')], { cwd: dir, env: { ...process.env, MAIL_DIR: path.join(dir, 'mail-otel'), REPORT: 'report-otel.json', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '20' } });
+      assert.equal(run.code, 0, run.stderr);
+      const otel = JSON.parse(readFileSync(path.join(dir, 'report-otel.json'), 'utf8')) as ChildReport;
+      assert.equal(otel.send.status, 200, otel.send.body);
+      const vendor = otel.loadedAfterSend.filter((f) => f.startsWith(path.join(pkg, 'vendor'))).map((f) => path.basename(f));
+      assert.ok(vendor.includes('azure+functions-opentelemetry-instrumentation.js') && vendor.includes('opentelemetry+sdk-trace-base.js'), vendor.join(', '));
+      assert.deepEqual(receiver.spans.filter((sp) => sp.name === 'mail.send').map((sp) => sp.attributes['mail.outcome']), ['sent']);
+      assert.ok(receiver.points('mail.sent').length > 0);
+    } finally {
+      await receiver.stop();
+    }
+  });
 
   it('is host.json, a package.json whose main is the bundle with no dependencies, main.js, app.js and vendor/', () => {
     assert.deepEqual(readdirSync(pkg).sort(), ['app.js', 'app.js.map', 'host.json', 'main.js', 'main.js.map', 'package.json', 'vendor']);
