@@ -1,10 +1,10 @@
-import { isMailError } from '../errors.js';
+import { MailError, isMailError } from '../errors.js';
 import type { DeliveredMessage } from '../mail/incoming.js';
 import type { MessageSink } from '../sinks/types.js';
 import { NO_TELEMETRY, type Telemetry } from '../telemetry/index.js';
 import type { DeliveryRecord } from '../state/dedupeStore.js';
 import type { ReceiveState } from '../state/index.js';
-import type { AfterFetch, MailboxSession, ReaderCursor } from '../transports/types.js';
+import type { Acknowledged, Acknowledgement, AfterFetch, MailboxSession, ReaderCursor } from '../transports/types.js';
 import type { Planned } from './planWindow.js';
 import { describeFailure } from './pollError.js';
 import { settleBounded } from './settleBounded.js';
@@ -62,28 +62,69 @@ export async function deliverWindow(plans: readonly Planned[], ctx: DeliveryCont
   // Nothing counts as done before its record is stored: a crash here redelivers with the same ids.
   if (records.length > 0) await ctx.state.dedupe.mark(ctx.profile.name, records, { abortSignal: ctx.signal });
 
-  const counted: WindowOutcome['counted'] = [];
-  let cursor: ReaderCursor | undefined;
-  let acknowledging = true;
+  // The unbroken run of handled messages from the window's start is acknowledged together (a
+  // transport may batch its afterFetch requests); a message past it is not, and comes again. A
+  // delivery recorded past the run gets its afterFetch in the next poll, as a duplicate. An
+  // unparseable message stays where it is, for a person to look at, however often it is met.
+  const outcomeOf = (p: Planned): Outcome | undefined => (p.step === 'deliver' || p.step === 'deadLetter' ? outcomes.get(p) : p.step);
+  const run: Acknowledgement[] = [];
   for (const p of plans) {
-    const outcome = p.step === 'deliver' || p.step === 'deadLetter' ? outcomes.get(p) : p.step;
-    if (outcome === undefined) {
-      // It failed or never ran: the cursor stops before it.
-      acknowledging = false;
-      continue;
-    }
-    if (acknowledging) {
-      // A delivery recorded past the failure gets its afterFetch in the next poll, as a duplicate.
-      // An unparseable message stays where it is, for a person to look at, however often it is met.
-      const handled = outcome === 'delivered' || (outcome === 'duplicate' && p.message !== undefined);
-      cursor = (await ctx.session.acknowledge(p.fetched, { afterFetch: handled ? ctx.profile.receive.afterFetch : 'none', abortSignal: ctx.signal })) ?? cursor;
-    } else if (outcome === 'duplicate' || outcome === 'filtered') {
-      continue;
-    }
-    counted.push({ plan: p, outcome });
+    const outcome = outcomeOf(p);
+    if (outcome === undefined) break;
+    const handled = outcome === 'delivered' || (outcome === 'duplicate' && p.message !== undefined);
+    run.push({ message: p.fetched, afterFetch: handled ? ctx.profile.receive.afterFetch : 'none' });
   }
-  const failed = deliveries.find((d) => d !== undefined && !d.ok);
-  return { counted, ...(cursor !== undefined && { cursor }), ...(failed && { failure: { error: failed.error } }) };
+  const acknowledged = await acknowledgeRun(ctx.session, run, ctx.signal);
+
+  // What counts: the acknowledged run, and past it what was recorded anyway (a duplicate or a
+  // filtered message past it is met again, and counted then).
+  const counted: WindowOutcome['counted'] = [];
+  plans.forEach((p, index) => {
+    const outcome = outcomeOf(p);
+    if (outcome === undefined || (index >= acknowledged.done && (outcome === 'duplicate' || outcome === 'filtered'))) return;
+    counted.push({ plan: p, outcome });
+  });
+  const failedDelivery = deliveries.find((d) => d !== undefined && !d.ok);
+  // The first failure in mailbox order: an acknowledgement within the run comes before any delivery past it.
+  const failure = acknowledged.failure ?? (failedDelivery && { error: failedDelivery.error });
+  return { counted, ...(acknowledged.cursor !== undefined && { cursor: acknowledged.cursor }), ...(failure && { failure }) };
+}
+
+/**
+ * Acknowledges a run of messages (all at once where the session can, else one by one in order)
+ * and answers how many from its start are done, the cursor after them, and the first failure.
+ * The cursor never passes a message whose afterFetch failed: that one comes again in the next
+ * poll, as a duplicate, and gets its afterFetch then.
+ */
+async function acknowledgeRun(session: MailboxSession, run: readonly Acknowledgement[], signal: AbortSignal): Promise<{ done: number; cursor?: ReaderCursor; failure?: { error: unknown } }> {
+  let answers: Acknowledged[];
+  try {
+    answers = session.acknowledgeAll ? await session.acknowledgeAll(run, { abortSignal: signal }) : await acknowledgeInOrder(session, run, signal);
+  } catch (error) {
+    return { done: 0, failure: { error } };
+  }
+  let cursor: ReaderCursor | undefined;
+  for (let done = 0; done < run.length; done++) {
+    const answer = answers[done];
+    if (answer === undefined) return { done, cursor, failure: { error: new MailError('EPROVIDER', `the reader answered ${answers.length} of ${run.length} acknowledgements`, { hint: 'This is a bug: please report it. The next poll carries on from the stored cursor.' }) } };
+    if (!answer.ok) return { done, cursor, failure: { error: answer.error } };
+    cursor = answer.cursor ?? cursor;
+  }
+  return { done: run.length, cursor };
+}
+
+/** One at a time, in mailbox order, up to the first failure: the rest are not tried. */
+async function acknowledgeInOrder(session: MailboxSession, run: readonly Acknowledgement[], signal: AbortSignal): Promise<Acknowledged[]> {
+  const answers: Acknowledged[] = [];
+  for (const { message, afterFetch, moveTo } of run) {
+    try {
+      answers.push({ ok: true, cursor: await session.acknowledge(message, { afterFetch, ...(moveTo !== undefined && { moveTo }), abortSignal: signal }) });
+    } catch (error) {
+      answers.push({ ok: false, error });
+      break;
+    }
+  }
+  return answers;
 }
 
 /** Delivers one message, or dead-letters it: unparseable (with the source kept while it was parsed) or refused by the sink. */

@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import type { Profile } from '../config/profiles.js';
-import { MailError, isMailError } from '../errors.js';
+import { MailError, isAuthFailure, isMailError } from '../errors.js';
 import { withAuthRetry } from '../identity/tokenProvider.js';
 import { unparseableIdHash } from '../mail/messageIds.js';
 import type { DeliveredMessage } from '../mail/incoming.js';
@@ -200,13 +200,13 @@ class MailboxPoll {
         this.cursorDiscarded = true;
         this.runtime.logger.warn({ operation: 'poll.cursor', profile: this.profile.name, outcome: 'error', code: 'ESTATE', error: `the stored cursor is unreadable (${read.unreadable}): reading the folder from the start; the dedupe table keeps anything from being delivered twice` });
       }
-      const reader = this.runtime.reader(this.profile);
-      session = await withAuthRetry(this.runtime.tokens(this.profile), () => reader.open({ abortSignal: signal }));
+      const started = await withAuthRetry(this.runtime.tokens(this.profile), () => this.openAndRead(read.cursor, signal));
+      session = started.session;
       const open = session;
-      const messages = open.messages(read.cursor, { limit: this.profile.receive.batchSize, abortSignal: signal })[Symbol.asyncIterator]();
+      const { messages } = started;
       // The next window is read and parsed while this one is delivered: one waits on the
       // reader and our CPU, the other on the sink and the state tables.
-      let ahead = this.readWindow(messages, signal);
+      let ahead = Promise.resolve(started.first);
       for (;;) {
         const current = await ahead;
         this.resynced = open.resynced;
@@ -237,6 +237,23 @@ class MailboxPoll {
       await lease.release({ abortSignal: AbortSignal.timeout(CLEANUP_TIMEOUT_MS) });
     }
     return this.result(status, failure);
+  }
+
+  /**
+   * Opens a session and reads the first window. A refused token shows either at open (IMAP and
+   * POP3 log in there) or at the first request of the round (Graph asks nothing at open, so an
+   * idle poll is one delta request): in both cases nothing was read, the session is closed and
+   * the failure thrown, so that withAuthRetry renews the token and tries once more.
+   */
+  private async openAndRead(cursor: ReaderCursor | undefined, signal: AbortSignal): Promise<{ session: MailboxSession; messages: AsyncIterator<FetchedMessage>; first: ReadWindow }> {
+    const session = await this.runtime.reader(this.profile).open({ abortSignal: signal });
+    const messages = session.messages(cursor, { limit: this.profile.receive.batchSize, abortSignal: signal })[Symbol.asyncIterator]();
+    const first = await this.readWindow(messages, signal);
+    if (first.parsed.length === 0 && first.failure !== undefined && isAuthFailure(first.failure.error)) {
+      await session.close().catch((error: unknown) => this.cleanupFailed('poll.close', error));
+      throw first.failure.error;
+    }
+    return { session, messages, first };
   }
 
   private cleanupFailed(operation: string, error: unknown): void {

@@ -67,6 +67,16 @@ export interface AcknowledgeOptions {
   abortSignal?: AbortSignal;
 }
 
+export interface Acknowledgement {
+  message: FetchedMessage;
+  afterFetch: AfterFetch;
+  /** For afterFetch "move"; default the profile's receive.moveTo. */
+  moveTo?: string;
+}
+
+/** What became of one acknowledgement: done (with the cursor `acknowledge` would answer) or failed. */
+export type Acknowledged = { ok: true; cursor?: ReaderCursor } | { ok: false; error: unknown };
+
 /** An open connection to one mailbox folder for one poll. */
 export interface MailboxSession {
   /**
@@ -88,6 +98,14 @@ export interface MailboxSession {
    * yet, so that it comes again should QUIT fail.
    */
   acknowledge(message: FetchedMessage, options: AcknowledgeOptions): Promise<ReaderCursor | undefined>;
+  /**
+   * Several acknowledgements at once, for a transport that applies afterFetch in fewer requests
+   * than one per message (Graph: JSON batches). Each is applied as `acknowledge` would apply it,
+   * in any order; the answer holds, in the order given, the cursor or the failure of each, so
+   * that the caller advances only over the unbroken run that succeeded. Without it, the caller
+   * acknowledges one message at a time, in order, and stops at the first failure.
+   */
+  acknowledgeAll?(acknowledgements: readonly Acknowledgement[], options: { abortSignal?: AbortSignal }): Promise<Acknowledged[]>;
   close(): Promise<void>;
 }
 

@@ -8,7 +8,7 @@
  * - Graph: no per-message cursor (a delta round advances as a whole through finalCursor; the
  *   round case covers it); no size (delta answers carry none); no token-renewal case here (its
  *   count of logins does not fit Graph, where every request carries the token: graphReader.test.ts
- *   proves the renewal at open); no ETLS case (the Graph SDK reports a failed TLS handshake
+ *   proves the renewal at the first delta page, and test/receive/pollCost.test.ts through the poll); no ETLS case (the Graph SDK reports a failed TLS handshake
  *   like any request without an answer: ECONNECTION).
  * - POP3: no received time and no read flag (RFC 1939 keeps neither); no markRead, no move
  *   (no flags, one maildrop: the profile schema refuses both); no stale-cursor case (UIDLs are

@@ -16,6 +16,8 @@ export const GRAPH_RESOURCE = 'https://graph.microsoft.com';
  */
 const REQUEST_MAX_BYTES = 4 * 1024 * 1024;
 const CHUNK_MAX_BYTES = 4 * 1024 * 1024;
+/** Requests one JSON batch may hold (https://learn.microsoft.com/graph/json-batching). */
+const BATCH_MAX_REQUESTS = 20;
 
 export interface GraphRequestRecord {
   method: string;
@@ -28,6 +30,18 @@ export interface GraphRequestRecord {
   respondedAt: number;
   status: number;
   /** Graph error code of the answer, when it was an error. */
+  errorCode?: string;
+}
+
+/** A request that came inside a JSON batch: recorded apart from `requests`, which holds what arrived over HTTP. */
+export interface BatchedRequestRecord {
+  /** Index of the $batch request (in `requests`) that carried it. */
+  batch: number;
+  id: string;
+  method: string;
+  path: string;
+  headers: Record<string, string>;
+  status: number;
   errorCode?: string;
 }
 
@@ -99,6 +113,16 @@ const messageInput = z.object({
   attachments: z.array(fileAttachment).optional(),
 });
 export type GraphMessageInput = Omit<z.output<typeof messageInput>, 'attachments'>;
+const batchInput = z.object({
+  requests: z.array(z.object({
+    id: z.string().min(1),
+    method: z.enum(['GET', 'POST', 'PATCH', 'PUT', 'DELETE']),
+    url: z.string().min(1),
+    headers: z.record(z.string(), z.string()).optional(),
+    body: z.unknown().optional(),
+    dependsOn: z.array(z.string()).optional(),
+  })).min(1),
+});
 const sendMailInput = z.object({ message: messageInput, saveToSentItems: z.boolean().optional() });
 const uploadSessionInput = z.object({
   AttachmentItem: z.object({
@@ -142,6 +166,8 @@ const EMAIL = /^[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+$/;
  */
 export class GraphPeer {
   readonly requests: GraphRequestRecord[] = [];
+  /** Each request that came inside a POST /$batch, in the order the stand-in ran them. */
+  readonly batched: BatchedRequestRecord[] = [];
   readonly sent: SentMessage[] = [];
   readonly uploadChunks: UploadChunkRecord[] = [];
   readonly drafts = new Map<string, Draft>();
@@ -234,7 +260,7 @@ export class GraphPeer {
       this.authorize(req);
       this.applyFault(record);
       if (body.length > REQUEST_MAX_BYTES) throw new GraphFailure(413, 'RequestEntityTooLarge', `The request is larger than ${REQUEST_MAX_BYTES} bytes.`);
-      const result = this.route(req, url, body);
+      const result = url.pathname === '/v1.0/$batch' && req.method === 'POST' ? this.batch(req, body) : this.route(req, url, body);
       return answer(result.status, result.body, result.headers, result.raw);
     } catch (error) {
       const failure = error instanceof GraphFailure ? error : new GraphFailure(500, 'generalException', String(error));
@@ -268,7 +294,48 @@ export class GraphPeer {
     return address;
   }
 
-  private route(req: IncomingMessage, url: URL, body: Buffer): PeerAnswer {
+  /**
+   * JSON batching as Graph documents it (https://learn.microsoft.com/graph/json-batching): at most
+   * 20 requests with unique ids, urls relative to the version, Content-Type required with a body;
+   * each answered on its own with id, status, headers and body (a Graph error body for a failure),
+   * and, as Graph allows, not in the order asked: the stand-in answers in reverse, so a client
+   * must match by id. Faults apply to each request inside as to one over HTTP (a 429 with its
+   * Retry-After in that response's headers); the batch itself answers 200.
+   */
+  private batch(req: IncomingMessage, body: Buffer): PeerAnswer {
+    const { requests } = parse(body, batchInput);
+    if (requests.length > BATCH_MAX_REQUESTS) throw new GraphFailure(400, 'BadRequest', `Batch request has ${requests.length} requests; the limit is ${BATCH_MAX_REQUESTS}.`);
+    if (new Set(requests.map((r) => r.id)).size !== requests.length) throw new GraphFailure(400, 'BadRequest', 'Batch request ids must be unique.');
+    const batchIndex = this.requests.length - 1;
+    const responses = requests.map((inner) => {
+      const headers = Object.fromEntries(Object.entries(inner.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
+      const url = new URL(`/v1.0${inner.url.startsWith('/') ? '' : '/'}${inner.url}`, this.url);
+      const record: BatchedRequestRecord = { batch: batchIndex, id: inner.id, method: inner.method, path: url.pathname, headers, status: 0 };
+      this.batched.push(record);
+      try {
+        if (inner.body !== undefined && headers['content-type'] === undefined) throw new GraphFailure(400, 'BadRequest', 'Content-Type header is required when the request has a body.');
+        this.applyFault({ ...record, query: url.searchParams, headers: req.headers, receivedAt: 0, respondedAt: 0 });
+        const result = this.route({ method: inner.method, headers: { ...headers, authorization: req.headers.authorization } }, url, inner.body === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(inner.body)));
+        record.status = result.status;
+        const content = result.raw ? { headers: { 'Content-Type': result.raw.contentType }, body: result.raw.bytes.toString('base64') } : result.body === undefined ? {} : { headers: { 'Content-Type': 'application/json' }, body: result.body };
+        return { id: inner.id, status: result.status, ...content, ...(result.headers && { headers: { ...result.headers, ...content.headers } }) };
+      } catch (error) {
+        const failure = error instanceof GraphFailure ? error : new GraphFailure(500, 'generalException', String(error));
+        record.status = failure.status;
+        record.errorCode = failure.code;
+        return { id: inner.id, status: failure.status, headers: { 'Content-Type': 'application/json', ...failure.headers }, body: { error: { code: failure.code, message: failure.message } } };
+      }
+    });
+    return { status: 200, body: { responses: responses.reverse() } };
+  }
+
+  private signedInUser(req: Pick<IncomingMessage, 'headers'>): string {
+    const upn = this.entra.validate(/^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1] ?? '')?.upn;
+    if (upn === undefined) throw new GraphFailure(400, 'BadRequest', '/me request is only valid with delegated authentication flow.');
+    return upn;
+  }
+
+  private route(req: Pick<IncomingMessage, 'method' | 'headers'>, url: URL, body: Buffer): PeerAnswer {
     const method = req.method ?? 'GET';
     let parts = url.pathname.split('/').slice(2);
     // /me is the signed-in user of a delegated token (how Graph addresses a personal account); app-only tokens have none.

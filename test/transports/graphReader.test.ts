@@ -76,16 +76,19 @@ describe('reading a mailbox folder over Microsoft Graph delta: the real Graph cl
     return graph.mail.addMessage(mailbox, folder, rawMessage(n), { receivedAt: new Date(receivedAt) });
   }
 
-  it('a token Graph refuses is met at open, where withAuthRetry renews it once, and the delta round then reads with the new token', async () => {
+  it('open asks Graph nothing for a well-known folder; a token Graph refuses shows at the first delta page, and a caller that retries open and that read together (as the poll does) renews it once', async () => {
     const p = profile();
     const deps = tokensFor(p);
     const r = createReader(p, deps);
     deliver(1);
-    await (await r.open()).close();
+    assert.equal((await collect(await r.open(), undefined)).length, 1, 'a token is cached');
     entra.revokeAll();
+    const requests = graph.requests.length;
+    const session = await r.open();
+    assert.equal(graph.requests.length, requests, 'open sent nothing');
+    assert.equal((await mailErrorFrom(collect(session, undefined))).code, 'EAUTH');
     const tokenRequests = entra.tokenRequests().length;
-    const session = await withAuthRetry(deps.tokens, () => r.open());
-    const messages = await collect(session, undefined);
+    const messages = await withAuthRetry(deps.tokens, async () => collect(await r.open(), undefined));
     assert.equal(messages.length, 1);
     assert.equal(entra.tokenRequests().length - tokenRequests, 1, 'exactly one new token');
   });

@@ -1,4 +1,5 @@
 import type { AuthenticationProvider, Client, Context, GraphRequest, Middleware, ShouldRetry } from '@microsoft/microsoft-graph-client';
+import { z } from 'zod';
 import { graphScope } from '../../config/cloud.js';
 import type { Profile } from '../../config/profiles.js';
 import { MailError } from '../../errors.js';
@@ -39,6 +40,27 @@ export interface GraphCallOptions {
   /** More `Prefer` values, joined with the immutable-id preference. */
   prefer?: string[];
 }
+
+/**
+ * JSON batching (https://learn.microsoft.com/graph/json-batching): at most 20 requests in one
+ * POST /$batch, each answered on its own (status, headers, body) and in any order; a throttled
+ * one is a 429 with its own Retry-After inside a 200 batch answer.
+ */
+export const GRAPH_BATCH_MAX_REQUESTS = 20;
+
+/** One request of a batch: its url is relative to the version root (`/users/{id}/messages/{id}`). */
+export interface GraphBatchRequest {
+  id: string;
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
+  url: string;
+  headers?: Record<string, string>;
+  body?: unknown;
+}
+
+const batchAnswer = z.object({
+  responses: z.array(z.object({ id: z.string(), status: z.number().int(), headers: z.record(z.string(), z.string()).optional(), body: z.unknown().optional() })),
+});
+export type GraphBatchResponse = z.infer<typeof batchAnswer>['responses'][number];
 
 /** A token provider for one Graph request that keeps its own failure, which the SDK would otherwise wrap into a GraphError without our code. */
 class RequestAuth implements AuthenticationProvider {
@@ -170,6 +192,20 @@ export class GraphConnection {
       if (options.abortSignal?.aborted) throw new MailError('ECONNECTION', 'the Graph request was aborted', { profile: this.profile.name, cause: error, hint: 'The operation was cancelled or timed out; it may be retried.' });
       throw translateGraphError(error, { profile: this.profile.name, mailbox: this.profile.mailbox });
     }
+  }
+  /**
+   * Sends up to GRAPH_BATCH_MAX_REQUESTS requests as one JSON batch and answers each one's response
+   * (matched by id by the caller). The batch request itself goes through the same middleware,
+   * retries and translation as `call`; what each response says is the caller's to judge.
+   */
+  async batch(requests: readonly GraphBatchRequest[], options: GraphCallOptions): Promise<GraphBatchResponse[]> {
+    if (requests.length > GRAPH_BATCH_MAX_REQUESTS) throw new RangeError(`a Graph batch holds at most ${GRAPH_BATCH_MAX_REQUESTS} requests, not ${requests.length}`);
+    const answer = await this.call('/$batch', options, (request) => request.post({ requests }) as Promise<unknown>);
+    const parsed = batchAnswer.safeParse(answer);
+    if (!parsed.success) {
+      throw new MailError('EPROVIDER', `profile "${this.profile.name}": unexpected Graph batch answer: ${parsed.error.issues[0]?.message ?? 'invalid'}`, { profile: this.profile.name, hint: 'Check that endpoints.graph points at Microsoft Graph.' });
+    }
+    return parsed.data.responses;
   }
 }
 

@@ -1,13 +1,14 @@
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { z } from 'zod';
 import type { Profile } from '../../config/profiles.js';
 import { MailError } from '../../errors.js';
 import type { Logger } from '../../log.js';
-import type { AcknowledgeOptions, FetchedMessage, MailboxReader, MailboxSession, ReaderCursor, TransportDeps } from '../types.js';
-import { graphConnection, type GraphConnection } from './graphClient.js';
+import type { Acknowledged, Acknowledgement, AcknowledgeOptions, FetchedMessage, MailboxReader, MailboxSession, ReaderCursor, TransportDeps } from '../types.js';
+import { GRAPH_BATCH_MAX_REQUESTS, GRAPH_MAX_RETRIES, IMMUTABLE_ID_PREFERENCE, MAX_HONOURED_RETRY_AFTER_SECONDS, graphConnection, type GraphBatchRequest, type GraphBatchResponse, type GraphConnection } from './graphClient.js';
 import { translatedSource } from '../sourceStream.js';
-import { isExpiredDeltaError, translateGraphError } from './graphErrors.js';
+import { isExpiredDeltaError, parseRetryAfter, translateGraphError } from './graphErrors.js';
 
 /**
  * The Graph cursor: the link the next poll resumes from. Normally the round's
@@ -22,6 +23,18 @@ const WELL_KNOWN_FOLDERS = new Set([
   'archive', 'clutter', 'conflicts', 'conversationhistory', 'deleteditems', 'drafts', 'inbox', 'junkemail', 'localfailures',
   'msgfolderroot', 'outbox', 'recoverableitemsdeletions', 'scheduled', 'searchfolders', 'sentitems', 'serverfailures', 'syncissues',
 ]);
+
+/**
+ * afterFetch batches in flight at once. The issue's figure, within Graph's Outlook limit of four
+ * concurrent requests per app and mailbox (https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits);
+ * Graph runs a batch's requests up to four at a time itself, so a request it finds over the limit
+ * comes back as a 429 in the batch answer and is sent again (sendBatch).
+ */
+const AFTER_FETCH_BATCHES = 4;
+/** Graph's own throttling answers, which its SDK retries too (RetryHandler: 429, 503, 504). */
+const THROTTLED = new Set([429, 503, 504]);
+/** The wait before a throttled change is sent again when Graph gave no Retry-After, doubled each time (the SDK's RetryHandler default). */
+const RETRY_DELAY_SECONDS = 3;
 
 /** Graph pages hold at most this many messages whatever is asked for; a poll's `limit` may lower it. */
 const MAX_PAGE_SIZE = 100;
@@ -65,13 +78,11 @@ export class GraphReader implements MailboxReader {
 
   async open(options: { abortSignal?: AbortSignal } = {}): Promise<MailboxSession> {
     const name = this.profile.receive?.folder ?? 'Inbox';
+    // A well-known name (and a display name, once resolved) asks Graph nothing here: the round's
+    // first delta page is then the one request of a poll that finds nothing new. A token Graph
+    // refuses shows at that page, before any message, and the poll renews it once there
+    // (pollMailbox: withAuthRetry over the open and the first window).
     const folder = await this.folders.resolve(name, { create: false, abortSignal: options.abortSignal });
-    // A well-known name resolves without asking Graph: the folder is read here all the same, so
-    // that a token Graph refuses shows at open, where the poll renews it once (withAuthRetry),
-    // not in the middle of a delta round, where it would fail the poll until the token expired.
-    if (WELL_KNOWN_FOLDERS.has(name.toLowerCase())) {
-      await this.graph.call(`${this.graph.userPath}/mailFolders/${encodeURIComponent(folder)}`, { abortSignal: options.abortSignal }, (request) => request.select('id').get() as Promise<unknown>);
-    }
     return new GraphSession(this.profile, this.graph, this.folders, folder);
   }
 }
@@ -166,6 +177,23 @@ function oldestFirst(a: { time: number | undefined }, b: { time: number | undefi
   if (a.time === undefined) return 1;
   if (b.time === undefined) return -1;
   return a.time - b.time;
+}
+
+/** A header of one batch response, whatever its case. */
+function headerOf(response: GraphBatchResponse, name: string): string | undefined {
+  const wanted = name.toLowerCase();
+  return Object.entries(response.headers ?? {}).find(([key]) => key.toLowerCase() === wanted)?.[1];
+}
+
+/** A batch response's error in the shape the SDK throws (status, Graph code, message, headers), for translateGraphError. */
+function batchFailure(response: GraphBatchResponse): { statusCode: number; code?: string; message: string; headers: { get(name: string): string | null } } {
+  const error = z.object({ error: z.object({ code: z.string().optional(), message: z.string().optional() }) }).safeParse(response.body);
+  return {
+    statusCode: response.status,
+    ...(error.success && error.data.error.code !== undefined && { code: error.data.error.code }),
+    message: (error.success ? error.data.error.message : undefined) ?? `Graph answered ${response.status} in a batch`,
+    headers: { get: (name) => headerOf(response, name) ?? null },
+  };
 }
 
 class GraphSession implements MailboxSession {
@@ -275,27 +303,115 @@ class GraphSession implements MailboxSession {
 
   /** A delta round advances as a whole (its deltaLink comes with the last page): no cursor per message. */
   async acknowledge(message: FetchedMessage, options: AcknowledgeOptions): Promise<undefined> {
-    const path = this.messagePath(message.providerId);
+    const change = await this.afterFetchRequest({ message, afterFetch: options.afterFetch, ...(options.moveTo !== undefined && { moveTo: options.moveTo }) }, options.abortSignal);
+    if (change === undefined) return;
     const call = { abortSignal: options.abortSignal };
-    switch (options.afterFetch) {
-      case 'none':
+    const path = change.url;
+    switch (change.method) {
+      case 'PATCH':
+        await this.graph.call(path, call, (request) => request.patch(change.body));
         return;
-      case 'markRead':
-        await this.graph.call(path, call, (request) => request.patch({ isRead: true }));
+      case 'POST':
+        await this.graph.call(path, call, (request) => request.post(change.body));
         return;
-      case 'delete':
-        // Graph's DELETE moves the message to Deleted Items, where retention policies apply.
+      case 'DELETE':
         await this.graph.call(path, call, (request) => request.delete());
         return;
+    }
+  }
+
+  /**
+   * The afterFetch changes of a window in JSON batches: up to GRAPH_BATCH_MAX_REQUESTS per batch
+   * and AFTER_FETCH_BATCHES batches in flight, instead of a request per message. Graph answers each
+   * change on its own; one it throttled (429, 503, 504) is sent again in a later batch after the
+   * longest Retry-After among them, at most GRAPH_MAX_RETRIES times and never for longer than
+   * MAX_HONOURED_RETRY_AFTER_SECONDS, as a single request would be; any other refusal is that
+   * message's failure, translated as a single request's would be. The changes are independent
+   * (each names its own message), so no dependsOn ordering is asked for.
+   */
+  async acknowledgeAll(acknowledgements: readonly Acknowledgement[], options: { abortSignal?: AbortSignal }): Promise<Acknowledged[]> {
+    const answers: Acknowledged[] = acknowledgements.map(() => ({ ok: true }));
+    const changes: Array<{ index: number; request: GraphBatchRequest }> = [];
+    for (const [index, acknowledgement] of acknowledgements.entries()) {
+      try {
+        const request = await this.afterFetchRequest(acknowledgement, options.abortSignal);
+        if (request !== undefined) changes.push({ index, request: { ...request, id: String(index) } });
+      } catch (error) {
+        answers[index] = { ok: false, error };
+      }
+    }
+    const batches: Array<typeof changes> = [];
+    for (let i = 0; i < changes.length; i += GRAPH_BATCH_MAX_REQUESTS) batches.push(changes.slice(i, i + GRAPH_BATCH_MAX_REQUESTS));
+    // sendBatch never rejects: each of its changes ends with an outcome.
+    let next = 0;
+    const worker = async () => {
+      while (next < batches.length) {
+        const batch = batches[next++]!;
+        for (const [index, outcome] of await this.sendBatch(batch, options.abortSignal)) answers[index] = outcome;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(AFTER_FETCH_BATCHES, batches.length) }, worker));
+    return answers;
+  }
+
+  /** One batch, with its throttled changes sent again; answers the outcome of each change by its index. */
+  private async sendBatch(batch: ReadonlyArray<{ index: number; request: GraphBatchRequest }>, abortSignal?: AbortSignal): Promise<Map<number, Acknowledged>> {
+    const outcomes = new Map<number, Acknowledged>();
+    let pending = [...batch];
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      let responses: Map<string, GraphBatchResponse>;
+      try {
+        responses = new Map((await this.graph.batch(pending.map((c) => c.request), { abortSignal })).map((r) => [r.id, r]));
+      } catch (error) {
+        for (const c of pending) outcomes.set(c.index, { ok: false, error });
+        break;
+      }
+      const throttled: Array<{ change: (typeof pending)[number]; retryAfter?: number }> = [];
+      for (const change of pending) {
+        const response = responses.get(change.request.id);
+        if (response === undefined) {
+          outcomes.set(change.index, { ok: false, error: new MailError('EPROVIDER', `profile "${this.profile.name}": Graph's batch answer left out request ${change.request.id}`, { profile: this.profile.name, hint: 'The next poll applies afterFetch to that message again.' }) });
+        } else if (response.status < 300) {
+          outcomes.set(change.index, { ok: true });
+        } else {
+          const retryAfter = parseRetryAfter(headerOf(response, 'Retry-After'));
+          if (THROTTLED.has(response.status)) throttled.push({ change, ...(retryAfter !== undefined && { retryAfter }) });
+          outcomes.set(change.index, { ok: false, error: translateGraphError(batchFailure(response), { profile: this.profile.name, mailbox: this.profile.mailbox }) });
+        }
+      }
+      const wait = Math.max(0, ...throttled.map((t) => t.retryAfter ?? RETRY_DELAY_SECONDS * 2 ** attempt));
+      if (throttled.length === 0 || attempt >= GRAPH_MAX_RETRIES || wait > MAX_HONOURED_RETRY_AFTER_SECONDS) break;
+      try {
+        await sleep(wait * 1000, undefined, { signal: abortSignal });
+      } catch {
+        break;
+      }
+      pending = throttled.map((t) => t.change);
+    }
+    return outcomes;
+  }
+
+  /** The request that applies afterFetch to one message; undefined for "none". */
+  private async afterFetchRequest(acknowledgement: Acknowledgement, abortSignal?: AbortSignal): Promise<Omit<GraphBatchRequest, 'id'> | undefined> {
+    const url = this.messagePath(acknowledgement.message.providerId);
+    // Each request of a batch carries its own headers: the immutable-id preference goes on each.
+    const headers = { Prefer: IMMUTABLE_ID_PREFERENCE };
+    switch (acknowledgement.afterFetch) {
+      case 'none':
+        return undefined;
+      case 'markRead':
+        return { method: 'PATCH', url, headers: { ...headers, 'Content-Type': 'application/json' }, body: { isRead: true } };
+      case 'delete':
+        // Graph's DELETE moves the message to Deleted Items, where retention policies apply.
+        return { method: 'DELETE', url, headers };
       case 'move': {
-        const moveTo = options.moveTo ?? this.profile.receive?.moveTo;
+        const moveTo = acknowledgement.moveTo ?? this.profile.receive?.moveTo;
         if (!moveTo) {
           throw new MailError('ECONFIG', `profile "${this.profile.name}": afterFetch "move" needs receive.moveTo`, { profile: this.profile.name, field: 'receive.moveTo', hint: 'Name the folder to move fetched messages to.' });
         }
         // A missing target folder is created, as the IMAP reader does: failing every poll after delivery would leave delivered messages piling up.
-        const destinationId = await this.folders.resolve(moveTo, { create: true, abortSignal: options.abortSignal });
-        await this.graph.call(`${path}/move`, call, (request) => request.post({ destinationId }));
-        return;
+        const destinationId = await this.folders.resolve(moveTo, { create: true, abortSignal });
+        return { method: 'POST', url: `${url}/move`, headers: { ...headers, 'Content-Type': 'application/json' }, body: { destinationId } };
       }
     }
   }
