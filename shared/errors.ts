@@ -118,7 +118,8 @@ export function inputError(error: z.ZodError, prefix?: string): MailError {
   // message: name the property itself, and say what was wrong with the key.
   const path = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]] : issue.path;
   const message = issue.code === 'unrecognized_keys' ? 'is not a known field' : issue.code === 'invalid_key' ? (issue.issues[0]?.message ?? issue.message) : issue.message;
-  const field = [prefix, ...path.map(String)].filter(Boolean).join('.') || undefined;
+  // An empty property name ("": 1) is named "" rather than dropped, which would name no field at all.
+  const field = [prefix, ...path.map((segment) => (segment === '' ? '""' : String(segment)))].filter(Boolean).join('.') || undefined;
   return new MailError('EINPUT', `${field ?? 'body'}: ${message}`, {
     field,
     hint: field ? `Correct "${field}" and send again.` : 'Send a JSON object as the request body.',

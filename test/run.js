@@ -12,10 +12,11 @@ async function main() {
   const root = path.resolve(__dirname, '..');
   const testRoot = path.join(root, 'dist', 'test');
   // `--e2e` runs the end-to-end files (`*.e2e.js`: real Dovecot and Postfix, root) instead of
-  // the unit and integration tests, which never need root or system packages.
+  // the unit and integration tests, which never need root or system packages; `--fuzz` the fuzz
+  // suite (`*.fuzz.js`: generated requests and MIME sources, minutes rather than seconds).
   const args = process.argv.slice(2);
-  const suffix = args.includes('--e2e') ? '.e2e.js' : '.test.js';
-  const wanted = args.filter((a) => a !== '--e2e');
+  const suffix = args.includes('--e2e') ? '.e2e.js' : args.includes('--fuzz') ? '.fuzz.js' : '.test.js';
+  const wanted = args.filter((a) => a !== '--e2e' && a !== '--fuzz');
   const files = [];
   (function walk(d) {
     for (const name of readdirSync(d).sort()) {

@@ -60,10 +60,16 @@ const displayName = headerText('a display name')
 /**
  * The string form ("Name <a@b.c>" or "a@b.c") is read by nodemailer's addressparser in
  * parseAddress: that it holds exactly one valid address, and a display name's RFC 2047
- * encoded-words, are checked there, beyond what a pattern can say.
+ * encoded-words, are checked there, beyond what a pattern can say. Control characters are refused
+ * here, before the parser, which would drop them silently.
  */
 const addressInput = z.union([
-  noLineBreaks('an address').meta({ description: 'Exactly one address, "Name <a@example.com>" or "a@example.com", as an RFC 5322 address parser reads it.' }),
+  // nodemailer's addressparser drops control characters ("ada@exam\x01ple.com" goes out as
+  // ada@example.com) and splits on every whitespace JavaScript knows ("ada@example.co\u00a0m" goes
+  // out to ada@example.co, named "m"): only spaces and tabs may separate what the client can see.
+  headerText('an address')
+    .regex(/^[^\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*$/, 'an address must not contain whitespace other than spaces and tabs')
+    .meta({ description: 'Exactly one address, "Name <a@example.com>" or "a@example.com", as an RFC 5322 address parser reads it.' }),
   z.object({ name: displayName.optional(), address: z.email('must be an e-mail address') }).strict(),
 ]);
 

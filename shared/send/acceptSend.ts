@@ -52,7 +52,9 @@ export function sendModeOf(input: { query: string | null; prefer: string | null;
  */
 export function idempotencyKeyOf(header: string | null): string | undefined {
   if (header === null) return undefined;
-  const trimmed = header.trim();
+  // Only the optional whitespace of RFC 9110 (SP, HTAB): String.trim also takes \v, \f and
+  // U+00A0, which would make "\fkey" the key "key" instead of refusing it.
+  const trimmed = header.replace(/^[ \t]+|[ \t]+$/g, '');
   const key = /^".*"$/.test(trimmed) && trimmed.length >= 2 ? trimmed.slice(1, -1) : trimmed;
   if (key.length === 0 || key.length > 255 || !/^[\x20-\x7e]+$/.test(key)) {
     throw new MailError('EINPUT', 'Idempotency-Key must be 1 to 255 printable ASCII characters', {

@@ -191,13 +191,17 @@ function checkLimits(runtime: MailRuntime, profile: Profile, message: OutgoingMe
     });
   }
   // Attachments travel base64-encoded: 4 bytes for every 3.
-  const size =
-    Buffer.byteLength(message.text ?? '') +
-    Buffer.byteLength(message.html ?? '') +
-    message.attachments.reduce((sum, a) => sum + Math.ceil(a.content.length / 3) * 4, 0);
+  const parts = {
+    text: Buffer.byteLength(message.text ?? ''),
+    html: Buffer.byteLength(message.html ?? ''),
+    attachments: message.attachments.reduce((sum, a) => sum + Math.ceil(a.content.length / 3) * 4, 0),
+  };
+  const size = parts.text + parts.html + parts.attachments;
   if (size > limits.maxBytes) {
+    // The answer names the largest part: that is what to make smaller.
+    const largest = (Object.keys(parts) as Array<keyof typeof parts>).reduce((a, b) => (parts[b] > parts[a] ? b : a));
     throw new MailError('ETOO_LARGE', `the message is about ${size} bytes, over the limit of ${limits.maxBytes}`, {
-      field: message.attachments.length ? 'attachments' : 'html',
+      field: largest,
       hint: 'Send smaller attachments or a link, or raise send.maxBytes / SEND_MAX_BYTES (Exchange Online accepts 35 MB by default, up to 150 MB).',
     });
   }

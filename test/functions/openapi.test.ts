@@ -11,6 +11,7 @@ import { APP_ROOT } from '../../shared/config/profiles.js';
 import { createLogger } from '../../shared/log.js';
 import { MailRuntime, setRuntime } from '../../shared/runtime.js';
 import { AzuritePeer } from '../peers/azurite.js';
+import { EMAILS, VALID_ADDRESS_STRINGS, lineBreak, notAString } from '../support/sendBodies.js';
 import { functionEntryFiles, installFunctionsCore, registeredFunctions, triggerOf } from '../peers/functionsCore.js';
 
 type Json = Record<string, unknown>;
@@ -219,14 +220,9 @@ describe('GET /api/openapi.json describes the HTTP API', () => {
  * configured one or not strings: an unknown name is EPROFILE_UNKNOWN before validation, and the
  * document cannot know the names.
  */
-const VALID_ADDRESS_STRINGS = ['ada@example.com', 'Ada Lovelace <ada@example.com>', '"Lovelace, Ada" <ada@example.com>', 'desk@localhost.localdomain', 'Desk <desk@localhost.localdomain>'];
-const EMAILS = ['grace@example.org', 'desk@localhost.localdomain', 'a.b+c@sub.example.co.uk'];
-
-const notAString = fc.oneof(fc.integer(), fc.boolean(), fc.constant(null), fc.constant([]), fc.constant({}));
 const anyText = (maxLength: number) => fc.string({ unit: 'binary', maxLength });
 /** Strings just under and over `limit` characters, some of them made of characters outside the BMP (one code point, two UTF-16 units). */
 const nearLimit = (limit: number) => fc.string({ unit: fc.constantFrom('a', 'é', '😀'), minLength: limit - 2, maxLength: limit + 2 });
-const lineBreak = fc.constantFrom('\r', '\n', '\r\n');
 /** Mostly what the schema takes, sometimes anything: with a dozen fields, a body is then valid often enough for both verdicts to be common. */
 const mostly = <T, U>(usual: fc.Arbitrary<T>, unusual: fc.Arbitrary<U>) => fc.oneof({ weight: 12, arbitrary: usual }, { weight: 1, arbitrary: unusual });
 /** A record of optional fields, and now and then a field the schema does not know. */

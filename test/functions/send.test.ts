@@ -133,6 +133,12 @@ describe('POST /api/send on the built-in local profile (file transport)', () => 
     { name: 'more recipients than SEND_MAX_RECIPIENTS', body: { ...valid, to: Array.from({ length: 11 }, (_, i) => `r${i}@example.com`) }, status: 422, code: 'ETOO_MANY_RECIPIENTS', field: 'to' },
     { name: 'an html body over SEND_MAX_BYTES', body: { to: 'someone@example.com', html: `<p>${'x'.repeat(70_000)}</p>` }, status: 413, code: 'ETOO_LARGE', field: 'html' },
     { name: 'an attachment over SEND_MAX_BYTES', body: { ...valid, attachments: [{ filename: 'big.bin', content: Buffer.alloc(60_000).toString('base64') }] }, status: 413, code: 'ETOO_LARGE', field: 'attachments' },
+    // Found by the fuzz suite (test/fuzz): each was accepted, or named the wrong field or none.
+    { name: 'a control character in an address string, which the address parser would drop', body: { ...valid, to: 'ada@exam\u0001ple.com' }, status: 400, code: 'EINPUT', field: 'to' },
+    { name: 'a no-break space in an address string, which the address parser would split on', body: { ...valid, cc: ['ada@example.co\u00a0m'] }, status: 400, code: 'EINPUT', field: 'cc.0' },
+    { name: 'a form feed before the Idempotency-Key, which trimming would drop', body: valid, headers: { 'content-type': 'application/json', 'idempotency-key': '\fkey-42' }, status: 400, code: 'EINPUT', field: 'idempotency-key' },
+    { name: 'a text body over SEND_MAX_BYTES beside a small attachment, naming the text', body: { ...valid, text: 'x'.repeat(70_000), attachments: [{ filename: 'a.txt', content: 'aGk=' }] }, status: 413, code: 'ETOO_LARGE', field: 'text' },
+    { name: 'a field with an empty name', body: { ...valid, '': 1 }, status: 400, code: 'EINPUT', field: '""' },
     // 2 x SEND_MAX_BYTES + 1 MiB is the most worth reading: what is larger is refused before it is parsed.
     { name: 'a body over the request limit, before parsing it', body: `{"to": "${'x'.repeat(1_200_000)}`, status: 413, code: 'ETOO_LARGE', field: 'body' },
     { name: 'a Content-Length over the request limit, unread', body: valid, headers: { 'content-type': 'application/json', 'content-length': '1200000' }, status: 413, code: 'ETOO_LARGE', field: 'body' },
