@@ -1,15 +1,20 @@
 /**
  * Ingest throughput of a poll: N messages (default 2,000) from the loopback IMAP server
  * through our whole poll (ImapReader + parser + dedupe table + queue sink, state in Azurite),
- * through our reader + parser alone, through the parser alone, and raw imapflow fetching the
- * same messages' sources; with the ratios. Every path runs once on a small mailbox first, so
+ * through our reader + parser alone, through the parser alone, raw imapflow fetching the same
+ * messages' sources, and the pipeline a typical integration writes from the same libraries
+ * (imapflow fetch + mailparser simpleParser + one QueueClient.sendMessage per message, to the same
+ * Azurite); with the ratios.
+ * Then what a Graph poll costs in requests at the Graph stand-in (issue 11, item 3): requests per
+ * delivered message over G messages (default 500, afterFetch markRead, so the $batch requests
+ * count too) and per poll of an unchanged mailbox. Every path runs once on a small mailbox first, so
  * each is measured warm (JIT, SDK modules loaded, connections and tables made), over the same
  * messages, in the same process, against the same in-process peer.
  * Then the peak RSS of a poll ingesting one message with a 50 MB attachment (streamed to blob),
  * each in a fresh process whose only work is that poll: from the file inbox, and over IMAP
  * with the IMAP server in a process of its own, so its copy of the message is not counted.
  * Figures, never assertions.
- * Usage: npm run bench:poll -- [--n 2000] [--large-mb 50]
+ * Usage: npm run bench:poll -- [--n 2000] [--graph-n 500] [--large-mb 50]
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -28,6 +33,7 @@ import { MailRuntime } from '../shared/runtime.js';
 import { STATE_NAMES } from '../shared/state/storage.js';
 import { createReader } from '../shared/transports/index.js';
 import { AzuritePeer } from '../test/peers/azurite.js';
+import { GraphPeer } from '../test/peers/graphPeer.js';
 import { ImapPeer } from '../test/peers/imapPeer.js';
 import { rerunWithTestCa } from '../test/peers/testCa.js';
 import { TokenEndpointPeer } from '../test/peers/tokenEndpoint.js';
@@ -137,6 +143,37 @@ async function rawFetch({ imap, entra, storage }: Target): Promise<number> {
   return fetched;
 }
 
+/**
+ * What a user would otherwise write with the same libraries, as their READMEs show them: one
+ * imapflow connection fetching every source, mailparser's simpleParser on each, and one
+ * QueueClient.sendMessage per message of the parsed fields as JSON. No cursor, dedupe, lease,
+ * afterFetch, claim check or attachment handling: the comparison is with what it leaves out.
+ */
+async function naivePipeline({ imap, entra, storage }: Target): Promise<number> {
+  const runtime = imapRuntime('naive', imap.endpoint, entra.url, storage);
+  const profile = runtime.profile('naive');
+  const token = await runtime.tokens(profile).getToken(exchangeScope(profile.endpoints));
+  const { ImapFlow } = require('imapflow') as typeof import('imapflow');
+  const { simpleParser } = require('mailparser') as typeof import('mailparser');
+  const { QueueClient } = require('@azure/storage-queue') as typeof import('@azure/storage-queue');
+  const queue = new QueueClient(storage, `bench-naive${++profiles}`);
+  await queue.createIfNotExists();
+  const [host, port] = imap.endpoint.split(':');
+  const client = new ImapFlow({ host: host!, port: Number(port), secure: true, auth: { user: MAILBOX, accessToken: token }, logger: false });
+  await client.connect();
+  await client.mailboxOpen('INBOX');
+  let sent = 0;
+  for await (const message of client.fetch('1:*', { uid: true, source: true })) {
+    if (!message.source) continue;
+    const mail = await simpleParser(message.source);
+    const json = JSON.stringify({ uid: message.uid, messageId: mail.messageId, date: mail.date, from: mail.from?.value, to: mail.to, subject: mail.subject, text: mail.text, html: mail.html || undefined });
+    await queue.sendMessage(Buffer.from(json).toString('base64'));
+    sent++;
+  }
+  await client.logout();
+  return sent;
+}
+
 async function mailboxWith(entra: TokenEndpointPeer, count: number): Promise<ImapPeer> {
   const imap = await new ImapPeer(entra, { mailbox: MAILBOX }).start();
   for (let i = 0; i < count; i++) imap.append('INBOX', await compose(i));
@@ -149,18 +186,73 @@ async function throughput(n: number, storage: string): Promise<void> {
   const warm = await mailboxWith(entra, WARM_UP_MESSAGES);
   const measured = await mailboxWith(entra, n);
   try {
-    const paths = [fullPoll, readerAndParser, parserAlone, rawFetch];
+    const paths = [fullPoll, readerAndParser, parserAlone, rawFetch, naivePipeline];
     for (const run of paths) await run({ imap: warm, entra, storage });
     const target = { imap: measured, entra, storage };
-    const [full, reader, parser, raw] = [await rate(() => fullPoll(target)), await rate(() => readerAndParser(target)), await rate(() => parserAlone(target)), await rate(() => rawFetch(target))] as const;
+    const [full, reader, parser, raw, naive] = [await rate(() => fullPoll(target)), await rate(() => readerAndParser(target)), await rate(() => parserAlone(target)), await rate(() => rawFetch(target)), await rate(() => naivePipeline(target))] as const;
     console.log(`bench/poll: ${n} messages (~${Math.round(measured.messages('INBOX')[0]!.raw.length / 1024)} KiB each) from the loopback IMAP server (TLS, XOAUTH2), each path warmed up on ${WARM_UP_MESSAGES} others first`);
     console.log(`  pollMailbox (reader + parser + dedupe + queue sink, Azurite): ${full.perSecond.toFixed(0)} messages/s (${full.count} delivered)`);
     console.log(`  ImapReader + parser only:                                  ${reader.perSecond.toFixed(0)} messages/s (${reader.count} parsed)`);
     console.log(`  parser alone (sources in memory):                          ${parser.perSecond.toFixed(0)} messages/s`);
     console.log(`  raw imapflow fetch of the sources:                         ${raw.perSecond.toFixed(0)} messages/s (${raw.count} fetched)`);
-    console.log(`  ratio reader+parser/raw: ${(reader.perSecond / raw.perSecond).toFixed(2)}, full poll/raw: ${(full.perSecond / raw.perSecond).toFixed(2)}`);
+    console.log(`  naive pipeline (imapflow fetch + simpleParser + one QueueClient.sendMessage each): ${naive.perSecond.toFixed(0)} messages/s (${naive.count} sent)`);
+    console.log(`  ratio reader+parser/raw: ${(reader.perSecond / raw.perSecond).toFixed(2)}, full poll/raw: ${(full.perSecond / raw.perSecond).toFixed(2)}, full poll/naive pipeline: ${(full.perSecond / naive.perSecond).toFixed(2)}`);
   } finally {
     await Promise.all([warm.stop(), measured.stop()]);
+    await entra.stop();
+  }
+}
+
+/**
+ * Requests at the Graph stand-in (every HTTP request reaching it; a $batch is one, its changes
+ * counted apart): a poll of `count` new messages with afterFetch markRead, polled until none is
+ * left, then polls of the unchanged mailbox.
+ */
+async function graphCost(count: number, storage: string): Promise<void> {
+  const entra = await new TokenEndpointPeer().start();
+  entra.register(APP);
+  const graph = await new GraphPeer(entra).start();
+  try {
+    graph.addMailbox(MAILBOX);
+    for (let i = 0; i < count; i++) graph.mail.addMessage(MAILBOX, 'inbox', await compose(i), { receivedAt: new Date(Date.UTC(2024, 2, 1, 9, 0, i)) });
+    const name = 'graphcost';
+    const runtime = new MailRuntime({
+      env: {
+        AzureWebJobsStorage: storage,
+        MAIL_PROFILES: JSON.stringify({ profiles: { [name]: {
+          mailbox: MAILBOX, tenantId: APP.tenantId, clientId: APP.clientId,
+          auth: { type: 'clientSecret', secret: 'bench-client-secret' },
+          receive: { via: 'graph', afterFetch: 'markRead', batchSize: 1000, deliver: { queue: { name: 'bench-graph' } } },
+          endpoints: { authority: entra.url, graph: graph.url },
+        } } }),
+        BENCH_CLIENT_SECRET: APP.secret,
+      },
+      logger: silentLogger,
+    });
+    const from = graph.requests.length;
+    const batchedFrom = graph.batched.length;
+    let delivered = 0;
+    let polls = 0;
+    for (;;) {
+      const result = await pollMailbox(runtime, name);
+      polls++;
+      if (result.status !== 'completed') throw new Error(`poll ${result.status}: ${result.error?.message ?? ''}`);
+      if (result.delivered === 0) break;
+      delivered += result.delivered;
+    }
+    const requests = graph.requests.slice(from);
+    const kind = (path: string) => (path.endsWith('/messages/delta') ? 'delta' : path.endsWith('/$value') ? '$value' : path.endsWith('/$batch') ? '$batch' : 'other');
+    const counts = new Map<string, number>();
+    for (const r of requests) counts.set(kind(r.path), (counts.get(kind(r.path)) ?? 0) + 1);
+    const idleFrom = graph.requests.length;
+    const idlePolls = 5;
+    for (let i = 0; i < idlePolls; i++) await pollMailbox(runtime, name);
+    const idle = (graph.requests.length - idleFrom) / idlePolls;
+    console.log(`  Graph stand-in, ${delivered} new messages (afterFetch markRead) in ${polls} polls, the last one finding nothing: ${requests.length} requests, ${(requests.length / delivered).toFixed(3)} per delivered message`);
+    console.log(`    delta pages ${counts.get('delta') ?? 0}, $value ${counts.get('$value') ?? 0}, $batch ${counts.get('$batch') ?? 0} (holding ${graph.batched.length - batchedFrom} changes), other ${counts.get('other') ?? 0}`);
+    console.log(`    a poll of the unchanged mailbox: ${idle} request(s) (mean of ${idlePolls})`);
+  } finally {
+    await graph.stop();
     await entra.stop();
   }
 }
@@ -272,12 +364,14 @@ async function largeMessage(mb: number, storage: string): Promise<void> {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { n: { type: 'string', default: '2000' }, 'large-mb': { type: 'string', default: '50' }, 'serve-large': { type: 'string' }, 'poll-large': { type: 'boolean' } },
+    options: { n: { type: 'string', default: '2000' }, 'graph-n': { type: 'string', default: '500' }, 'large-mb': { type: 'string', default: '50' }, 'serve-large': { type: 'string' }, 'poll-large': { type: 'boolean' } },
   });
   if (values['serve-large'] !== undefined) return serveLarge(Number(values['serve-large']));
   if (values['poll-large']) return pollLarge();
   const n = Number(values.n);
   const largeMb = Number(values['large-mb']);
+  const graphN = Number(values['graph-n']);
+  if (!Number.isInteger(graphN) || graphN < 1) throw new Error(`--graph-n must be a positive integer, got ${values['graph-n']}`);
   if (!Number.isInteger(n) || n < 1) throw new Error(`--n must be a positive integer, got ${values.n}`);
   if (!Number.isInteger(largeMb) || largeMb < 1) throw new Error(`--large-mb must be a positive integer, got ${values['large-mb']}`);
   if (!process.env.TEST_TLS_DIR) {
@@ -288,6 +382,7 @@ async function main(): Promise<void> {
   await azurite.start();
   try {
     await throughput(n, azurite.connectionString);
+    await graphCost(graphN, azurite.connectionString);
     await largeMessage(largeMb, azurite.connectionString);
   } finally {
     await azurite.stop();
