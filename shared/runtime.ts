@@ -15,8 +15,8 @@ import type { MessageSink } from './sinks/types.js';
 import { MailState } from './state/index.js';
 import { createTelemetry, processTelemetry, type Telemetry } from './telemetry/index.js';
 import { telemetrySecrets, telemetrySettings } from './telemetry/settings.js';
-import { createReader, createSender } from './transports/index.js';
-import type { MailboxReader, MailSender, ProfileResources, TransportDeps } from './transports/types.js';
+import { createReader, createSender, createSubscriptions } from './transports/index.js';
+import type { MailboxReader, MailboxSubscriptions, MailSender, ProfileResources, TransportDeps } from './transports/types.js';
 
 export interface RuntimeOptions {
   env?: NodeJS.ProcessEnv;
@@ -42,6 +42,7 @@ class ProfileScope implements ProfileResources {
   proxy?: ProxyRouter;
   sender?: MailSender;
   reader?: MailboxReader;
+  subscriptions?: MailboxSubscriptions;
   sink?: MessageSink;
   private readonly shared = new Map<string, unknown>();
 
@@ -88,6 +89,7 @@ export class MailRuntime {
     registerSettingSecrets(this.env);
     this.defaultProfile = defaultProfileSetting(this.settings, this.profiles);
     checkCallerSettings(this.settings, this.profiles);
+    checkPushSettings(this.settings, this.profiles);
     this.secrets = options.secrets ?? createSecretStore(this.env, this.settings);
     // The storage account is the app's, not a profile's: HTTPS_PROXY and NO_PROXY decide.
     this.state = options.state ?? new MailState(this.settings.storage, {
@@ -174,6 +176,13 @@ export class MailRuntime {
     return scope.reader;
   }
 
+  /** The provider's subscriptions of a push profile (receive.push). */
+  subscriptions(profile: ReceivingProfile): MailboxSubscriptions {
+    const scope = this.scope(profile);
+    scope.subscriptions ??= createSubscriptions(profile, this.transportDeps(profile));
+    return scope.subscriptions;
+  }
+
   sink(profile: ReceivingProfile): MessageSink {
     const scope = this.scope(profile);
     scope.sink ??= createSink(profile, { secrets: this.secrets, settings: this.settings, state: this.state, proxy: this.proxy(profile) });
@@ -252,6 +261,17 @@ function checkCallerSettings(settings: AppSettings, set: ProfileSet): void {
       });
     }
   }
+}
+
+/** Graph posts notifications to a public https URL: a push profile cannot work without one. */
+function checkPushSettings(settings: AppSettings, set: ProfileSet): void {
+  const push = [...set.profiles.values()].find((p) => p.receive?.push === true);
+  if (push === undefined || settings.notificationUrl !== undefined) return;
+  throw new MailError('ECONFIG', `profile "${push.name}" receives by push (receive.push), but NOTIFICATION_URL is not set`, {
+    field: 'NOTIFICATION_URL',
+    profile: push.name,
+    hint: 'Set NOTIFICATION_URL to the app\'s public https base URL (https://<app>.azurewebsites.net), where Graph posts change notifications, or remove receive.push.',
+  });
 }
 
 let shared: MailRuntime | undefined;

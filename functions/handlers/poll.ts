@@ -4,7 +4,7 @@ import { getRuntime } from '../../shared/runtime.js';
 import { pollQueue } from '../bindings.js';
 
 export async function poll(timer: Timer, context: InvocationContext): Promise<void> {
-  const requests = pollRequests(getRuntime());
+  const requests = await pollRequests(getRuntime());
   context.extraOutputs.set(pollQueue, requests);
   context.log(JSON.stringify({ operation: 'poll', outcome: 'ok', profiles: requests.length, isPastDue: timer.isPastDue }));
 }

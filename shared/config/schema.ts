@@ -129,6 +129,8 @@ export const receiveCommon = {
   trustedAuthservIds: z.array(z.string().regex(/^[\x21-\x3a\x3c-\x7e]{1,255}$/, 'must be an authserv-id (a host name)')).default([]),
   /** Attachments of one message stored as blobs at most; the rest are listed with `omitted` (0-250). */
   maxAttachmentBlobs: z.number().int().min(0).max(250).default(25),
+  /** Poll when the provider says mail arrived (Graph change notifications), not only on the timer: only for transports that can (TransportSections.push). */
+  push: z.boolean().optional(),
 };
 
 type Shape = Record<string, z.ZodType>;
@@ -145,6 +147,8 @@ export interface TransportSections {
   receive: ReadonlyMap<string, SectionSchema<ReceiveConfig>>;
   /** Transports that talk to a server, and so need an identity (every one but file). */
   remote: ReadonlySet<string>;
+  /** Receive transports that can notify of new mail (receive.push). */
+  push: ReadonlySet<string>;
 }
 
 /** A section whose `via` names one of `transports`: the common fields plus that transport's own, nothing else. */
@@ -199,6 +203,9 @@ export function profileSchema(transports: TransportSections): z.ZodType<ParsedPr
       const issue = (where: string) => (path: string[], message: string) => ctx.addIssue({ code: 'custom', path: [where, ...path], message });
       if (p.send) transports.send.get(p.send.via)?.check?.(p.send, issue('send'));
       if (p.receive) transports.receive.get(p.receive.via)?.check?.(p.receive, issue('receive'));
+      if (p.receive?.push === true && !transports.push.has(p.receive.via)) {
+        issue('receive')(['push'], `is only for ${[...transports.push].map((t) => `receive.via "${t}"`).join(', ')} (${p.receive.via} is polled on the timer)`);
+      }
     }) as unknown as z.ZodType<ParsedProfile>;
 }
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;

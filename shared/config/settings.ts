@@ -118,6 +118,8 @@ export interface AppSettings {
   noProxy: NoProxy;
   /** IDENTITY_ENDPOINT / MSI_ENDPOINT (set by the platform): the managed identity endpoint, always reached directly. */
   managedIdentityEndpoints: ConnectTarget[];
+  /** NOTIFICATION_URL: the app's public https base URL, where Graph posts change notifications (required once a profile has receive.push). */
+  notificationUrl?: string;
 }
 
 export const DEFAULT_HEALTH_STALE_AFTER_SECONDS = 300;
@@ -156,5 +158,6 @@ export function parseSettings(env: NodeJS.ProcessEnv): AppSettings {
     httpsProxy: proxySetting(env, 'HTTPS_PROXY'),
     noProxy: env.NO_PROXY?.trim() ? NoProxy.parse(env.NO_PROXY, 'NO_PROXY') : NoProxy.parse(env.no_proxy, 'no_proxy'),
     managedIdentityEndpoints: managedIdentityEndpoints(env),
+    notificationUrl: httpsUrlSetting(env, 'NOTIFICATION_URL'),
   };
 }

@@ -1,9 +1,10 @@
 import { readCredentialExpiry, type CredentialExpiry } from '../identity/credentialExpiry.js';
 import { describeSource } from '../profiles/describe.js';
 import { receivingProfiles } from '../receive/pollMailbox.js';
+import { isPushProfile, subscriptionState, type SubscriptionState } from '../receive/push.js';
 import { redact, redactValue } from '../redact.js';
 import type { MailRuntime } from '../runtime.js';
-import type { PollStatusRecord, StoredPollStatus } from '../state/index.js';
+import type { PollStatusRecord, StoredPollStatus, SubscriptionRecord } from '../state/index.js';
 
 /**
  * Five ticks of the default one-minute POLL_SCHEDULE: a poll waits on the queue, may run up to
@@ -47,10 +48,22 @@ export interface ProfileHealth {
   consecutiveFailures: number;
   lastError: { code: string; message: string; hint?: string; at: string } | null;
   lastCounts: PollStatusRecord['lastCounts'] | null;
+  /** A push profile's (receive.push) Graph subscription; absent for the others. Never its clientState. */
+  push?: PushHealth;
+}
+
+export interface PushHealth {
+  /** active: notifications come; failing: the last create or renewal failed (the regular timer polls the profile again); expired; missing: not made yet (the first poll makes it). */
+  state: SubscriptionState;
+  subscriptionId: string | null;
+  expiresAt: string | null;
+  lastRenewedAt: string | null;
+  consecutiveFailures: number;
+  lastError: { code: string; message: string; hint?: string; at: string } | null;
 }
 
 export interface ProfilesHealthReport {
-  /** Every receiving profile is `ok`, and no profile's client secret or certificate is expired or unreadable. */
+  /** Every receiving profile is `ok`, every push profile's subscription `active`, and no profile's client secret or certificate is expired or unreadable. */
   ok: boolean;
   checkedAt: string;
   staleAfterSeconds: number;
@@ -75,7 +88,7 @@ export interface HealthOptions {
 export async function profilesHealth(runtime: MailRuntime, options: HealthOptions = {}): Promise<ProfilesHealthReport> {
   const now = options.now ?? new Date();
   const [receiving, credentials] = await Promise.all([receivingHealth(runtime, now, options), credentialsHealth(runtime, now, options)]);
-  const ok = receiving.profiles.every((p) => p.state === 'ok') && credentials.every((c) => c.state !== 'expired' && c.state !== 'unreadable');
+  const ok = receiving.profiles.every((p) => p.state === 'ok' && (p.push === undefined || p.push.state === 'active')) && credentials.every((c) => c.state !== 'expired' && c.state !== 'unreadable');
   return { ok, checkedAt: now.toISOString(), ...receiving, credentialExpiryWarningDays: runtime.settings.credentialExpiryWarningDays, credentials };
 }
 
@@ -99,9 +112,11 @@ async function credentialsHealth(runtime: MailRuntime, now: Date, options: Healt
 async function receivingHealth(runtime: MailRuntime, now: Date, options: HealthOptions): Promise<Pick<ProfilesHealthReport, 'staleAfterSeconds' | 'profiles'>> {
   const staleAfter = runtime.settings.healthStaleAfterSeconds;
   const profiles = receivingProfiles(runtime);
-  const stored = profiles.length === 0
-    ? new Map<string, StoredPollStatus>()
-    : await runtime.state.pollStatus.list({ abortSignal: options.abortSignal ?? AbortSignal.timeout(STORAGE_READ_TIMEOUT_MS) });
+  const abortSignal = options.abortSignal ?? AbortSignal.timeout(STORAGE_READ_TIMEOUT_MS);
+  const [stored, subscriptions] = await Promise.all([
+    profiles.length === 0 ? new Map<string, StoredPollStatus>() : runtime.state.pollStatus.list({ abortSignal }),
+    profiles.some(isPushProfile) ? runtime.state.subscriptions.list({ abortSignal }) : new Map<string, SubscriptionRecord>(),
+  ]);
   const health = profiles.map((profile): ProfileHealth => {
     const row = stored.get(profile.name);
     // Shown as never polled (stale), so that one odd row does not take the whole report down; the next poll rewrites it.
@@ -122,14 +137,28 @@ async function receivingHealth(runtime: MailRuntime, now: Date, options: HealthO
       lastCompletedAt: record?.lastCompletedAt ?? null,
       lastDeliveredAt: record?.lastDeliveredAt ?? null,
       consecutiveFailures: record?.consecutiveFailures ?? 0,
-      // Redacted when recorded; again here, against a value registered since in this process.
-      lastError: record?.lastError
-        ? { ...record.lastError, message: redact(record.lastError.message), ...(record.lastError.hint !== undefined && { hint: redact(record.lastError.hint) }) }
-        : null,
+      lastError: record?.lastError ? redactedError(record.lastError) : null,
       lastCounts: record?.lastCounts ?? null,
+      ...(isPushProfile(profile) && { push: pushHealth(subscriptions.get(profile.name), now) }),
     };
   });
   return { staleAfterSeconds: staleAfter, profiles: health };
+}
+
+function pushHealth(record: SubscriptionRecord | undefined, now: Date): PushHealth {
+  return {
+    state: subscriptionState(record, now),
+    subscriptionId: record?.subscriptionId ?? null,
+    expiresAt: record?.expiresAt ?? null,
+    lastRenewedAt: record?.lastRenewedAt ?? null,
+    consecutiveFailures: record?.consecutiveFailures ?? 0,
+    lastError: record?.lastError ? redactedError(record.lastError) : null,
+  };
+}
+
+/** Redacted when recorded; again here, against a value registered since in this process. */
+function redactedError(error: { code: string; message: string; hint?: string; at: string }): { code: string; message: string; hint?: string; at: string } {
+  return { ...error, message: redact(error.message), ...(error.hint !== undefined && { hint: redact(error.hint) }) };
 }
 
 /**

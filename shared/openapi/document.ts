@@ -8,6 +8,8 @@ import { ERROR_CODES, type ErrorCode } from '../errors.js';
 import { healthReportSchema } from '../health/reportSchemas.js';
 import { problemSchema } from '../http/problemSchema.js';
 import { sendRequestSchema } from '../mail/outgoing.js';
+import { notificationCollectionSchema } from '../receive/notifications.js';
+import { LIFECYCLE_ROUTE, NOTIFICATION_ROUTE } from '../receive/notificationRoutes.js';
 import { profilesDescriptionSchema } from '../profiles/descriptionSchema.js';
 import { queuedAnswerSchema, sendStatusViewSchema, sentAnswerSchema } from '../send/answerSchemas.js';
 import { SEND_MODES } from '../send/acceptSend.js';
@@ -26,7 +28,7 @@ type Json = Record<string, unknown>;
 const ROUTE_PREFIX = 'api';
 
 /** Request bodies, by what the handler parses them with: read as the handler reads them (io: input). */
-const REQUESTS = { SendRequest: sendRequestSchema, DiagnoseRequest: diagnoseRequestSchema } satisfies Record<string, z.ZodType>;
+const REQUESTS = { SendRequest: sendRequestSchema, DiagnoseRequest: diagnoseRequestSchema, Notifications: notificationCollectionSchema } satisfies Record<string, z.ZodType>;
 
 /** Answers, by what builds them: as they are sent (io: output). */
 const ANSWERS = {
@@ -209,6 +211,21 @@ const OPERATIONS: Operation[] = [
     problems: ['ECONSENT', 'ETOKEN', 'ESECRET_ACCESS', 'ECONFIG', 'EINTERNAL'],
     problemsAsText: true,
   },
+  ...(['notifications', 'lifecycleNotifications'] as const).map((fn): Operation => ({
+    function: fn,
+    method: 'post',
+    route: fn === 'notifications' ? NOTIFICATION_ROUTE : LIFECYCLE_ROUTE,
+    summary: fn === 'notifications' ? 'Where Graph posts change notifications of push profiles (receive.push)' : 'Where Graph posts lifecycle events of push profiles\' subscriptions',
+    description: 'For Microsoft Graph, not for callers: anonymous, because each notification carries its subscription\'s clientState, checked in constant time; one that does not match is ignored and counted. With validationToken (Graph validating the URL) the token is answered as text/plain.',
+    access: 'anonymous',
+    parameters: [{ name: 'validationToken', in: 'query', required: false, description: 'Sent by Graph when it creates a subscription: answered as it came, as text/plain.', schema: { type: 'string', minLength: 1, maxLength: 4096 } }],
+    requestBody: { schema: 'Notifications', required: false, description: 'A changeNotificationCollection (none with validationToken).' },
+    answers: {
+      '200': { description: 'The validation token, echoed.', content: { 'text/plain': { schema: { type: 'string' } } } },
+      '202': { description: 'Accepted: the polls asked for are queued (a notification that was not ours is accepted and ignored alike).' },
+    },
+    problems: ['EINPUT', 'ETOO_LARGE', 'ESTATE', 'ECONFIG', 'EINTERNAL'],
+  })),
   {
     function: 'openapi',
     method: 'get',

@@ -7,5 +7,16 @@ export const DEFAULT_POLL_SCHEDULE = '0 */1 * * * *';
  * refuses to start a timer whose `%SETTING%` does not resolve.
  */
 export function pollSchedule(env: NodeJS.ProcessEnv = process.env): string {
-  return env.POLL_SCHEDULE?.trim() ? '%POLL_SCHEDULE%' : DEFAULT_POLL_SCHEDULE;
+  return timerSchedule('POLL_SCHEDULE', DEFAULT_POLL_SCHEDULE, env);
+}
+
+/** Every 15 minutes: how often push profiles whose subscription is healthy are polled all the same (a notification lost, or none sent). */
+export const DEFAULT_PUSH_FALLBACK_SCHEDULE = '0 */15 * * * *';
+
+/** Every 30 minutes: subscriptions are renewed well before they expire, and a failed one is retried. */
+export const DEFAULT_SUBSCRIPTION_RENEW_SCHEDULE = '0 7,37 * * * *';
+
+/** A timer's schedule: `%NAME%` when the app setting is set (the host resolves it), else the default. */
+export function timerSchedule(setting: string, fallback: string, env: NodeJS.ProcessEnv = process.env): string {
+  return env[setting]?.trim() ? `%${setting}%` : fallback;
 }

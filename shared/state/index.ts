@@ -5,6 +5,7 @@ import { DedupeStore } from './dedupeStore.js';
 import { MailboxLeases } from './mailboxLease.js';
 import { PollStatusStore } from './pollStatusStore.js';
 import { createSendState, type SendState } from './sendState.js';
+import { SubscriptionStore } from './subscriptionStore.js';
 import { storageAccount, type StorageAccount, type StorageClientOptions } from './storage.js';
 
 /** Everything a poll keeps in storage, for one account. */
@@ -38,6 +39,7 @@ export class MailState {
   private receiveParts?: ReceiveState;
   private sendParts?: SendState;
   private statuses?: PollStatusStore;
+  private subscriptionStore?: SubscriptionStore;
 
   constructor(
     private readonly connection: StorageConnection | string | undefined,
@@ -63,7 +65,14 @@ export class MailState {
     this.statuses ??= new PollStatusStore(this.account);
     return this.statuses;
   }
+
+  /** Push profiles' subscriptions and poll-pending markers. */
+  get subscriptions(): SubscriptionStore {
+    this.subscriptionStore ??= new SubscriptionStore(this.account);
+    return this.subscriptionStore;
+  }
 }
 
 export type { SendState } from './sendState.js';
 export type { PollStatusRecord, StoredPollStatus } from './pollStatusStore.js';
+export type { SubscriptionRecord, StoredSubscription } from './subscriptionStore.js';

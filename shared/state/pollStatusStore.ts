@@ -2,6 +2,7 @@ import type { TableClient, TableEntity } from '@azure/data-tables';
 import { z } from 'zod';
 import { untilAborted } from '../abort.js';
 import { MailError } from '../errors.js';
+import { writeRowIfUnchanged } from './conditionalWrite.js';
 import { tableKey } from './keys.js';
 import { stateError, statusOf, type StorageAccount } from './storage.js';
 
@@ -125,21 +126,15 @@ export class PollStatusStore {
 
   /** Writes the row if it is still at `etag` (absent when undefined); another writer in between is ESTATE_CONFLICT. */
   async put(record: PollStatusRecord, etag: string | undefined, options: { abortSignal?: AbortSignal } = {}): Promise<void> {
-    try {
-      const table = await this.table(options.abortSignal);
-      if (etag === undefined) await table.createEntity(toEntity(record), { abortSignal: options.abortSignal });
-      else await table.updateEntity(toEntity(record), 'Replace', { etag, abortSignal: options.abortSignal });
-    } catch (error) {
-      const status = statusOf(error);
-      if (status === 409 || status === 412) {
-        throw new MailError('ESTATE_CONFLICT', `the poll status of profile "${record.profile}" was changed by another worker`, {
-          profile: record.profile,
-          hint: 'Another poll of this profile recorded its outcome at the same time; read the row again and retry.',
-          cause: error,
-        });
-      }
-      throw stateError(error, `could not write the poll status of profile "${record.profile}"`);
-    }
+    await writeRowIfUnchanged(this.table(options.abortSignal), toEntity(record), etag, {
+      ...options,
+      what: `the poll status of profile "${record.profile}"`,
+      conflict: (cause) => new MailError('ESTATE_CONFLICT', `the poll status of profile "${record.profile}" was changed by another worker`, {
+        profile: record.profile,
+        hint: 'Another poll of this profile recorded its outcome at the same time; read the row again and retry.',
+        cause,
+      }),
+    });
   }
 
   /** Every recorded profile by name, including ones no longer configured (the caller picks). */

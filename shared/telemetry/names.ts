@@ -23,6 +23,8 @@ export const METRICS = {
   'mail.throttled': { kind: 'counter', unit: '{response}', description: 'Throttled answers from the mail provider (Graph 429, or 503 with Retry-After; SMTP 4.x.x throttling)' },
   'mail.throttle.retry_after': { kind: 'histogram', unit: 's', description: 'The Retry-After of throttled answers that carried one' },
   'mail.credential.days_left': { kind: 'gauge', unit: 'd', description: 'Days until a profile\'s client secret or certificate expires (negative once expired)' },
+  'mail.notifications': { kind: 'counter', unit: '{notification}', description: 'Graph change and lifecycle notifications accepted (known subscription, matching clientState), by mail.notification' },
+  'mail.notifications.ignored': { kind: 'counter', unit: '{notification}', description: 'Notifications passed over, by mail.reason: unknownSubscription, clientState, unknownEvent, malformed' },
 } as const;
 export type MetricName = keyof typeof METRICS;
 type MetricOfKind<K extends string> = { [M in MetricName]: (typeof METRICS)[M]['kind'] extends K ? M : never }[MetricName];
@@ -59,6 +61,10 @@ export interface Attributes {
   'mail.poll.dead_lettered'?: number;
   'mail.poll.duplicates'?: number;
   'mail.poll.filtered'?: number;
+  /** What a notification said: its changeType (created) or lifecycleEvent (reauthorizationRequired, subscriptionRemoved, missed). */
+  'mail.notification'?: string;
+  /** Why a notification was ignored. */
+  'mail.reason'?: string;
 }
 
 export interface SpanHandle {

@@ -3,7 +3,7 @@ import type { Profile } from '../config/profiles.js';
 import type { ReceiveConfig, SectionSchema, SendConfig } from '../config/schema.js';
 import type { TokenProvider } from '../identity/tokenProvider.js';
 import type { ProxyRouter } from '../network/proxy.js';
-import type { MailboxReader, MailSender, TransportDeps } from './types.js';
+import type { MailboxReader, MailboxSubscriptions, MailSender, TransportDeps } from './types.js';
 
 /** The two APIs a mailbox is reached through; their resource URIs depend on the profile's cloud. */
 export type Api = 'graph' | 'exchange';
@@ -71,6 +71,8 @@ export interface SendSide extends Side<SendConfig, MailSender> {
 export interface ReceiveSide extends Side<ReceiveConfig, MailboxReader> {
   /** What a connection test opened, for people: "folder Inbox of x@y over imap at host:993". */
   opened(profile: Profile): string;
+  /** A transport that can notify of new mail (receive.push): its subscriptions, module loaded on first use. */
+  subscriptions?(profile: Profile, deps: TransportDeps): MailboxSubscriptions;
 }
 
 /**

@@ -7,7 +7,7 @@ import { graph } from './graph/index.js';
 import { imap } from './imap/index.js';
 import { pop3 } from './pop3/index.js';
 import { smtp } from './smtp/index.js';
-import type { MailboxReader, MailSender, TransportDeps } from './types.js';
+import type { MailboxReader, MailboxSubscriptions, MailSender, TransportDeps } from './types.js';
 
 /**
  * The one registry of transports. A profile's `send.via` and `receive.via` are looked up here
@@ -23,6 +23,7 @@ export function transportSections(): TransportSections {
     send: new Map(TRANSPORTS.flatMap((t) => (t.send ? [[t.name, t.send.config] as const] : []))),
     receive: new Map(TRANSPORTS.flatMap((t) => (t.receive ? [[t.name, t.receive.config] as const] : []))),
     remote: new Set(TRANSPORTS.filter((t) => t.remote).map((t) => t.name)),
+    push: new Set(TRANSPORTS.filter((t) => t.receive?.subscriptions !== undefined).map((t) => t.name)),
   };
 }
 
@@ -58,4 +59,11 @@ export function createReader(profile: Profile, deps: TransportDeps): MailboxRead
   const receive = receiveTransport(profile);
   if (!receive) throw new MailError('EINPUT', `profile "${profile.name}" has no receive section`, { profile: profile.name, field: 'profile', hint: `Add profiles.${profile.name}.receive to poll this mailbox.` });
   return receive.create(profile, deps);
+}
+
+/** The subscriptions of a push profile (receive.push); EINPUT when its transport has none. */
+export function createSubscriptions(profile: Profile, deps: TransportDeps): MailboxSubscriptions {
+  const receive = receiveTransport(profile);
+  if (!receive?.subscriptions) throw new MailError('EINPUT', `profile "${profile.name}" does not receive by push`, { profile: profile.name, field: 'receive.push', hint: 'Only receive.via "graph" profiles with receive.push: true have subscriptions.' });
+  return receive.subscriptions(profile, deps);
 }

@@ -114,3 +114,35 @@ export interface MailboxReader {
   readonly via: 'graph' | 'imap' | 'pop3' | 'file';
   open(options?: { abortSignal?: AbortSignal }): Promise<MailboxSession>;
 }
+
+/** A provider's subscription to new mail in one folder: where its notifications come from. */
+export interface MailSubscription {
+  id: string;
+  /** The folder's messages, as the provider names the subscribed resource. */
+  resource: string;
+  expiresAt: Date;
+}
+
+export interface SubscribeRequest {
+  /** Where the provider posts a notification when mail arrives, and its lifecycle events. */
+  notificationUrl: string;
+  lifecycleNotificationUrl: string;
+  /** The secret the provider sends back with every notification, which proves it came from this subscription. */
+  clientState: string;
+  expiresAt: Date;
+  abortSignal?: AbortSignal;
+}
+
+/**
+ * The subscriptions of a receiving profile whose transport pushes (receive.push): created for the
+ * profile's folder, renewed before they expire. Optional ability of a receive transport.
+ */
+export interface MailboxSubscriptions {
+  /** The longest a subscription may live, in minutes, as the provider allows it. */
+  readonly maxLifetimeMinutes: number;
+  subscribe(request: SubscribeRequest): Promise<MailSubscription>;
+  /** The subscription with its new expiry; undefined when the provider no longer has it (expired, removed). */
+  renew(id: string, expiresAt: Date, options?: { abortSignal?: AbortSignal }): Promise<MailSubscription | undefined>;
+  /** Deletes it; one already gone is no failure. */
+  unsubscribe(id: string, options?: { abortSignal?: AbortSignal }): Promise<void>;
+}

@@ -26,6 +26,11 @@ const EXPECTED: Record<string, { file: string; trigger: Record<string, unknown> 
   connect: { file: 'connect.js', trigger: { type: 'httpTrigger', methods: ['GET'], route: 'connect/{profile}', authLevel: 'function' } },
   // The API's shape only, the same for every deployment: tools import it by URL.
   openapi: { file: 'openapi.js', trigger: { type: 'httpTrigger', methods: ['GET'], route: 'openapi.json', authLevel: 'anonymous' } },
+  // Graph sends no function key: each notification's clientState authenticates it.
+  notifications: { file: 'notifications.js', trigger: { type: 'httpTrigger', methods: ['POST'], route: 'notifications/graph', authLevel: 'anonymous' } },
+  lifecycleNotifications: { file: 'lifecycleNotifications.js', trigger: { type: 'httpTrigger', methods: ['POST'], route: 'notifications/graph/lifecycle', authLevel: 'anonymous' } },
+  subscriptions: { file: 'subscriptions.js', trigger: { type: 'timerTrigger', schedule: '%SUBSCRIPTION_RENEW_SCHEDULE%' } },
+  pollFallback: { file: 'pollFallback.js', trigger: { type: 'timerTrigger', schedule: '%PUSH_FALLBACK_SCHEDULE%' } },
   // The browser returns from the sign-in without a function key.
   oauthCallback: { file: 'oauthCallback.js', trigger: { type: 'httpTrigger', methods: ['GET'], route: 'oauth/callback', authLevel: 'anonymous' } },
 };
@@ -37,6 +42,8 @@ describe('the app registers its functions with the Functions host', () => {
   before(() => {
     // As in Azure, where the setting is defined: the timer then names it rather than a value.
     process.env.POLL_SCHEDULE = '0 */5 * * * *';
+    process.env.SUBSCRIPTION_RENEW_SCHEDULE = '0 0 * * * *';
+    process.env.PUSH_FALLBACK_SCHEDULE = '0 */30 * * * *';
     installFunctionsCore();
     for (const file of functionEntryFiles(APP_ROOT)) byFile.set(path.basename(file), require(file) as Record<string, unknown>);
     functions = registeredFunctions();

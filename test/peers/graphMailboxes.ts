@@ -96,6 +96,8 @@ export class GraphMailboxes {
   private epoch = 0;
   /** Graph caps delta pages at its own size whatever the client prefers; set to make small pages. */
   maxPageSize?: number;
+  /** Told of each message delivered into a folder (what Graph's change notifications report). */
+  onDelivered?: (mailbox: string, folderId: string, messageId: string) => void;
 
   constructor(private readonly baseUrl: () => string) {}
 
@@ -123,7 +125,13 @@ export class GraphMailboxes {
     };
     target.messages.set(message.id, message);
     this.record(target.id, 'created', message.id);
+    this.onDelivered?.(mailbox.toLowerCase(), target.id, message.id);
     return message.id;
+  }
+
+  /** The id of a folder (well-known name or id), 404 as Graph answers for an unknown one. */
+  folderIdOf(mailbox: string, nameOrId: string): string {
+    return this.folder(mailbox.toLowerCase(), nameOrId).id;
   }
 
   /** The messages now in a folder. */

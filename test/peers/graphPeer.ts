@@ -4,6 +4,7 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { GraphFailure, GraphMailboxes, parse, type PeerAnswer } from './graphMailboxes.js';
+import { GraphSubscriptionsPeer } from './graphSubscriptions.js';
 import type { TokenEndpointPeer } from './tokenEndpoint.js';
 import { serverTls } from './tls.js';
 
@@ -175,13 +176,17 @@ export class GraphPeer {
   readonly sendAs = new Map<string, Set<string>>();
   /** Folders and received messages, for the reader side (delta, $value, markRead, move, delete). */
   readonly mail = new GraphMailboxes(() => this.url);
+  /** Change notification subscriptions: the validation handshake, notifications of new mail, lifecycle events, expiry. */
+  readonly subscriptions = new GraphSubscriptionsPeer({ mailbox: (segment) => this.mailbox(segment), folderId: (mailbox, folder) => this.mail.folderIdOf(mailbox, folder) });
   private readonly mailboxes = new Set<string>();
   private readonly sessions = new Map<string, UploadSession>();
   private faults: Array<GraphFault & { remaining: number }> = [];
   private server?: Server;
   private port = 0;
 
-  constructor(private readonly entra: TokenEndpointPeer) {}
+  constructor(private readonly entra: TokenEndpointPeer) {
+    this.mail.onDelivered = (mailbox, folderId, messageId) => this.subscriptions.messageCreated(mailbox, folderId, messageId);
+  }
 
   /** The service root, as a profile's `endpoints.graph`. */
   get url(): string {
@@ -260,7 +265,9 @@ export class GraphPeer {
       this.authorize(req);
       this.applyFault(record);
       if (body.length > REQUEST_MAX_BYTES) throw new GraphFailure(413, 'RequestEntityTooLarge', `The request is larger than ${REQUEST_MAX_BYTES} bytes.`);
-      const result = url.pathname === '/v1.0/$batch' && req.method === 'POST' ? this.batch(req, body) : this.route(req, url, body);
+      const result = url.pathname === '/v1.0/$batch' && req.method === 'POST'
+        ? this.batch(req, body)
+        : url.pathname.startsWith('/v1.0/subscriptions') ? await this.subscriptions.route(req.method ?? 'GET', url.pathname.split('/').slice(2), body, () => this.signedInUser(req)) : this.route(req, url, body);
       return answer(result.status, result.body, result.headers, result.raw);
     } catch (error) {
       const failure = error instanceof GraphFailure ? error : new GraphFailure(500, 'generalException', String(error));
@@ -340,10 +347,8 @@ export class GraphPeer {
     let parts = url.pathname.split('/').slice(2);
     // /me is the signed-in user of a delegated token (how Graph addresses a personal account); app-only tokens have none.
     if (parts[0] === 'me') {
-      const upn = this.entra.validate(/^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1] ?? '')?.upn;
-      if (upn === undefined) throw new GraphFailure(400, 'BadRequest', '/me request is only valid with delegated authentication flow.');
       this.meRequests++;
-      parts = ['users', encodeURIComponent(upn), ...parts.slice(1)];
+      parts = ['users', encodeURIComponent(this.signedInUser(req)), ...parts.slice(1)];
     }
     if (parts[0] !== 'users' || parts[1] === undefined) throw new GraphFailure(400, 'BadRequest', `Resource not found for the segment '${parts[0] ?? ''}'.`);
     const mailbox = this.mailbox(parts[1]);

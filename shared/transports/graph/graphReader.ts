@@ -91,7 +91,7 @@ export class GraphReader implements MailboxReader {
  * Folder names as profiles give them (a well-known name, a display name, `Parent/Child`, or
  * an id) resolved to what Graph takes in paths and as `destinationId`; ids are cached.
  */
-class GraphFolders {
+export class GraphFolders {
   private readonly ids = new Map<string, string>();
 
   constructor(

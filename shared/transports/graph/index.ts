@@ -3,7 +3,8 @@ import type { TransportDescriptor } from '../descriptor.js';
 /**
  * Microsoft Graph both ways. Application permissions: sendMail needs Mail.Send; reading MIME
  * needs Mail.Read; PATCH isRead, move and delete need Mail.ReadWrite
- * (https://learn.microsoft.com/graph/permissions-reference).
+ * (https://learn.microsoft.com/graph/permissions-reference). A subscription to a folder's messages
+ * (receive.push) needs the same Mail.Read (https://learn.microsoft.com/graph/api/subscription-post-subscriptions).
  */
 export const graph: TransportDescriptor = {
   name: 'graph',
@@ -36,5 +37,9 @@ export const graph: TransportDescriptor = {
     delegated: (p) => [{ api: 'graph', permission: p.receive?.afterFetch === 'none' ? 'Mail.Read' : 'Mail.ReadWrite' }],
     describe: (p) => `receive via graph at ${p.endpoints.graph}, folder ${p.receive?.folder}, afterFetch ${p.receive?.afterFetch}`,
     opened: (p) => `folder ${p.receive?.folder} of ${p.mailbox} over graph at ${p.endpoints.graph}`,
+    subscriptions(profile, deps) {
+      const { GraphSubscriptions } = require('./graphSubscriptions.js') as typeof import('./graphSubscriptions.js');
+      return new GraphSubscriptions(profile, deps);
+    },
   },
 };
