@@ -22,3 +22,19 @@ export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undef
     );
   });
 }
+
+/** Resolves after `ms`, or rejects with the signal's reason when it aborts first. */
+export function delay(ms: number, abortSignal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    abortSignal?.throwIfAborted();
+    const timer = setTimeout(() => {
+      abortSignal?.removeEventListener('abort', aborted);
+      resolve();
+    }, ms);
+    const aborted = () => {
+      clearTimeout(timer);
+      reject(abortSignal!.reason);
+    };
+    abortSignal?.addEventListener('abort', aborted, { once: true });
+  });
+}

@@ -52,6 +52,8 @@ export const ERROR_CODES = {
   ESEND_NOT_FOUND: { status: 404, title: 'No send with this id' },
   EIDEMPOTENCY_MISMATCH: { status: 422, title: 'Idempotency key reused with a different request' },
   EIDEMPOTENCY_IN_PROGRESS: { status: 409, title: 'A request with this idempotency key is still in progress' },
+  // An attempt whose outcome was lost (a crash, a connection lost after the whole message went) that could not be looked up, under send.unknownOutcome "atMostOnce".
+  ESEND_UNKNOWN: { status: 502, title: 'Whether the message was sent is unknown' },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -66,6 +68,12 @@ export interface MailErrorOptions {
   providerCode?: string;
   /** For EUNAUTHENTICATED: the WWW-Authenticate challenge the answer carries (RFC 9110 11.6.1). */
   challenge?: string;
+  /**
+   * The provider may have taken the message: the failure came after the whole message was handed
+   * over and before its answer (a connection lost after SMTP's DATA terminator, a Graph send
+   * request that timed out). Sending again must first look whether it went out.
+   */
+  outcomeUnknown?: boolean;
   cause?: unknown;
 }
 
@@ -78,6 +86,7 @@ export class MailError extends Error {
   readonly retryAfter?: number;
   readonly providerCode?: string;
   readonly challenge?: string;
+  readonly outcomeUnknown?: boolean;
 
   constructor(code: ErrorCode, message: string, options: MailErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -90,6 +99,7 @@ export class MailError extends Error {
     this.retryAfter = options.retryAfter;
     this.providerCode = options.providerCode;
     this.challenge = options.challenge;
+    if (options.outcomeUnknown) this.outcomeUnknown = true;
   }
 
   get title(): string {

@@ -3,6 +3,7 @@ import { loadProfiles } from './profiles/load.js';
 import { appProxyRouter, parseSettings, type AppSettings } from './config/settings.js';
 import { authorityOptions } from './config/cloud.js';
 import { MailError } from './errors.js';
+import { MailboxGovernor } from './governor/index.js';
 import { CredentialExpiryWatch } from './identity/credentialExpiry.js';
 import { ProfileTokenProvider, type TokenProvider } from './identity/tokenProvider.js';
 import { createLogger, type Logger } from './log.js';
@@ -76,6 +77,11 @@ export class MailRuntime {
   readonly credentialExpiry: CredentialExpiryWatch;
   /** Spans and metrics (shared/telemetry): nothing, and nothing loaded, unless an exporter is configured. */
   readonly telemetry: Telemetry;
+  /**
+   * The mailboxes' Graph and send limits kept across instances in the state's storage account
+   * (shared/governor); undefined without one (a CLI send with no AzureWebJobsStorage: one process, nothing to share).
+   */
+  readonly governor?: MailboxGovernor;
   /** Whether close() stops the telemetry too: not the process-wide one, which the host integration shares. */
   private readonly ownsTelemetry: boolean;
   private readonly defaultProfile?: string;
@@ -100,6 +106,9 @@ export class MailRuntime {
     for (const secret of telemetrySecrets(telemetrySettings(this.env))) registerSensitive(secret);
     this.ownsTelemetry = options.telemetry === undefined && this.env !== process.env;
     this.telemetry = options.telemetry ?? (this.ownsTelemetry ? createTelemetry(this.env) : processTelemetry());
+    if (options.state !== undefined || this.settings.storage !== undefined) {
+      this.governor = new MailboxGovernor(() => this.state.account, { telemetry: this.telemetry, logger: this.logger });
+    }
     this.telemetry.observe('mail.credential.days_left', () =>
       this.credentialExpiry.snapshot().flatMap((e) => (e.daysLeft === null ? [] : [{ value: e.daysLeft, attributes: { 'mail.profile': e.profile, 'mail.credential': e.credential } }])));
   }
@@ -161,7 +170,8 @@ export class MailRuntime {
   }
 
   private transportDeps(profile: Profile): TransportDeps {
-    return { tokens: this.tokens(profile), logger: this.logger, resources: this.scope(profile), proxy: this.proxy(profile), telemetry: this.telemetry };
+    const governor = this.governor?.graph(profile);
+    return { tokens: this.tokens(profile), logger: this.logger, resources: this.scope(profile), proxy: this.proxy(profile), telemetry: this.telemetry, ...(governor && { governor }) };
   }
 
   sender(profile: Profile): MailSender {
@@ -214,6 +224,7 @@ export class MailRuntime {
     const scopes = [...this.scopes.values(), this.process];
     this.scopes.clear();
     await Promise.all(scopes.map((s) => s.close()));
+    await this.governor?.close();
     await (this.ownsTelemetry ? this.telemetry.shutdown() : this.telemetry.flush());
   }
 }

@@ -90,7 +90,25 @@ export const sendCommon = {
   maxRecipients: z.number().int().positive().optional(),
   /** Upper bound on attachments (default: app setting SEND_MAX_ATTACHMENTS). */
   maxAttachments: z.number().int().nonnegative().optional(),
+  /** Messages per minute from this mailbox, across every instance (Exchange Online: 30). */
+  ratePerMinute: z.number().int().min(1).max(6000).default(30),
+  /** Recipients (to + cc + bcc) per rolling 24 hours from this mailbox, across every instance (Exchange Online: 10,000). */
+  recipientsPerDay: z.number().int().min(1).max(1_000_000).default(10_000),
 };
+
+/**
+ * The Graph limits of the profile's app and mailbox that every instance keeps together
+ * (shared/governor). Graph's own are the maximum: 4 concurrent requests, 10,000 per 10 minutes
+ * (https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits); lower ones leave
+ * room for another app on the same mailbox. `governor: false` for a mailbox nothing else uses.
+ */
+const graphLimits = z
+  .object({
+    governor: z.boolean().default(true),
+    maxConcurrent: z.number().int().min(1).max(4).default(4),
+    requestsPer10Minutes: z.number().int().min(1).max(10_000).default(10_000),
+  })
+  .strict();
 
 const filters = z
   .object({
@@ -168,6 +186,7 @@ const profileCore = {
   auth,
   cloud: z.enum(CLOUD_NAMES as [string, ...string[]]).default('public'),
   proxy: proxy.optional(),
+  graph: graphLimits.default({ governor: true, maxConcurrent: 4, requestsPer10Minutes: 10_000 }),
   endpoints: z
     .object({ authority: httpsUrl.optional(), graph: httpsUrl.optional(), smtp: hostPort.optional(), imap: hostPort.optional(), pop3: hostPort.optional() })
     .strict()

@@ -84,6 +84,12 @@ export interface AppSettings {
   sendMode: 'sync' | 'queued';
   /** SEND_MAX_ATTEMPTS: attempts per queued message before it fails for good. */
   sendMaxAttempts: number;
+  /**
+   * SEND_SYNC_HOLD_SECONDS (default 600, host.json's functionTimeout): how long a sync send with an
+   * Idempotency-Key holds its row. A repeat after it settles an attempt whose request died instead
+   * of answering 409; the attempt itself gives up at half of it.
+   */
+  sendSyncHoldSeconds: number;
   /** POLL_MAX_DURATION_SECONDS: a poll stops between messages after this long (below the host's 5-minute timeout). */
   pollMaxDurationSeconds: number;
   /** HEALTH_STALE_AFTER_SECONDS: a receiving profile with no completed poll for this long is stale. */
@@ -139,6 +145,7 @@ export function parseSettings(env: NodeJS.ProcessEnv): AppSettings {
     sendMaxHeaderBytes: wholeNumberSetting(env, 'SEND_MAX_HEADER_BYTES', { default: 256 * 1024, min: 1 }),
     sendMode: choiceSetting(env, 'SEND_MODE', ['sync', 'queued']),
     sendMaxAttempts: wholeNumberSetting(env, 'SEND_MAX_ATTEMPTS', { default: 5, min: 1 }),
+    sendSyncHoldSeconds: wholeNumberSetting(env, 'SEND_SYNC_HOLD_SECONDS', { default: 600, min: 2 }),
     pollMaxDurationSeconds: positiveNumberSetting(env, 'POLL_MAX_DURATION_SECONDS', { default: 240, unit: 'seconds' }),
     healthStaleAfterSeconds: wholeNumberSetting(env, 'HEALTH_STALE_AFTER_SECONDS', { default: DEFAULT_HEALTH_STALE_AFTER_SECONDS, min: 1 }),
     credentialExpiryWarningDays: wholeNumberSetting(env, 'CREDENTIAL_EXPIRY_WARNING_DAYS', { default: 30, min: 0 }),

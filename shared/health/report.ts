@@ -1,3 +1,4 @@
+import type { GovernorHealth } from '../governor/index.js';
 import { readCredentialExpiry, type CredentialExpiry } from '../identity/credentialExpiry.js';
 import { describeSource } from '../profiles/describe.js';
 import { receivingProfiles } from '../receive/pollMailbox.js';
@@ -72,7 +73,16 @@ export interface ProfilesHealthReport {
   credentialExpiryWarningDays: number;
   /** Every profile (sending or receiving) whose auth reads a client secret or certificate: when it expires. */
   credentials: CredentialExpiry[];
+  /**
+   * Per profile under the governor (Graph, or sending through Graph or SMTP), as every instance
+   * together left it in storage: the Graph request budget of its app and mailbox (used and left in
+   * the sliding 10 minutes, the throttled answers Graph gave anyway, the waits for a slot) and its
+   * mailbox's send pace. Empty without state storage.
+   */
+  governor: GovernorHealth[];
 }
+
+export type { GovernorHealth } from '../governor/index.js';
 
 export interface HealthOptions {
   /** The clock; now by default. */
@@ -87,9 +97,13 @@ export interface HealthOptions {
  */
 export async function profilesHealth(runtime: MailRuntime, options: HealthOptions = {}): Promise<ProfilesHealthReport> {
   const now = options.now ?? new Date();
-  const [receiving, credentials] = await Promise.all([receivingHealth(runtime, now, options), credentialsHealth(runtime, now, options)]);
+  const [receiving, credentials, governor] = await Promise.all([
+    receivingHealth(runtime, now, options),
+    credentialsHealth(runtime, now, options),
+    runtime.governor?.health(runtime.profiles.profiles.values(), { abortSignal: options.abortSignal ?? AbortSignal.timeout(STORAGE_READ_TIMEOUT_MS) }) ?? [],
+  ]);
   const ok = receiving.profiles.every((p) => p.state === 'ok' && (p.push === undefined || p.push.state === 'active')) && credentials.every((c) => c.state !== 'expired' && c.state !== 'unreadable');
-  return { ok, checkedAt: now.toISOString(), ...receiving, credentialExpiryWarningDays: runtime.settings.credentialExpiryWarningDays, credentials };
+  return { ok, checkedAt: now.toISOString(), ...receiving, credentialExpiryWarningDays: runtime.settings.credentialExpiryWarningDays, credentials, governor };
 }
 
 /**

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { ERROR_CODES, type ErrorCode } from '../errors.js';
 import type { DiagnosisReport, DiagnosisStepName } from '../diagnose/diagnoseProfile.js';
 import { receivingStateSchema } from '../health/reportSchemas.js';
-import type { ProfilesHealthReport } from '../health/report.js';
+import type { GovernorHealth, ProfilesHealthReport } from '../health/report.js';
 import { problemSchema } from '../http/problemSchema.js';
 import type { CredentialExpiry } from '../identity/credentialExpiry.js';
 import type { PollResult } from '../receive/pollMailbox.js';
@@ -32,6 +32,28 @@ export const credentialExpirySchema = z.object({
 }) satisfies z.ZodType<CredentialExpiry>;
 
 const pollCounts = z.object({ delivered: count, filtered: count, duplicates: count, deadLettered: count, durationMs: z.number().nonnegative() });
+
+const governorHealthSchema = z.object({
+  profile: z.string(),
+  mailbox: z.string(),
+  graph: z.object({
+    limit: count.meta({ description: 'graph.requestsPer10Minutes' }),
+    used: count.meta({ description: 'Requests counted in the sliding 10 minutes, by every instance.' }),
+    left: count,
+    throttled: count.meta({ description: 'Throttled answers Graph gave anyway (429, or 503 with Retry-After) since `since`.' }),
+    waits: count.meta({ description: 'Graph requests that waited for a concurrency slot since `since`.' }),
+    waitSeconds: z.number().nonnegative(),
+    since: timestamp.nullable(),
+    maxConcurrent: count,
+  }).optional(),
+  sending: z.object({
+    ratePerMinute: count,
+    recipientsPerDay: count,
+    nextSendAt: timestamp.nullable().meta({ description: 'When the next message may go without waiting; null: now.' }),
+    recipients: count.meta({ description: 'Recipients counted in the rolling 24 hours.' }),
+  }).optional(),
+  error: z.string().optional(),
+}) satisfies z.ZodType<GovernorHealth>;
 
 export const profilesHealthReportSchema = z.object({
   ok: z.boolean(),
@@ -63,6 +85,7 @@ export const profilesHealthReportSchema = z.object({
   ),
   credentialExpiryWarningDays: count,
   credentials: z.array(credentialExpirySchema),
+  governor: z.array(governorHealthSchema),
 }) satisfies z.ZodType<ProfilesHealthReport>;
 
 const steps = ['config', 'secret', 'token', 'send-connect', 'receive-connect', 'send-test'] as const satisfies readonly DiagnosisStepName[];

@@ -5,11 +5,19 @@ import type { MailRuntime } from '../runtime.js';
 import type { SendState } from '../state/sendState.js';
 import type { SendRecord } from '../state/sendStatusStore.js';
 import { isTransient, retryDelaySeconds } from './retryPolicy.js';
-import { checkQueuedMessage, deliverMessage, type SendOutcome } from './sendMail.js';
+import { SHORT_PACE_WAIT_MS, checkQueuedMessage, deliverMessage, recipientCount, type SendOutcome } from './sendMail.js';
+import { delay } from '../abort.js';
+import type { Profile } from '../config/profiles.js';
+import type { PaceDecision } from '../governor/index.js';
 import { sendErrorOf } from './sendStatus.js';
 import { fromStoredMessage } from './storedMessage.js';
 
-const queueItemSchema = z.object({ id: z.string().min(1) });
+const queueItemSchema = z.object({ id: z.string().min(1), pacedAt: z.number().optional() });
+
+/** The pacer gave the message a later place in the mailbox's send rate: it waits on the queue until then. */
+class Deferral {
+  constructor(readonly at: number, readonly decision: PaceDecision, readonly profile: Profile) {}
+}
 
 /**
  * host.json `functionTimeout`: the host ends an invocation after it, so a send marked
@@ -24,7 +32,7 @@ const ATTEMPT_TIMEOUT_MS = 5 * 60 * 1000;
  */
 export const HOST_MAX_DEQUEUE_COUNT = 5;
 
-export type QueuedSendOutcome = 'sent' | 'retrying' | 'failed' | 'skipped';
+export type QueuedSendOutcome = 'sent' | 'retrying' | 'deferred' | 'failed' | 'skipped';
 
 export interface QueuedSendOptions {
   /** How many times the queue has delivered this message (the trigger's `dequeueCount`). */
@@ -47,16 +55,16 @@ export async function processQueuedSend(runtime: MailRuntime, state: SendState, 
     runtime.logger.error({ operation: 'sendWorker', outcome: 'error', code: 'EINPUT', error: `not a send request: ${parsed.error.issues[0]?.message ?? 'invalid'}` });
     return 'skipped';
   }
-  const { id } = parsed.data;
+  const { id, pacedAt } = parsed.data;
   try {
-    return await claimAndSend(runtime, state, id, options.messageId);
+    return await claimAndSend(runtime, state, id, options.messageId, pacedAt);
   } catch (error) {
     if ((options.dequeueCount ?? 1) >= HOST_MAX_DEQUEUE_COUNT) await failAfterHostRetries(runtime, state, id, error);
     throw error;
   }
 }
 
-async function claimAndSend(runtime: MailRuntime, state: SendState, id: string, messageId: string | undefined): Promise<QueuedSendOutcome> {
+async function claimAndSend(runtime: MailRuntime, state: SendState, id: string, messageId: string | undefined, pacedAt: number | undefined): Promise<QueuedSendOutcome> {
   // A lost claim means another worker moved the row on: the next read shows what it did.
   for (let pass = 0; pass < 3; pass++) {
     const stored = await state.statuses.get(id);
@@ -95,14 +103,24 @@ async function claimAndSend(runtime: MailRuntime, state: SendState, id: string, 
       if (isMailError(error) && error.code === 'ESTATE_CONFLICT') continue;
       throw error;
     }
-    return attempt(runtime, state, claimed, claimedEtag);
+    return attempt(runtime, state, claimed, claimedEtag, pacedAt);
   }
   throw new MailError('ESTATE_CONFLICT', `send ${id} kept changing while it was claimed`, { hint: 'The queue delivers it again.' });
 }
 
-async function attempt(runtime: MailRuntime, state: SendState, record: SendRecord, etag: string): Promise<QueuedSendOutcome> {
+async function attempt(runtime: MailRuntime, state: SendState, record: SendRecord, etag: string, pacedAt: number | undefined): Promise<QueuedSendOutcome> {
   const { id } = record;
-  const result = await sendOnce(runtime, state, record);
+  const result = await sendOnce(runtime, state, record, pacedAt);
+  if (result instanceof Deferral) {
+    // Not an attempt: the message waits for its place, with that place on the queue item.
+    const { nextVisibleOn } = await state.queue.enqueue({ id, pacedAt: result.at }, { delaySeconds: (result.at - Date.now()) / 1000 });
+    await state.statuses
+      .replace({ ...record, status: 'queued', attempts: record.attempts - 1, nextAttemptAt: nextVisibleOn.toISOString(), sendingUntil: undefined, sendingBy: undefined, updatedAt: new Date().toISOString() }, etag)
+      .catch((error: unknown) => runtime.logger.warn({ operation: 'sendWorker', profile: record.profile, id, outcome: 'error', code: isMailError(error) ? error.code : 'ESTATE', reason: 'deferral not recorded' }));
+    runtime.governor?.deferred(result.profile, result.decision, 'queued');
+    runtime.logger.info({ operation: 'sendWorker', profile: record.profile, id, outcome: 'skipped', reason: `paced (${result.decision.limit ?? 'send_rate'})`, delaySeconds: Math.ceil(result.decision.waitMs / 1000) });
+    return 'deferred';
+  }
   if (!(result instanceof MailError)) {
     // Unconditional: the message went out, whatever else happened to the row meanwhile.
     await state.statuses.replace({ ...record, status: 'sent', messageId: result.messageId, via: result.via, lastError: undefined, sendingUntil: undefined, sendingBy: undefined, updatedAt: new Date().toISOString() }, '*');
@@ -135,7 +153,7 @@ async function attempt(runtime: MailRuntime, state: SendState, record: SendRecor
  * One attempt: the outcome, or the MailError it failed with. Only reading the outbox may
  * throw (storage): the host then delivers the same queue message again, which takes over.
  */
-async function sendOnce(runtime: MailRuntime, state: SendState, record: SendRecord): Promise<SendOutcome | MailError> {
+async function sendOnce(runtime: MailRuntime, state: SendState, record: SendRecord, pacedAt: number | undefined): Promise<SendOutcome | MailError | Deferral> {
   const document = await state.outbox.get(record.id);
   try {
     if (document === undefined) {
@@ -143,7 +161,20 @@ async function sendOnce(runtime: MailRuntime, state: SendState, record: SendReco
     }
     const stored = fromStoredMessage(document);
     const profile = checkQueuedMessage(runtime, { ...stored, ...(record.caller !== undefined && { caller: record.caller }) });
-    return await deliverMessage(runtime, { profile, message: stored.message }, { id: record.id, abortSignal: AbortSignal.timeout(ATTEMPT_TIMEOUT_MS), mode: 'queued' });
+    const abortSignal = AbortSignal.timeout(ATTEMPT_TIMEOUT_MS);
+    const now = Date.now();
+    let place = pacedAt;
+    if (place === undefined) {
+      // Its place in the mailbox's send rate, kept even when it is later: then it waits on the queue and goes without asking again.
+      const decision = await runtime.governor?.pace(profile, recipientCount(stored.message), { maxWaitMs: Number.POSITIVE_INFINITY, abortSignal });
+      place = now + (decision?.waitMs ?? 0);
+      if (decision && place > now + SHORT_PACE_WAIT_MS) return new Deferral(place, decision, profile);
+    } else if (place > now + SHORT_PACE_WAIT_MS) {
+      return new Deferral(place, { waitMs: place - now, booked: true }, profile);
+    }
+    // A place this close is waited for here: sending early would bunch the messages the rate spaces out.
+    if (place > now) await delay(place - now, abortSignal);
+    return await deliverMessage(runtime, { profile, message: stored.message }, { id: record.id, abortSignal, mode: 'queued', pace: 'booked' });
   } catch (error) {
     return isMailError(error) ? error : unexpected(runtime, record, error);
   }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { delay } from '../abort.js';
 import { MailError, asMailError, inputError } from '../errors.js';
 import { withAuthRetry } from '../identity/tokenProvider.js';
 import { addressAllowed, parseAddress } from '../mail/address.js';
@@ -41,9 +42,10 @@ export async function sendMail(runtime: MailRuntime, body: unknown, options: Sen
  * The one sending path, for a request sent now and for a queued one: through the profile's
  * transport, re-reading the secret once after an authentication failure.
  */
-export async function deliverMessage(runtime: MailRuntime, prepared: PreparedMessage, options: { id: string; abortSignal?: AbortSignal; mode?: 'sync' | 'queued' }): Promise<SendOutcome> {
+export async function deliverMessage(runtime: MailRuntime, prepared: PreparedMessage, options: { id: string; abortSignal?: AbortSignal; mode?: 'sync' | 'queued'; pace?: 'check' | 'booked' }): Promise<SendOutcome> {
   const { profile, message } = prepared;
   const id = options.id;
+  if (options.pace !== 'booked') await checkPace(runtime, profile, message, options.abortSignal);
   const started = Date.now();
   const sender = runtime.sender(profile);
   const telemetry = runtime.telemetry;
@@ -51,7 +53,7 @@ export async function deliverMessage(runtime: MailRuntime, prepared: PreparedMes
   return telemetry.span('mail.send', attributes, async (span) => {
     try {
       const result = await withAuthRetry(runtime.tokens(profile), () => sender.send(message, { abortSignal: options.abortSignal }));
-      runtime.logger.info({ operation: 'send', profile: profile.name, id, via: sender.via, outcome: 'ok', durationMs: Date.now() - started, recipients: message.to.length + message.cc.length + message.bcc.length });
+      runtime.logger.info({ operation: 'send', profile: profile.name, id, via: sender.via, outcome: 'ok', durationMs: Date.now() - started, recipients: recipientCount(message) });
       span.set({ 'mail.outcome': 'sent' });
       telemetry.count('mail.sent', attributes);
       return { id, status: 'sent', messageId: result.messageId, profile: profile.name, via: sender.via };
@@ -63,6 +65,40 @@ export async function deliverMessage(runtime: MailRuntime, prepared: PreparedMes
       if (e.code === 'ETHROTTLED' && sender.via !== 'graph') telemetry.count('mail.throttled', attributes);
       throw error;
     }
+  });
+}
+
+/** to + cc + bcc: what Exchange counts against a mailbox's recipients per day. */
+export function recipientCount(message: OutgoingMessage): number {
+  return message.to.length + message.cc.length + message.bcc.length;
+}
+
+/**
+ * How long a send may wait in the process for its place in the mailbox's send rate; a later
+ * place is not waited for here: a queued send waits on the queue, a sync one is told to come back.
+ */
+export const SHORT_PACE_WAIT_MS = 3_000;
+
+/**
+ * A send that cannot wait long (sync, the CLI, a diagnosis) goes when the mailbox's send rate,
+ * across every instance, has a place for it within SHORT_PACE_WAIT_MS; otherwise ETHROTTLED with
+ * the seconds until it has, which the HTTP API answers as 429 with Retry-After, instead of
+ * sending into Exchange's own throttling.
+ */
+async function checkPace(runtime: MailRuntime, profile: Profile, message: OutgoingMessage, abortSignal: AbortSignal | undefined): Promise<void> {
+  const decision = await runtime.governor?.pace(profile, recipientCount(message), { maxWaitMs: SHORT_PACE_WAIT_MS, abortSignal });
+  if (!decision || decision.waitMs === 0) return;
+  if (decision.booked) {
+    await delay(decision.waitMs, abortSignal);
+    return;
+  }
+  runtime.governor!.deferred(profile, decision, 'sync');
+  const seconds = Math.max(1, Math.ceil(decision.waitMs / 1000));
+  const limit = decision.limit === 'recipients_per_day' ? `${profile.send?.recipientsPerDay} recipients a day (send.recipientsPerDay)` : `${profile.send?.ratePerMinute} messages a minute (send.ratePerMinute)`;
+  throw new MailError('ETHROTTLED', `profile "${profile.name}": ${profile.mailbox} is at its send rate of ${limit}`, {
+    profile: profile.name,
+    retryAfter: seconds,
+    hint: `Send again after ${seconds} s, or queue the message (?mode=queued), which waits for its turn by itself. Exchange Online allows 30 messages a minute and 10,000 recipients a day per mailbox.`,
   });
 }
 
@@ -183,7 +219,7 @@ export function checkQueuedMessage(runtime: MailRuntime, prepared: { profile: st
 
 function checkLimits(runtime: MailRuntime, profile: Profile, message: OutgoingMessage): void {
   const limits = runtime.sendLimits(profile);
-  const recipients = message.to.length + message.cc.length + message.bcc.length;
+  const recipients = recipientCount(message);
   if (recipients > limits.maxRecipients) {
     throw new MailError('ETOO_MANY_RECIPIENTS', `${recipients} recipients exceed the limit of ${limits.maxRecipients}`, {
       field: 'to',

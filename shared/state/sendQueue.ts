@@ -8,6 +8,8 @@ export { SEND_QUEUE };
 /** One message on `mail-send`: send the outbox entry with this id. */
 export interface SendQueueItem {
   id: string;
+  /** When the message has its place in the mailbox's send rate (ms since the epoch): it is sent then without asking the pacer again. */
+  pacedAt?: number;
 }
 
 /**

@@ -23,6 +23,9 @@ export const METRICS = {
   'mail.throttled': { kind: 'counter', unit: '{response}', description: 'Throttled answers from the mail provider (Graph 429, or 503 with Retry-After; SMTP 4.x.x throttling)' },
   'mail.throttle.retry_after': { kind: 'histogram', unit: 's', description: 'The Retry-After of throttled answers that carried one' },
   'mail.credential.days_left': { kind: 'gauge', unit: 'd', description: 'Days until a profile\'s client secret or certificate expires (negative once expired)' },
+  'mail.governor.waits': { kind: 'histogram', unit: 's', description: 'How long the governor held a Graph request for a concurrency slot, or a send for its place in the mailbox\'s send rate (mail.governor.limit)' },
+  'mail.governor.deferred': { kind: 'counter', unit: '{request}', description: 'Sends and Graph requests the governor held back instead of letting them meet a 429: queued for later, or answered 429 (mail.governor.limit)' },
+  'mail.governor.budget_left': { kind: 'gauge', unit: '{request}', description: 'Graph requests left in the sliding 10 minutes of a profile\'s app and mailbox, as this instance last saw it' },
   'mail.notifications': { kind: 'counter', unit: '{notification}', description: 'Graph change and lifecycle notifications accepted (known subscription, matching clientState), by mail.notification' },
   'mail.notifications.ignored': { kind: 'counter', unit: '{notification}', description: 'Notifications passed over, by mail.reason: unknownSubscription, clientState, unknownEvent, malformed' },
 } as const;
@@ -56,6 +59,8 @@ export interface Attributes {
   /** HTTP status or SMTP reply code of a throttled answer. */
   'mail.status'?: number;
   'mail.attempt'?: number;
+  /** Which governor limit held a request or send back: concurrency, budget, send_rate, recipients_per_day. */
+  'mail.governor.limit'?: string;
   /** A poll's counts, on its span. */
   'mail.poll.delivered'?: number;
   'mail.poll.dead_lettered'?: number;

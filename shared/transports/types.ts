@@ -19,6 +19,20 @@ export interface TransportDeps {
   proxy?: ProxyRouter;
   /** Where a transport counts what only it sees (each throttled Graph answer); without it, nowhere. */
   telemetry?: Telemetry;
+  /** The mailbox's Graph limits shared by every instance (shared/governor); without it, Graph requests are not held back. */
+  governor?: RequestGovernor;
+}
+
+/** What holds a Graph request to the limits of its app and mailbox across instances. */
+export interface RequestGovernor {
+  /**
+   * Waits for a slot among the mailbox's concurrent requests (as many as `cost`, up to the limit:
+   * a $batch runs its requests in parallel) and takes `cost` requests from its budget. ETHROTTLED
+   * with retryAfter when the budget is spent or the slots stay taken; the abort signal's reason when aborted.
+   */
+  admit(options: { cost: number; abortSignal?: AbortSignal }): Promise<{ release(): void }>;
+  /** Graph throttled a request anyway: counted where every instance's health report reads it. */
+  throttled(): void;
 }
 
 export interface SendOptions {

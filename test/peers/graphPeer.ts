@@ -181,6 +181,17 @@ export class GraphPeer {
   private readonly mailboxes = new Set<string>();
   private readonly sessions = new Map<string, UploadSession>();
   private faults: Array<GraphFault & { remaining: number }> = [];
+  /**
+   * Graph's MailboxConcurrency: above this many requests in flight for one mailbox (per app, and
+   * the tests use one app), a 429 ApplicationThrottled with Retry-After, as Graph answers. Unset: no limit.
+   * https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits
+   */
+  concurrencyLimit?: number;
+  /** Milliseconds every /users/{mailbox} request is held before it is answered, so that concurrency really builds up. */
+  answerDelayMs = 0;
+  /** The most /users/{mailbox} requests that were in flight at once, per mailbox (the ones refused included). */
+  readonly maxInFlight = new Map<string, number>();
+  private readonly inFlight = new Map<string, number>();
   private server?: Server;
   private port = 0;
 
@@ -239,6 +250,7 @@ export class GraphPeer {
     const url = new URL(req.url ?? '/', this.url);
     const record: GraphRequestRecord = { method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, headers: req.headers, receivedAt, respondedAt: 0, status: 0 };
     this.requests.push(record);
+    const overConcurrency = this.enterMailbox(url, res);
     const answer = (status: number, body?: unknown, headers: Record<string, string> = {}, raw?: PeerAnswer['raw']) => {
       record.status = status;
       if (raw) {
@@ -264,6 +276,8 @@ export class GraphPeer {
       if (!url.pathname.startsWith('/v1.0/')) throw new GraphFailure(400, 'BadRequest', `Invalid version: ${url.pathname.split('/')[1] ?? ''}`);
       this.authorize(req);
       this.applyFault(record);
+      if (overConcurrency) throw overConcurrency;
+      if (this.answerDelayMs > 0 && overConcurrency === false) await new Promise((resolve) => setTimeout(resolve, this.answerDelayMs));
       if (body.length > REQUEST_MAX_BYTES) throw new GraphFailure(413, 'RequestEntityTooLarge', `The request is larger than ${REQUEST_MAX_BYTES} bytes.`);
       const result = url.pathname === '/v1.0/$batch' && req.method === 'POST'
         ? this.batch(req, body)
@@ -275,6 +289,24 @@ export class GraphPeer {
       const date = new Date().toISOString();
       answer(failure.status, { error: { code: failure.code, message: failure.message, innerError: { date, 'request-id': randomUUID(), 'client-request-id': String(req.headers['client-request-id'] ?? randomUUID()) } } }, failure.headers);
     }
+  }
+
+  /**
+   * Counts a /users/{mailbox} request in flight until its answer is written: false when it is
+   * admitted, the 429 to answer when it is over concurrencyLimit, undefined for other requests.
+   */
+  private enterMailbox(url: URL, res: ServerResponse): GraphFailure | false | undefined {
+    const segment = /^\/v1\.0\/users\/([^/]+)/.exec(url.pathname)?.[1];
+    if (segment === undefined) return undefined;
+    const mailbox = decodeURIComponent(segment).toLowerCase();
+    const count = (this.inFlight.get(mailbox) ?? 0) + 1;
+    this.maxInFlight.set(mailbox, Math.max(this.maxInFlight.get(mailbox) ?? 0, count));
+    if (this.concurrencyLimit !== undefined && count > this.concurrencyLimit) {
+      return new GraphFailure(429, 'ApplicationThrottled', 'Application is over its MailboxConcurrency limit.', { 'Retry-After': '1' });
+    }
+    this.inFlight.set(mailbox, count);
+    res.once('close', () => this.inFlight.set(mailbox, (this.inFlight.get(mailbox) ?? 1) - 1));
+    return false;
   }
 
   /** Requests that addressed the mailbox as /me. */

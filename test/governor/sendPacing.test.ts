@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict';
+import { beforeEach, describe, it } from 'node:test';
+import { SEND_QUEUE } from '../../shared/state/sendQueue.js';
+import { clearGovernorState } from '../support/governorState.js';
+import { MAILBOX, SendHarness } from '../support/sendHarness.js';
+
+/**
+ * The issue's case is 60 queued sends at 30 a minute going out over two minutes. Two real minutes
+ * per run is too long for the suite, so this runs the same schedule twenty times faster: 600 a
+ * minute. The pacer's spacing (60 / (rate - 4) s after a burst of 5) scales with the rate, so the
+ * shape is the same; what is asserted is a lower bound on how far apart the sends arrived at
+ * Graph, a check that they were paced, not a claim about speed.
+ */
+describe('send pacing per sending mailbox (send.ratePerMinute, across instances, in table mailgovernor)', () => {
+  const h = SendHarness.forSuite();
+
+  // Each test starts from an idle mailbox: the pace row is what a test would otherwise inherit.
+  beforeEach(() => clearGovernorState(h.state.account));
+
+  function graphProfile(send: Record<string, unknown>): string {
+    const base = JSON.parse(String(h.useRuntime().env.MAIL_PROFILES)) as { profiles: Record<string, { send: Record<string, unknown> }> };
+    const graph = base.profiles.graph!;
+    graph.send = { ...graph.send, ...send };
+    return JSON.stringify({ profiles: { graph } });
+  }
+
+  const message = (i: number) => ({ profile: 'graph', to: 'alice@example.com', subject: `Paced ${i}`, text: 'Hello.' });
+
+  /** Runs the worker over mail-send as the host does (several messages at once), until `done` or the deadline. */
+  async function runWorkers(done: () => boolean, deadlineMs: number): Promise<void> {
+    const queue = await h.state.account.queue(SEND_QUEUE);
+    const until = Date.now() + deadlineMs;
+    while (!done() && Date.now() < until) {
+      const { receivedMessageItems } = await queue.receiveMessages({ numberOfMessages: 16, visibilityTimeout: 60 });
+      if (receivedMessageItems.length === 0) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        continue;
+      }
+      await Promise.all(receivedMessageItems.map(async (m) => {
+        await h.deliver(JSON.parse(Buffer.from(m.messageText, 'base64').toString('utf8')), m.dequeueCount, m.messageId);
+        await queue.deleteMessage(m.messageId, m.popReceipt);
+      }));
+    }
+  }
+
+  it('60 queued sends at 600 a minute reach Graph spread over at least 55 intervals, never more than 5 + one per interval in any second; each waited on the queue, not as a failed attempt', async () => {
+    const rate = 600;
+    h.useRuntime({ MAIL_PROFILES: graphProfile({ ratePerMinute: rate }) });
+    const ids: string[] = [];
+    for (let i = 0; i < 60; i++) {
+      const accepted = await h.post(message(i), { query: '?mode=queued' });
+      assert.equal(accepted.status, 202, accepted.raw);
+      ids.push(String(accepted.body.id));
+    }
+    await runWorkers(() => h.graph.sent.length >= 60, 60_000);
+    assert.equal(h.graph.sent.length, 60, 'every queued message was sent');
+
+    const times = h.graph.apiRequests('POST', /\/sendMail$/).filter((r) => r.status === 202).map((r) => r.receivedAt).sort((a, b) => a - b);
+    assert.equal(times.length, 60);
+    const interval = 60_000 / (rate - 5 + 1);
+    const spread = times.at(-1)! - times[0]!;
+    // 5 at once, then one per interval: 55 intervals at least (a little timer slack allowed).
+    assert.ok(spread >= 55 * interval * 0.95, `the 60 sends arrived within ${Math.round(spread)} ms; paced at ${rate}/min they take at least ${Math.round(55 * interval)} ms`);
+    const perSecond = Math.max(...times.map((t) => times.filter((u) => u >= t && u < t + 1000).length));
+    assert.ok(perSecond <= 5 + Math.ceil(1000 / interval) + 1, `${perSecond} sends arrived within one second`);
+
+    for (const id of ids) {
+      const status = await h.status(id);
+      assert.equal(status.body.status, 'sent', status.raw);
+      assert.equal(status.body.attempts, 1, 'a wait for the send rate is not an attempt');
+    }
+    assert.equal(h.graph.requests.filter((r) => r.status === 429).length, 0);
+  });
+
+  it('a sync send over the rate answers 429 ETHROTTLED with Retry-After, and nothing is sent; the ones within it are sent', async () => {
+    // 6 a minute: 5 at once, then one every 30 s.
+    h.useRuntime({ MAIL_PROFILES: graphProfile({ ratePerMinute: 6 }) });
+    for (let i = 0; i < 5; i++) {
+      const sent = await h.post(message(i));
+      assert.equal(sent.status, 200, sent.raw);
+    }
+    const refused = await h.post(message(5));
+    assert.equal(refused.status, 429, refused.raw);
+    assert.equal(refused.body.code, 'ETHROTTLED');
+    const retryAfter = Number(refused.headers['retry-after']);
+    assert.ok(retryAfter >= 25 && retryAfter <= 30, `Retry-After ${refused.headers['retry-after']}`);
+    assert.match(String(refused.body.detail), /send rate of 6 messages a minute/);
+    assert.equal(h.graph.sent.length, 5, 'the refused send never reached Graph');
+    assert.ok(h.graph.sent.every((m) => m.mailbox === MAILBOX));
+  });
+
+  it('counts recipients per day: a message that would pass send.recipientsPerDay is refused with 429 until the day has room', async () => {
+    h.useRuntime({ MAIL_PROFILES: graphProfile({ recipientsPerDay: 4, ratePerMinute: 600 }) });
+    const first = await h.post({ ...message(0), to: ['a@example.com', 'b@example.com'], cc: 'c@example.com' });
+    assert.equal(first.status, 200, first.raw);
+    const over = await h.post({ ...message(1), to: 'd@example.com', bcc: 'e@example.com' });
+    assert.equal(over.status, 429, over.raw);
+    assert.match(String(over.body.detail), /4 recipients a day/);
+    assert.ok(Number(over.headers['retry-after']) > 3600, 'room comes back over the rolling 24 hours');
+    const fits = await h.post({ ...message(2), to: 'd@example.com' });
+    assert.equal(fits.status, 200, fits.raw);
+    assert.equal(h.graph.sent.length, 2);
+  });
+});
