@@ -1,4 +1,4 @@
-import type { AuthenticationProvider, Client, Context, GraphRequest, Middleware, ShouldRetry } from '@microsoft/microsoft-graph-client';
+import type { AuthenticationProvider, Client, Context, GraphRequest, Middleware, MiddlewareOptions, ShouldRetry } from '@microsoft/microsoft-graph-client';
 import { z } from 'zod';
 import { graphScope } from '../../config/cloud.js';
 import type { Profile } from '../../config/profiles.js';
@@ -8,7 +8,7 @@ import { urlTarget, type ProxyRouter } from '../../network/proxy.js';
 import { proxyMailError } from '../../network/proxyErrors.js';
 import { proxyFetch } from '../../network/proxyFetch.js';
 import { NO_TELEMETRY, type Telemetry } from '../../telemetry/index.js';
-import type { TransportDeps } from '../types.js';
+import type { RequestGovernor, TransportDeps } from '../types.js';
 import { parseRetryAfter, translateGraphError } from './graphErrors.js';
 
 type GraphSdk = typeof import('@microsoft/microsoft-graph-client');
@@ -82,6 +82,62 @@ class RequestAuth implements AuthenticationProvider {
   }
 }
 
+/** A throttled answer: 429, or 503 with Retry-After. */
+function isThrottled(response: Response | undefined): boolean {
+  return response !== undefined && (response.status === 429 || (response.status === 503 && response.headers.has('Retry-After')));
+}
+
+/** Per request: what the governor refused it with, which the SDK would otherwise wrap into a GraphError without our code. */
+class GovernedRequest implements MiddlewareOptions {
+  failure?: unknown;
+}
+
+/**
+ * Holds each attempt (it sits after the RetryHandler, so a retry waits again) to the limits of the
+ * profile's app and mailbox across instances: a concurrency slot for as long as the attempt runs,
+ * and its place in the request budget. A $batch costs its requests (Graph counts each, and runs
+ * up to 4 of them at once). https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits
+ */
+class GovernorGate implements Middleware {
+  private next?: Middleware;
+
+  constructor(private readonly governor: RequestGovernor) {}
+
+  async execute(context: Context): Promise<void> {
+    let permit: { release(): void };
+    try {
+      permit = await this.governor.admit({ cost: requestCost(context), abortSignal: context.options?.signal ?? undefined });
+    } catch (error) {
+      const options = context.middlewareControl?.getMiddlewareOptions(GovernedRequest) as GovernedRequest | undefined;
+      if (options) options.failure = error;
+      throw error;
+    }
+    try {
+      await this.next!.execute(context);
+      if (isThrottled(context.response)) this.governor.throttled();
+    } finally {
+      permit.release();
+    }
+  }
+
+  setNext(next: Middleware): void {
+    this.next = next;
+  }
+}
+
+/** Graph requests one HTTP request is: the requests of a $batch body, else 1. */
+function requestCost(context: Context): number {
+  const url = typeof context.request === 'string' ? context.request : context.request.url;
+  if (!/\/\$batch(?:\?|$)/.test(url) || typeof context.options?.body !== 'string') return 1;
+  try {
+    const requests = (JSON.parse(context.options.body) as { requests?: unknown }).requests;
+    return Array.isArray(requests) && requests.length > 0 ? requests.length : 1;
+  } catch {
+    // Not JSON: Graph refuses it as one request.
+    return 1;
+  }
+}
+
 /**
  * Counts each throttled answer Graph gives (429, or 503 with Retry-After) as it arrives, after
  * the retry handler: the ones the SDK retries through count too, since each is a request the
@@ -98,7 +154,7 @@ class ThrottleCounter implements Middleware {
   async execute(context: Context): Promise<void> {
     await this.next!.execute(context);
     const response = context.response;
-    if (!response || !(response.status === 429 || (response.status === 503 && response.headers.has('Retry-After')))) return;
+    if (!response || !isThrottled(response)) return;
     const attributes = { 'mail.profile': this.profile, 'mail.transport': 'graph', 'mail.status': response.status };
     this.telemetry.count('mail.throttled', attributes);
     const retryAfter = parseRetryAfter(response.headers.get('Retry-After'));
@@ -139,6 +195,7 @@ export class GraphConnection {
     private readonly tokens: TokenProvider,
     private readonly proxy?: ProxyRouter,
     telemetry: Telemetry = NO_TELEMETRY,
+    governor?: RequestGovernor,
   ) {
     const sdk = graphSdk();
     this.scope = graphScope(profile.endpoints);
@@ -153,6 +210,7 @@ export class GraphConnection {
       middleware: [
         new sdk.AuthenticationHandler(new RequestAuth(tokens, this.scope)),
         new sdk.RetryHandler(new sdk.RetryHandlerOptions(RETRY_DELAY_SECONDS, GRAPH_MAX_RETRIES, shouldRetry)),
+        ...(governor ? [new GovernorGate(governor)] : []),
         ...(telemetry.enabled ? [new ThrottleCounter(telemetry, profile.name)] : []),
         new sdk.RedirectHandler(new sdk.RedirectHandlerOptions()),
         new sdk.TelemetryHandler(),
@@ -177,15 +235,17 @@ export class GraphConnection {
   async call<T>(path: string, options: GraphCallOptions, send: (request: GraphRequest) => Promise<T>): Promise<T> {
     const sdk = graphSdk();
     const auth = new RequestAuth(this.tokens, this.scope, options.abortSignal);
+    const governed = new GovernedRequest();
     const request = this.client
       .api(path)
       .header('Prefer', [IMMUTABLE_ID_PREFERENCE, ...(options.prefer ?? [])].join(', '))
-      .middlewareOptions([new sdk.AuthenticationHandlerOptions(auth)]);
+      .middlewareOptions([new sdk.AuthenticationHandlerOptions(auth), governed]);
     if (options.abortSignal) request.option('signal', options.abortSignal);
     try {
       return await send(request);
     } catch (error) {
       if (auth.failure !== undefined) throw auth.failure;
+      if (governed.failure !== undefined && !options.abortSignal?.aborted) throw governed.failure;
       const graph = urlTarget(this.profile.endpoints.graph);
       const proxied = proxyMailError(error, { server: this.proxy?.isDirect(graph) === false ? this.proxy.server : undefined, target: graph, profile: this.profile.name });
       if (proxied) throw proxied;
@@ -210,7 +270,7 @@ export class GraphConnection {
 }
 
 /** The profile's Graph connection: one per profile where the runtime keeps its resources, so the sender and the reader share one client. */
-export function graphConnection(profile: Profile, deps: Pick<TransportDeps, 'tokens' | 'resources' | 'proxy' | 'telemetry'>): GraphConnection {
-  const create = () => new GraphConnection(profile, deps.tokens, deps.proxy, deps.telemetry);
+export function graphConnection(profile: Profile, deps: Pick<TransportDeps, 'tokens' | 'resources' | 'proxy' | 'telemetry' | 'governor'>): GraphConnection {
+  const create = () => new GraphConnection(profile, deps.tokens, deps.proxy, deps.telemetry, deps.governor);
   return deps.resources ? deps.resources.once('graph', create) : create();
 }
