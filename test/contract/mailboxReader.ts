@@ -69,6 +69,8 @@ export interface MailboxReaderAdapter<F extends ReaderFixture = ReaderFixture> {
   reports: { size: boolean; receivedAt: boolean; seen: boolean };
   /** acknowledge answers the cursor right after each message (false: Graph, which advances per round). */
   perMessageCursor: boolean;
+  /** The session offers acknowledgeAll (Graph: JSON batches). */
+  acknowledgesAll?: boolean;
   /** A cursor of another transport's shape, which must be read as a resync. */
   foreignCursor?: ReaderCursor;
   /** Makes the server stop honouring the cursors it gave for the fixture's folder; answers the ids its messages have now when they changed. */
@@ -269,6 +271,30 @@ export function describeMailboxReader<F extends ReaderFixture>(name: string, fac
         const result = await poll(f.reader, undefined, { limit: 2, afterEach: (session, m) => session.acknowledge(m, { afterFetch: 'delete' }) });
         assert.equal(result.messages.length, 2);
         assert.deepEqual(latin1((await f.held()).map((m) => m.raw)), latin1(sources.slice(2)));
+      }));
+    }
+
+    if (adapter.acknowledgesAll && adapter.afterFetch.markRead && adapter.afterFetch.delete) {
+      it('acknowledgeAll applies each afterFetch as acknowledge would and answers each, in the order given', inMailbox(async (f) => {
+        const sources = [1, 2, 3].map((n) => rawMessage(n));
+        await addAll(f, sources);
+        const session = await f.reader.open();
+        try {
+          const fetched = [];
+          for await (const m of session.messages(undefined, { limit: 10 })) fetched.push(m);
+          assert.ok(session.acknowledgeAll);
+          const answers = await session.acknowledgeAll([
+            { message: fetched[0]!, afterFetch: 'markRead' },
+            { message: fetched[1]!, afterFetch: 'none' },
+            { message: fetched[2]!, afterFetch: 'delete' },
+          ], {});
+          assert.deepEqual(answers.map((a) => a.ok), [true, true, true]);
+        } finally {
+          await session.close();
+        }
+        const held = await f.held();
+        assert.deepEqual(latin1(held.map((m) => m.raw)), latin1(sources.slice(0, 2)));
+        assert.deepEqual(held.map((m) => m.seen), [true, false]);
       }));
     }
 

@@ -57,6 +57,7 @@ describeMailboxReader('Graph (delta, the real Graph client) against the Graph st
     mailbox: () => mailbox(),
     reports: { size: false, receivedAt: true, seen: true },
     perMessageCursor: false,
+    acknowledgesAll: true,
     foreignCursor: { uidValidity: 7, lastUid: 3 },
     invalidateCursors: () => {
       graph.mail.expireDeltaTokens();
