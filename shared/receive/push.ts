@@ -122,8 +122,6 @@ export async function ensureSubscription(runtime: MailRuntime, profile: Receivin
         outcome = 'renewed';
         next = { ...record!, expiresAt: renewed.expiresAt.toISOString(), lastRenewedAt: now.toISOString(), lastAttemptAt: now.toISOString(), consecutiveFailures: 0 };
       } else {
-        // A removed subscription is gone at Graph already; one we replace while Graph still has it would keep posting.
-        if (record?.subscriptionId !== undefined && options.action !== 'recreate') await subscriptions.unsubscribe(record.subscriptionId, { abortSignal }).catch(() => undefined);
         const clientState = randomBytes(32).toString('base64url');
         registerSensitive(clientState);
         const created = await withAuthRetry(tokens, () => subscriptions.subscribe({ ...notificationUrls(runtime.settings), clientState, expiresAt, abortSignal }));

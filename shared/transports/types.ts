@@ -157,6 +157,4 @@ export interface MailboxSubscriptions {
   subscribe(request: SubscribeRequest): Promise<MailSubscription>;
   /** The subscription with its new expiry; undefined when the provider no longer has it (expired, removed). */
   renew(id: string, expiresAt: Date, options?: { abortSignal?: AbortSignal }): Promise<MailSubscription | undefined>;
-  /** Deletes it; one already gone is no failure. */
-  unsubscribe(id: string, options?: { abortSignal?: AbortSignal }): Promise<void>;
 }

@@ -325,6 +325,21 @@ describe('push: Graph change notifications poll a mailbox seconds after mail arr
     assert.equal(await store.claimPoll(name, { now, staleAfterMs: 600_000 }), true, 'cleared: claimed anew');
   });
 
+  it('a notification\'s poll that finds the mailbox leased by another worker asks again, 30 seconds later', async () => {
+    await firstPoll();
+    const queue = await h.state.account.queue(POLL_QUEUE);
+    const lease = await h.state.leases.acquire(mailbox);
+    assert.ok(lease, 'the test holds the mailbox as another worker would');
+    try {
+      await feed([{ profile: name, reason: 'notification' }]);
+      await feed([{ profile: name, reason: 'timer' }]);
+    } finally {
+      await lease.release();
+    }
+    assert.deepEqual(await drainPollQueue(), [], 'nothing visible yet');
+    assert.equal((await queue.getProperties()).approximateMessagesCount, 1, 'one poll waits, for the notification\'s request only');
+  });
+
   it('receive.push is for Graph receive profiles only, and needs NOTIFICATION_URL as an https URL', () => {
     const imap = { ...profile(), receive: { via: 'imap', push: true, deliver: { queue: { name: 'mail-in' } } } };
     const error = mailErrorOf(() => h.runtime({ box: imap }, { NOTIFICATION_URL: host.url }));

@@ -22,7 +22,7 @@ function graphStatus(error: unknown): number | undefined {
 /**
  * Graph change notifications for new messages in the profile's folder
  * (https://learn.microsoft.com/graph/change-notifications-delivery-webhooks): POST /subscriptions
- * with changeType "created" on `users/{mailbox}/mailFolders/{id}/messages`, PATCH to renew, DELETE.
+ * with changeType "created" on `users/{mailbox}/mailFolders/{id}/messages`, PATCH to renew.
  * Graph validates both URLs when it creates the subscription (it posts ?validationToken= to each
  * and wants the token back within 10 seconds). The subscription needs the permission reading needs
  * (Mail.Read), and shares the profile's Graph client.
@@ -75,14 +75,6 @@ export class GraphSubscriptions implements MailboxSubscriptions {
       // Expired or removed: Graph no longer knows it (404), and only a new one helps.
       if (graphStatus(error) === 404) return undefined;
       throw error;
-    }
-  }
-
-  async unsubscribe(id: string, options: { abortSignal?: AbortSignal } = {}): Promise<void> {
-    try {
-      await this.graph.call(`/subscriptions/${encodeURIComponent(id)}`, options, (r) => r.delete());
-    } catch (error) {
-      if (graphStatus(error) !== 404) throw error;
     }
   }
 
