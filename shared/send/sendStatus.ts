@@ -2,7 +2,7 @@ import type { Caller } from '../config/profiles.js';
 import { MailError } from '../errors.js';
 import { redact } from '../redact.js';
 import type { SendState } from '../state/sendState.js';
-import type { SendError, SendStatus } from '../state/sendStatusStore.js';
+import type { Reconciled, SendError, SendStatus } from '../state/sendStatusStore.js';
 
 /** GET /api/send/{id}: what a client sees of one send. */
 export interface SendStatusView {
@@ -13,6 +13,8 @@ export interface SendStatusView {
   lastError?: { code: string; detail: string; hint?: string };
   /** When a send waiting for a retry is next tried. */
   nextAttemptAt?: string;
+  /** How an attempt whose outcome was unknown (a crash, a connection lost after the message went) was settled. */
+  reconciled?: Reconciled;
   createdAt: string;
   updatedAt: string;
 }
@@ -39,6 +41,7 @@ export async function readSendStatus(state: SendState, id: string, options: { ab
     ...(record.messageId !== undefined ? { messageId: record.messageId } : {}),
     ...(record.lastError ? { lastError: { code: record.lastError.code, detail: record.lastError.detail, ...(record.lastError.hint !== undefined ? { hint: record.lastError.hint } : {}) } } : {}),
     ...(record.status === 'queued' && record.nextAttemptAt !== undefined ? { nextAttemptAt: record.nextAttemptAt } : {}),
+    ...(record.reconciled !== undefined ? { reconciled: record.reconciled } : {}),
     createdAt: record.createdAt,
     updatedAt: record.updatedAt,
   };

@@ -7,8 +7,17 @@ import { stateError, statusOf, type StorageAccount } from './storage.js';
 /** The table holding one status row per send. */
 export const SENDS_TABLE = 'mailsends';
 
-export const SEND_STATUSES = ['queued', 'sending', 'sent', 'failed'] as const;
+/** `unknown`: an attempt's outcome was lost and could not be looked up, and send.unknownOutcome is "atMostOnce": it is never sent again. */
+export const SEND_STATUSES = ['queued', 'sending', 'sent', 'failed', 'unknown'] as const;
 export type SendStatus = (typeof SEND_STATUSES)[number];
+
+/**
+ * How an attempt whose outcome was unknown was settled before anything was sent again: its
+ * Message-ID found in the mailbox's sent mail (so not sent again), looked for and not found (so
+ * sent again), or not looked for (the sender cannot look; send.unknownOutcome decided).
+ */
+export const RECONCILED = ['foundInSentItems', 'notFound', 'notChecked'] as const;
+export type Reconciled = (typeof RECONCILED)[number];
 
 /** What went wrong last, as the API shows it: the code, the (redacted) detail and the hint. */
 export interface SendError {
@@ -40,6 +49,10 @@ export interface SendRecord {
   sendingUntil?: string;
   /** The queue message the sending worker got, so that the host's redelivery of it is told from another message. */
   sendingBy?: string;
+  /** The last attempt ended without knowing whether the provider took the message: the next one looks first. */
+  outcomeUnknown?: boolean;
+  /** How the last attempt whose outcome was unknown was settled. */
+  reconciled?: Reconciled;
 }
 
 export interface StoredSendRecord {
@@ -67,6 +80,8 @@ const rowSchema = z.object({
   nextAttemptAt: z.string().optional(),
   sendingUntil: z.string().optional(),
   sendingBy: z.string().optional(),
+  outcomeUnknown: z.boolean().optional(),
+  reconciled: z.enum(RECONCILED).optional(),
 });
 type SendRow = z.infer<typeof rowSchema>;
 

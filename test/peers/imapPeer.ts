@@ -10,7 +10,7 @@ import type { TokenEndpointPeer } from './tokenEndpoint.js';
  * a token that the TokenEndpointPeer issued for the Exchange audience opens it.
  *
  * Built on npm `hoodiecrow-imap` 2.1.0 (SELECT, UID SEARCH, UID FETCH with partials, STORE,
- * MOVE, UIDPLUS). Patched here, at the peer level: its XOAUTH2 handler checks one fixed token
+ * MOVE, UIDPLUS, SPECIAL-USE, SEARCH HEADER). Patched here, at the peer level: its XOAUTH2 handler checks one fixed token
  * per user, so it is replaced by one that asks the token peer; LOGIN is refused (Exchange
  * allows no password login for app-only access); SELECT of a missing folder answers NO
  * [NONEXISTENT] as real servers do (hoodiecrow says BAD); and UIDVALIDITY changes are made on its
@@ -27,6 +27,8 @@ export interface ImapPeerOptions {
   untrustedCertificate?: boolean;
   /** Folders besides INBOX that exist from the start. */
   folders?: string[];
+  /** A folder that exists from the start marked `\Sent` (RFC 6154 SPECIAL-USE), as Exchange's "Sent Items" is. */
+  sentFolder?: string;
 }
 
 export interface AuthAttempt {
@@ -109,7 +111,13 @@ export class ImapPeer {
       plugins: ['ID', 'UNSELECT', 'SASL-IR', 'UIDPLUS', 'MOVE', 'IDLE', 'NAMESPACE', 'SPECIAL-USE', 'ENABLE', xoauth2Only(this)],
       storage: {
         INBOX: { messages: [] },
-        '': { separator: '/', folders: Object.fromEntries((options.folders ?? []).map((f) => [f, { messages: [] }])) },
+        '': {
+          separator: '/',
+          folders: {
+            ...Object.fromEntries((options.folders ?? []).map((f) => [f, { messages: [] }])),
+            ...(options.sentFolder !== undefined && { [options.sentFolder]: { 'special-use': '\\Sent', messages: [] } }),
+          },
+        },
       },
     });
     this.server.connectionHandlers.push((connection) => {

@@ -21,6 +21,12 @@ export interface SmtpFailureModes {
   /** Per recipient address: a reply to refuse it with, or undefined to accept it. */
   rcptTo?: (address: string) => SmtpReply | undefined;
   data?: SmtpReply;
+  /**
+   * After the DATA terminator: keep the message (it counts as accepted and is copied like any
+   * other) and then close the connection without a reply, as a server crash or a network cut
+   * right after Exchange queued the message does. `times` as for replies. @default never
+   */
+  dropAfterData?: { times?: number };
 }
 
 export interface ReceivedMessage {
@@ -75,6 +81,13 @@ export class SmtpPeer {
   /** What the server reported about failed sessions, e.g. "Socket closed while initiating TLS" when a client never starts the handshake. */
   readonly sessionErrors: Error[] = [];
   failures: SmtpFailureModes = {};
+  /**
+   * Called with each message the peer accepted, before it replies; the reply waits for the
+   * promise (a test stops the client there: the message is accepted, the client never hears it).
+   */
+  onAccepted?: (message: ReceivedMessage) => void | Promise<void>;
+  /** Where each accepted message is also saved, as Exchange saves what a mailbox submits over SMTP in its Sent Items (e.g. an ImapPeer's Sent folder). */
+  saveSentCopy?: (raw: Buffer) => void;
   private server?: SMTPServer;
   private port = 0;
 
@@ -133,7 +146,7 @@ export class SmtpPeer {
     return this.authAttempts.filter((a) => !a.accepted);
   }
 
-  private forced(step: Exclude<keyof SmtpFailureModes, 'rcptTo'>): Error | undefined {
+  private forced(step: Exclude<keyof SmtpFailureModes, 'rcptTo' | 'dropAfterData'>): Error | undefined {
     const reply = this.failures[step];
     if (!reply) return undefined;
     if (reply.times !== undefined) {
@@ -174,7 +187,7 @@ export class SmtpPeer {
       const forced = this.forced('data');
       if (forced) return callback(forced);
       const queueId = randomBytes(8).toString('hex').toUpperCase();
-      this.messages.push({
+      const message: ReceivedMessage = {
         user: String(session.user ?? ''),
         envelope: {
           from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
@@ -183,9 +196,29 @@ export class SmtpPeer {
         raw: Buffer.concat(chunks),
         queueId,
         tls: session.secure ? negotiated(session) : undefined,
+      };
+      this.messages.push(message);
+      this.saveSentCopy?.(message.raw);
+      void Promise.resolve(this.onAccepted?.(message)).then(() => {
+        if (this.takeDrop()) return this.connectionOf(session)?.close();
+        callback(null, `2.0.0 OK <${queueId}@smtp-peer.test> [Hostname=smtp-peer.test]`);
       });
-      callback(null, `2.0.0 OK <${queueId}@smtp-peer.test> [Hostname=smtp-peer.test]`);
     });
+  }
+
+  private takeDrop(): boolean {
+    const drop = this.failures.dropAfterData;
+    if (!drop) return false;
+    if (drop.times !== undefined) {
+      if (drop.times <= 0) return false;
+      drop.times--;
+    }
+    return true;
+  }
+
+  /** smtp-server's connection of a session; close() ends its socket without a reply. */
+  private connectionOf(session: SMTPServerSession): { close(): void } | undefined {
+    return [...(this.server?.connections ?? [])].find((c) => (c as { id?: string }).id === session.id) as { close(): void } | undefined;
   }
 }
 

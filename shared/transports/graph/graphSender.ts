@@ -1,10 +1,11 @@
 import type { Profile } from '../../config/profiles.js';
-import { isMailError } from '../../errors.js';
+import { MailError, isMailError } from '../../errors.js';
 import type { Address } from '../../mail/address.js';
 import type { OutgoingAttachment, OutgoingMessage } from '../../mail/outgoing.js';
 import type { MailSender, SendOptions, SendResult, TransportDeps } from '../types.js';
 import { graphConnection, graphSdk, type GraphConnection } from './graphClient.js';
 import { translateGraphError } from './graphErrors.js';
+import { foundInSentItems } from './graphSentItems.js';
 
 /**
  * Graph's request limits for mail (https://learn.microsoft.com/graph/outlook-large-attachments):
@@ -132,19 +133,23 @@ export class GraphSender implements MailSender {
   readonly via = 'graph' as const;
   private readonly graph: GraphConnection;
 
+  /** Absent with saveToSentItems false: no copy is kept, so there is nothing to look for. */
+  readonly findSent?: (messageId: string, options?: { abortSignal?: AbortSignal }) => Promise<boolean>;
+
   constructor(
     private readonly profile: Profile,
     private readonly deps: TransportDeps,
   ) {
     this.graph = graphConnection(profile, deps);
+    if (profile.send?.saveToSentItems !== false) this.findSent = (messageId, options = {}) => foundInSentItems(this.graph, messageId, options);
   }
 
   async send(message: OutgoingMessage, options: SendOptions = {}): Promise<SendResult> {
     const plan = planAttachments(message, this.profile.mailbox);
     if (plan.posted.length === 0 && plan.uploaded.length === 0) {
       const saveToSentItems = this.profile.send?.saveToSentItems ?? true;
-      await this.graph.call(`${this.graph.userPath}/sendMail`, options, (request) =>
-        request.post({ message: toGraphMessage(message, this.profile.mailbox), saveToSentItems }),
+      await sending(() =>
+        this.graph.call(`${this.graph.userPath}/sendMail`, options, (request) => request.post({ message: toGraphMessage(message, this.profile.mailbox), saveToSentItems })),
       );
       return { messageId: message.messageId };
     }
@@ -166,9 +171,10 @@ export class GraphSender implements MailSender {
       for (const attachment of plan.uploaded) await this.upload(messagePath, attachment, options);
       options.abortSignal?.throwIfAborted();
       // Graph documents the send action without a request body.
-      await this.graph.call(`${messagePath}/send`, options, (request) => request.post(undefined));
+      await sending(() => this.graph.call(`${messagePath}/send`, options, (request) => request.post(undefined)));
     } catch (error) {
-      await this.discardDraft(messagePath, draft.id);
+      // A draft that may have been sent is no draft any more: nothing to discard.
+      if (!(isMailError(error) && error.outcomeUnknown)) await this.discardDraft(messagePath, draft.id);
       throw error;
     }
     return { messageId: draft.internetMessageId ?? message.messageId, providerId: draft.id };
@@ -214,5 +220,26 @@ export class GraphSender implements MailSender {
     } catch (error) {
       this.deps.logger.warn({ operation: 'send.discardDraft', profile: this.profile.name, outcome: 'error', draftId, code: isMailError(error) ? error.code : 'EPROVIDER', error: error instanceof Error ? error.message : String(error) });
     }
+  }
+}
+
+/**
+ * The request that sends (sendMail, or a draft's send): a lost connection, a timeout or a 5xx
+ * leaves unknown whether Exchange took the message, since the request may have arrived whole.
+ * A 429 or a 4xx is a definite refusal.
+ */
+async function sending<T>(request: () => Promise<T>): Promise<T> {
+  try {
+    return await request();
+  } catch (error) {
+    if (!isMailError(error) || (error.code !== 'ECONNECTION' && error.code !== 'EUNAVAILABLE')) throw error;
+    throw new MailError(error.code, error.message, {
+      hint: `${error.hint ?? ''} Graph may have accepted the message: before it is sent again, its Message-ID is looked up in Sent Items.`.trim(),
+      profile: error.profile,
+      retryAfter: error.retryAfter,
+      providerCode: error.providerCode,
+      outcomeUnknown: true,
+      cause: error,
+    });
   }
 }

@@ -85,42 +85,59 @@ export class ImapReader implements MailboxReader {
   ) {}
 
   async open(options: { abortSignal?: AbortSignal } = {}): Promise<MailboxSession> {
-    const token = await this.deps.tokens.getToken(exchangeScope(this.profile.endpoints), { abortSignal: options.abortSignal });
-    const { ImapFlow } = require('imapflow') as typeof import('imapflow');
-    const { host, port } = this.profile.endpoints.imap;
-    const proxy = await this.deps.proxy?.route(this.profile.endpoints.imap);
-    const log = new ImapLog(this.deps.logger, this.profile.name);
-    const client = new ImapFlow({
-      host,
-      port,
-      secure: true,
-      // imapflow's own HTTP CONNECT (its `proxy` option); TLS runs inside the tunnel.
-      ...(proxy !== undefined && { proxy: proxyUrlWithCredentials(proxy) }),
-      // Office 365 offers AUTH=XOAUTH2 and never OAUTHBEARER, so with an access token imapflow
-      // authenticates with XOAUTH2 there; no password is ever given, so no LOGIN fallback exists.
-      auth: { user: this.profile.mailbox, accessToken: token },
-      logger: log,
-      disableAutoIdle: true,
-      connectionTimeout: 30_000,
-      greetingTimeout: 15_000,
-    });
-    // imapflow also reports a failing connection as an 'error' event, which would crash the
-    // process without a listener; the pending command rejects with the same error.
-    client.on('error', (error: unknown) => log.warn({ msg: 'connection error', err: error }));
-    const abort = () => client.close();
-    options.abortSignal?.addEventListener('abort', abort, { once: true });
-    let step = 'login';
-    try {
-      await client.connect();
-      step = 'select';
-      await client.mailboxOpen(imapFolderName(this.profile.receive?.folder ?? 'INBOX'));
-    } catch (error) {
-      client.close();
-      options.abortSignal?.removeEventListener('abort', abort);
-      throw proxyMailError(error, { server: proxy?.server, target: this.profile.endpoints.imap, profile: this.profile.name }) ?? translateImapError(this.profile, error, step);
-    }
-    return new ImapSession(this.profile, client, log, () => options.abortSignal?.removeEventListener('abort', abort));
+    const { client, log, release } = await connectImap(this.profile, this.deps, { folder: imapFolderName(this.profile.receive?.folder ?? 'INBOX'), abortSignal: options.abortSignal });
+    return new ImapSession(this.profile, client, log, release);
   }
+}
+
+export interface ImapConnection {
+  client: ImapFlow;
+  log: ImapLog;
+  /** Stops the abort signal from closing the client; the caller closes it. */
+  release(): void;
+}
+
+/**
+ * One IMAP connection to the profile's mailbox with a fresh token, logged in and, with
+ * `folder`, that folder selected (a function of its own for `folder: (client) => name`, which
+ * picks it once logged in). The abort signal closes it; failures are MailErrors.
+ */
+export async function connectImap(profile: Profile, deps: TransportDeps, options: { folder: string | ((client: ImapFlow) => Promise<string>); abortSignal?: AbortSignal }): Promise<ImapConnection> {
+  const token = await deps.tokens.getToken(exchangeScope(profile.endpoints), { abortSignal: options.abortSignal });
+  const { ImapFlow } = require('imapflow') as typeof import('imapflow');
+  const { host, port } = profile.endpoints.imap;
+  const proxy = await deps.proxy?.route(profile.endpoints.imap);
+  const log = new ImapLog(deps.logger, profile.name);
+  const client = new ImapFlow({
+    host,
+    port,
+    secure: true,
+    // imapflow's own HTTP CONNECT (its `proxy` option); TLS runs inside the tunnel.
+    ...(proxy !== undefined && { proxy: proxyUrlWithCredentials(proxy) }),
+    // Office 365 offers AUTH=XOAUTH2 and never OAUTHBEARER, so with an access token imapflow
+    // authenticates with XOAUTH2 there; no password is ever given, so no LOGIN fallback exists.
+    auth: { user: profile.mailbox, accessToken: token },
+    logger: log,
+    disableAutoIdle: true,
+    connectionTimeout: 30_000,
+    greetingTimeout: 15_000,
+  });
+  // imapflow also reports a failing connection as an 'error' event, which would crash the
+  // process without a listener; the pending command rejects with the same error.
+  client.on('error', (error: unknown) => log.warn({ msg: 'connection error', err: error }));
+  const abort = () => client.close();
+  options.abortSignal?.addEventListener('abort', abort, { once: true });
+  let step = 'login';
+  try {
+    await client.connect();
+    step = 'select';
+    await client.mailboxOpen(typeof options.folder === 'string' ? options.folder : await options.folder(client));
+  } catch (error) {
+    client.close();
+    options.abortSignal?.removeEventListener('abort', abort);
+    throw proxyMailError(error, { server: proxy?.server, target: profile.endpoints.imap, profile: profile.name }) ?? translateImapError(profile, error, step);
+  }
+  return { client, log, release: () => options.abortSignal?.removeEventListener('abort', abort) };
 }
 
 class ImapSession implements MailboxSession {
@@ -304,7 +321,7 @@ class ImapSession implements MailboxSession {
  * It also keeps the last command error imapflow reported, because for STORE, MOVE and
  * EXPUNGE that log line is the only place imapflow puts the server's answer.
  */
-class ImapLog implements ImapFlowLogger {
+export class ImapLog implements ImapFlowLogger {
   private lastCommandError?: unknown;
 
   constructor(

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { Profile } from '../../config/profiles.js';
 import { apiScope, type TransportDescriptor } from '../descriptor.js';
 import { SMTP_SECURITY_MODES, smtpSecurity, smtpSecurityLabel } from './security.js';
 
@@ -7,7 +8,19 @@ const sendFields = {
   smtpSecurity: z.enum(SMTP_SECURITY_MODES).optional(),
   /** How long a server may take to greet after the connect, seconds (default 30, nodemailer's). */
   greetingTimeoutSeconds: z.number().int().min(1).max(300).optional(),
+  /**
+   * Where a send whose outcome is unknown (a crash, a connection lost after the DATA terminator)
+   * is looked up before it is sent again: "imap", the mailbox's Sent folder over IMAP (Exchange
+   * Online saves what the mailbox submits over SMTP there; needs IMAP.AccessAsApp), or "none".
+   * Default: "imap" when the profile receives over IMAP, else "none".
+   */
+  lookupSent: z.enum(['imap', 'none']).optional(),
 };
+
+/** send.lookupSent, or its default: the profile's own IMAP when it reads its mailbox that way. */
+function lookupSent(profile: Profile): 'imap' | 'none' {
+  return (profile.send as { lookupSent?: 'imap' | 'none' } | undefined)?.lookupSent ?? (profile.receive?.via === 'imap' ? 'imap' : 'none');
+}
 
 /** SMTP client submission with XOAUTH2 (https://learn.microsoft.com/exchange/client-developer/legacy-protocols/how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth). */
 export const smtp: TransportDescriptor = {
@@ -17,10 +30,15 @@ export const smtp: TransportDescriptor = {
     config: { fields: sendFields },
     create(profile, deps) {
       const { SmtpSender } = require('./smtpSender.js') as typeof import('./smtpSender.js');
-      return new SmtpSender(profile, deps);
+      if (lookupSent(profile) === 'none') return new SmtpSender(profile, deps);
+      const { foundInImapSent } = require('../imap/imapSentFolder.js') as typeof import('../imap/imapSentFolder.js');
+      return new SmtpSender(profile, deps, { lookupSent: (messageId, options) => foundInImapSent(profile, deps, messageId, options) });
     },
-    permissions: () => [{ api: 'exchange', purpose: 'send over SMTP', anyOf: ['SMTP.SendAsApp'] }],
-    delegated: () => [{ api: 'exchange', permission: 'SMTP.Send' }],
+    permissions: (p) => [
+      { api: 'exchange', purpose: 'send over SMTP', anyOf: ['SMTP.SendAsApp'] },
+      ...(lookupSent(p) === 'imap' ? [{ api: 'exchange' as const, purpose: 'look up a send whose outcome is unknown in the Sent folder over IMAP', anyOf: ['IMAP.AccessAsApp'] }] : []),
+    ],
+    delegated: (p) => [{ api: 'exchange', permission: 'SMTP.Send' }, ...(lookupSent(p) === 'imap' ? [{ api: 'exchange' as const, permission: 'IMAP.AccessAsUser.All' }] : [])],
     describe: (p) => `send via smtp to ${p.endpoints.smtp.host}:${p.endpoints.smtp.port} (${smtpSecurityLabel(smtpSecurity(p))}, XOAUTH2)`,
     async probe(p, ctx) {
       const { verifySmtpLogin } = require('./probe.js') as typeof import('./probe.js');

@@ -1,4 +1,4 @@
-import type { SMTPPoolOptions, SMTPPoolSentMessageInfo, Transporter } from 'nodemailer';
+import type { SendMailOptions, SMTPPoolOptions, SMTPPoolSentMessageInfo, Transporter } from 'nodemailer';
 import type { HostPort } from '../../config/cloud.js';
 import { exchangeScope } from '../../config/cloud.js';
 import type { Profile } from '../../config/profiles.js';
@@ -10,6 +10,10 @@ import type { OutgoingMessage } from '../../mail/outgoing.js';
 import type { MailSender, SendOptions, SendResult, TransportDeps } from '../types.js';
 import { smtpSecurity, type SmtpSecurity, smtpGreetingTimeoutMs } from './security.js';
 import { TokenFailure, translateSmtpError } from './smtpErrors.js';
+import { HANDOVER_OPTION, trackHandover, unknownOutcome, type Handover } from './smtpHandover.js';
+
+/** Looks a Message-ID up in the mailbox's sent mail by another way than SMTP, which has none (IMAP). */
+export type SentMailLookup = (messageId: string, options: { abortSignal?: AbortSignal }) => Promise<boolean>;
 
 /**
  * Pool settings shared by the sender, the connection test and the benchmark's raw-nodemailer
@@ -55,11 +59,17 @@ export function smtpPoolOptions(endpoint: HostPort, security: SmtpSecurity, opti
 export class SmtpSender implements MailSender {
   readonly via = 'smtp' as const;
   private transport?: Promise<{ pool: Transporter<SMTPPoolSentMessageInfo>; proxy?: ProxyRoute }>;
+  /** Present when the descriptor gave the sender a way to look in the mailbox's Sent folder (send.lookupSent). */
+  readonly findSent?: (messageId: string, options?: { abortSignal?: AbortSignal }) => Promise<boolean>;
 
   constructor(
     private readonly profile: Profile,
     private readonly deps: TransportDeps,
-  ) {}
+    options: { lookupSent?: SentMailLookup } = {},
+  ) {
+    const lookup = options.lookupSent;
+    if (lookup) this.findSent = (messageId, lookupOptions = {}) => lookup(messageId, lookupOptions);
+  }
 
   /** The pool, made on first use once the proxy route (and so the proxy's password) is known. */
   private pool(): Promise<{ pool: Transporter<SMTPPoolSentMessageInfo>; proxy?: ProxyRoute }> {
@@ -87,6 +97,7 @@ export class SmtpSender implements MailSender {
         },
       },
     });
+    trackHandover(pool);
     return { pool, ...(proxy !== undefined && { proxy }) };
   }
 
@@ -94,12 +105,16 @@ export class SmtpSender implements MailSender {
     options.abortSignal?.throwIfAborted();
     let info: SMTPPoolSentMessageInfo;
     let proxy: ProxyRoute | undefined;
+    const handover: Handover = { complete: false };
     try {
       const made = await this.pool();
       proxy = made.proxy;
       // nodemailer composes the MIME; Bcc goes into the envelope only, never into a header.
-      info = await made.pool.sendMail({ ...toNodemailerOptions(message), signal: options.abortSignal });
+      const mail: SendMailOptions & { [HANDOVER_OPTION]: Handover } = { ...toNodemailerOptions(message), signal: options.abortSignal, [HANDOVER_OPTION]: handover };
+      info = await made.pool.sendMail(mail);
     } catch (error) {
+      const unknown = unknownOutcome(this.profile, handover, error, options.abortSignal?.aborted === true);
+      if (unknown) throw unknown;
       options.abortSignal?.throwIfAborted();
       throw smtpProxyError(this.profile, proxy, error) ?? translateSmtpError(this.profile, message, error);
     }
