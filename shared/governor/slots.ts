@@ -8,15 +8,23 @@ import { stateError, statusOf, type StorageAccount } from '../state/storage.js';
 export const SLOTS_CONTAINER = 'mail-governor';
 
 /**
- * Blob Storage's shortest lease (15-60 s, or infinite). A request's slot is leased for it and renewed
- * while the request lasts; the lease of an instance that crashed mid-request lapses after this,
- * so a slot is never lost for longer. docs: https://learn.microsoft.com/rest/api/storageservices/lease-blob
+ * Blob Storage's shortest lease (15-60 s, or infinite). A slot is leased for its request and renewed
+ * while it is held, so the lease of an instance that crashed mid-request lapses after this and the
+ * slot is never lost for longer. docs: https://learn.microsoft.com/rest/api/storageservices/lease-blob
  */
 const LEASE_SECONDS = 15;
 const RENEW_EVERY_MS = 5_000;
+/**
+ * A leased slot serves this process's next request too when it comes within LINGER_MS, for at most
+ * REUSE_MAX_MS in all; then it is given back. A busy instance so pays storage once per several
+ * requests, not twice per request, while the others' turn comes within seconds.
+ */
+const LINGER_MS = 250;
+const REUSE_MAX_MS = 5_000;
 /** Back-off between rounds when every slot is taken: full jitter, doubling up to the cap. */
 const WAIT_BASE_MS = 25;
 const WAIT_CAP_MS = 1_000;
+/** Storage that does not answer must not hold a request up for long: the governor then lets it go ungoverned. */
 const STORAGE_TIMEOUT_MS = 5_000;
 
 export interface HeldSlots {
@@ -26,6 +34,14 @@ export interface HeldSlots {
   readonly waitedMs: number;
 }
 
+interface Slot {
+  index: number;
+  lease: BlobLeaseClient;
+  acquiredAt: number;
+  renew: NodeJS.Timeout;
+  linger?: NodeJS.Timeout;
+}
+
 /**
  * At most `limit` requests in flight for one scope (an app and a mailbox) across every instance:
  * a request holds the lease of one of `limit` slot blobs while it runs. Inside one process a local
@@ -33,8 +49,10 @@ export interface HeldSlots {
  */
 export class ConcurrencySlots {
   private inFlight = 0;
-  private readonly localWaiters: Array<() => void> = [];
+  private readonly localWaiters = new Set<() => void>();
+  /** Indexes this process holds, lends out or is giving back: not worth asking storage for. */
   private readonly held = new Set<number>();
+  private readonly idle: Slot[] = [];
   private readonly created = new Set<number>();
   private readonly releasing = new Set<Promise<void>>();
 
@@ -58,11 +76,16 @@ export class ConcurrencySlots {
       options.abortSignal?.throwIfAborted();
       if (this.inFlight + wanted <= this.limit) {
         this.inFlight += wanted;
-        let got: Array<{ index: number; lease: BlobLeaseClient }> = [];
+        let got: Slot[] = [];
         try {
-          got = await this.tryLease(wanted, options.abortSignal);
+          got = this.idle.splice(0, wanted);
+          got.forEach((slot) => clearTimeout(slot.linger));
+          if (got.length < wanted) got.push(...(await this.tryLease(wanted - got.length, options.abortSignal)));
         } finally {
-          if (got.length < wanted) this.inFlight -= wanted;
+          if (got.length < wanted) {
+            this.inFlight -= wanted;
+            got.forEach((slot) => this.giveBack(slot));
+          }
         }
         if (got.length === wanted) return this.holding(got, round === 0 ? 0 : performance.now() - started);
         options.abortSignal?.throwIfAborted();
@@ -78,24 +101,23 @@ export class ConcurrencySlots {
           hint: 'Other instances or operations keep this mailbox busy (Graph allows 4 concurrent requests per app and mailbox); the request may be tried again.',
         });
       }
-      const backoff = Math.random() * Math.min(WAIT_CAP_MS, WAIT_BASE_MS * 2 ** round);
-      await delay(Math.min(backoff, deadline - now), options.abortSignal);
+      await delay(Math.min(Math.random() * Math.min(WAIT_CAP_MS, WAIT_BASE_MS * 2 ** round), deadline - now), options.abortSignal);
     }
   }
 
-  /** Waits for every pending release (the runtime's close). */
+  /** Gives back the slots kept for reuse and waits for every pending release (the runtime's close). */
   async close(): Promise<void> {
+    this.idle.splice(0).forEach((slot) => this.giveBack(slot));
     await Promise.all([...this.releasing]);
   }
 
-  /** Leases up to `wanted` free slots, trying them in random order; gives back what it got if not all. */
-  private async tryLease(wanted: number, abortSignal: AbortSignal | undefined): Promise<Array<{ index: number; lease: BlobLeaseClient }>> {
+  /** Leases up to `wanted` free slots, trying them in random order; an empty list if not all. */
+  private async tryLease(wanted: number, abortSignal: AbortSignal | undefined): Promise<Slot[]> {
     const container = await this.account.container(SLOTS_CONTAINER);
-    // Storage that does not answer must not hold the request up for long: the governor then lets it go ungoverned.
     const timeout = AbortSignal.timeout(STORAGE_TIMEOUT_MS);
-    abortSignal = abortSignal ? AbortSignal.any([abortSignal, timeout]) : timeout;
+    const signal = abortSignal ? AbortSignal.any([abortSignal, timeout]) : timeout;
     const candidates = shuffle([...Array(this.limit).keys()].filter((i) => !this.held.has(i)));
-    const got: Array<{ index: number; lease: BlobLeaseClient }> = [];
+    const got: Slot[] = [];
     for (const index of candidates) {
       if (got.length === wanted) break;
       const blob = container.getBlockBlobClient(`${this.scope}/slot-${index}`);
@@ -103,86 +125,92 @@ export class ConcurrencySlots {
       this.held.add(index);
       try {
         if (!this.created.has(index)) {
-          await blob.upload('', 0, { conditions: { ifNoneMatch: '*' }, abortSignal }).catch((error: unknown) => {
+          await blob.upload('', 0, { conditions: { ifNoneMatch: '*' }, abortSignal: signal }).catch((error: unknown) => {
             // 409: it exists (and may be leased); 412: another instance made it first.
             if (statusOf(error) !== 409 && statusOf(error) !== 412) throw error;
           });
           this.created.add(index);
         }
-        await lease.acquireLease(LEASE_SECONDS, { abortSignal });
-        got.push({ index, lease });
+        await lease.acquireLease(LEASE_SECONDS, { abortSignal: signal });
+        got.push(this.slot(index, lease));
       } catch (error) {
         this.held.delete(index);
         if (statusOf(error) === 409) continue;
-        this.giveBack(got);
+        got.forEach((slot) => this.giveBack(slot));
         if (statusOf(error) === 404) this.created.delete(index);
         throw stateError(error, `could not lease a Graph request slot of ${this.scope}`);
       }
     }
     if (got.length < wanted) {
-      this.giveBack(got);
+      got.forEach((slot) => this.giveBack(slot));
       return [];
     }
     return got;
   }
 
-  private holding(got: Array<{ index: number; lease: BlobLeaseClient }>, waitedMs: number): HeldSlots {
-    const timer = setInterval(() => {
-      for (const { lease } of got) {
-        lease.renewLease().catch((error: unknown) => this.options.logger?.warn({ operation: 'governor.renew', id: this.scope, outcome: 'error', status: statusOf(error) }));
-      }
+  private slot(index: number, lease: BlobLeaseClient): Slot {
+    const renew = setInterval(() => {
+      lease.renewLease().catch((error: unknown) => this.options.logger?.warn({ operation: 'governor.renew', id: this.scope, outcome: 'error', status: statusOf(error) }));
     }, RENEW_EVERY_MS);
-    timer.unref();
+    renew.unref();
+    return { index, lease, acquiredAt: performance.now(), renew };
+  }
+
+  private holding(got: Slot[], waitedMs: number): HeldSlots {
     let released = false;
     return {
       waitedMs,
       release: () => {
         if (released) return;
         released = true;
-        clearInterval(timer);
-        // Off the request's path: the answer is already there. The local count drops once storage
-        // has the slots back, so that a waiting request here does not find them still leased.
-        this.giveBack(got, () => {
-          this.inFlight -= got.length;
-          this.localWaiters.splice(0).forEach((wake) => wake());
-        });
+        this.inFlight -= got.length;
+        const now = performance.now();
+        for (const slot of got) {
+          if (now - slot.acquiredAt >= REUSE_MAX_MS) {
+            this.giveBack(slot);
+            continue;
+          }
+          slot.linger = setTimeout(() => {
+            const i = this.idle.indexOf(slot);
+            if (i >= 0) this.giveBack(this.idle.splice(i, 1)[0]!);
+          }, LINGER_MS);
+          slot.linger.unref();
+          this.idle.push(slot);
+        }
+        [...this.localWaiters].forEach((wake) => wake());
       },
     };
   }
 
-  private giveBack(got: Array<{ index: number; lease: BlobLeaseClient }>, then?: () => void): void {
-    if (got.length === 0) {
-      then?.();
-      return;
-    }
-    const pending = Promise.all(got.map(({ index, lease }) =>
-      lease.releaseLease().catch((error: unknown) => {
-        this.options.logger?.warn({ operation: 'governor.release', id: this.scope, outcome: 'error', status: statusOf(error) });
-      }).finally(() => this.held.delete(index)),
-    )).then(() => then?.());
+  /** Releases the slot's lease off the request's path; the index is asked for again once storage has it back. */
+  private giveBack(slot: Slot): void {
+    clearInterval(slot.renew);
+    clearTimeout(slot.linger);
+    const pending = slot.lease.releaseLease().then(
+      () => undefined,
+      (error: unknown) => this.options.logger?.warn({ operation: 'governor.release', id: this.scope, outcome: 'error', status: statusOf(error) }),
+    ).finally(() => {
+      this.held.delete(slot.index);
+      this.releasing.delete(pending);
+    });
     this.releasing.add(pending);
-    void pending.finally(() => this.releasing.delete(pending));
   }
 
   private localTurn(deadline: number, abortSignal: AbortSignal | undefined): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const done = () => {
         clearTimeout(timer);
+        this.localWaiters.delete(done);
         abortSignal?.removeEventListener('abort', aborted);
         resolve();
       };
       const aborted = () => {
         clearTimeout(timer);
-        const i = this.localWaiters.indexOf(done);
-        if (i >= 0) this.localWaiters.splice(i, 1);
+        this.localWaiters.delete(done);
         reject(abortSignal!.reason);
       };
-      const timer = setTimeout(() => {
-        const i = this.localWaiters.indexOf(done);
-        if (i >= 0) this.localWaiters.splice(i, 1);
-        done();
-      }, Math.max(0, deadline - performance.now()));
-      this.localWaiters.push(done);
+      const timer = setTimeout(done, Math.max(0, deadline - performance.now()));
+      this.localWaiters.add(done);
       abortSignal?.addEventListener('abort', aborted, { once: true });
     });
   }
