@@ -14,7 +14,7 @@
  * each in a fresh process whose only work is that poll: from the file inbox, and over IMAP
  * with the IMAP server in a process of its own, so its copy of the message is not counted.
  * Figures, never assertions.
- * Usage: npm run bench:poll -- [--n 2000] [--graph-n 500] [--large-mb 50]
+ * Usage: npm run bench:poll -- [--n 2000] [--rounds 3] [--graph-n 500] [--large-mb 50]
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -180,7 +180,7 @@ async function mailboxWith(entra: TokenEndpointPeer, count: number): Promise<Ima
   return imap;
 }
 
-async function throughput(n: number, storage: string): Promise<void> {
+async function throughput(n: number, roundCount: number, storage: string): Promise<void> {
   const entra = await new TokenEndpointPeer().start();
   entra.register(APP);
   const warm = await mailboxWith(entra, WARM_UP_MESSAGES);
@@ -189,8 +189,15 @@ async function throughput(n: number, storage: string): Promise<void> {
     const paths = [fullPoll, readerAndParser, parserAlone, rawFetch, naivePipeline];
     for (const run of paths) await run({ imap: warm, entra, storage });
     const target = { imap: measured, entra, storage };
-    const [full, reader, parser, raw, naive] = [await rate(() => fullPoll(target)), await rate(() => readerAndParser(target)), await rate(() => parserAlone(target)), await rate(() => rawFetch(target)), await rate(() => naivePipeline(target))] as const;
-    console.log(`bench/poll: ${n} messages (~${Math.round(measured.messages('INBOX')[0]!.raw.length / 1024)} KiB each) from the loopback IMAP server (TLS, XOAUTH2), each path warmed up on ${WARM_UP_MESSAGES} others first`);
+    // Rounds of every path in turn, each figure the median of its rounds: a machine's other work
+    // then weighs on all paths alike instead of on whichever ran while it was busy.
+    const rounds: Array<Array<{ count: number; perSecond: number }>> = paths.map(() => []);
+    for (let round = 0; round < roundCount; round++) {
+      for (const [i, run] of paths.entries()) rounds[i]!.push(await rate(() => run(target)));
+    }
+    const median = (results: Array<{ count: number; perSecond: number }>) => [...results].sort((a, b) => a.perSecond - b.perSecond)[Math.floor((results.length - 1) / 2)]!;
+    const [full, reader, parser, raw, naive] = rounds.map(median) as [ReturnType<typeof median>, ReturnType<typeof median>, ReturnType<typeof median>, ReturnType<typeof median>, ReturnType<typeof median>];
+    console.log(`bench/poll: ${n} messages (~${Math.round(measured.messages('INBOX')[0]!.raw.length / 1024)} KiB each) from the loopback IMAP server (TLS, XOAUTH2), each path warmed up on ${WARM_UP_MESSAGES} others first, median of ${roundCount} rounds of every path in turn`);
     console.log(`  pollMailbox (reader + parser + dedupe + queue sink, Azurite): ${full.perSecond.toFixed(0)} messages/s (${full.count} delivered)`);
     console.log(`  ImapReader + parser only:                                  ${reader.perSecond.toFixed(0)} messages/s (${reader.count} parsed)`);
     console.log(`  parser alone (sources in memory):                          ${parser.perSecond.toFixed(0)} messages/s`);
@@ -364,13 +371,15 @@ async function largeMessage(mb: number, storage: string): Promise<void> {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { n: { type: 'string', default: '2000' }, 'graph-n': { type: 'string', default: '500' }, 'large-mb': { type: 'string', default: '50' }, 'serve-large': { type: 'string' }, 'poll-large': { type: 'boolean' } },
+    options: { n: { type: 'string', default: '2000' }, rounds: { type: 'string', default: '3' }, 'graph-n': { type: 'string', default: '500' }, 'large-mb': { type: 'string', default: '50' }, 'serve-large': { type: 'string' }, 'poll-large': { type: 'boolean' } },
   });
   if (values['serve-large'] !== undefined) return serveLarge(Number(values['serve-large']));
   if (values['poll-large']) return pollLarge();
   const n = Number(values.n);
   const largeMb = Number(values['large-mb']);
   const graphN = Number(values['graph-n']);
+  const rounds = Number(values.rounds);
+  if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer, got ${values.rounds}`);
   if (!Number.isInteger(graphN) || graphN < 1) throw new Error(`--graph-n must be a positive integer, got ${values['graph-n']}`);
   if (!Number.isInteger(n) || n < 1) throw new Error(`--n must be a positive integer, got ${values.n}`);
   if (!Number.isInteger(largeMb) || largeMb < 1) throw new Error(`--large-mb must be a positive integer, got ${values['large-mb']}`);
@@ -381,7 +390,7 @@ async function main(): Promise<void> {
   const azurite = new AzuritePeer();
   await azurite.start();
   try {
-    await throughput(n, azurite.connectionString);
+    await throughput(n, rounds, azurite.connectionString);
     await graphCost(graphN, azurite.connectionString);
     await largeMessage(largeMb, azurite.connectionString);
   } finally {
