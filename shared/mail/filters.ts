@@ -30,9 +30,12 @@ const IMPORTANCE_RANK: Record<Importance, number> = { low: 0, normal: 1, high: 2
  * Then every condition that is set must hold: `unreadOnly` (a message the reader reports as
  * read is dropped; POP3 has no read flag, so nothing is dropped there), `hasAttachments` (true:
  * at least one attachment that is not an inline image; false: none), `minImportance`,
- * `maxSizeBytes`, and `requireAuthenticated` (the receiving organisation authenticated the
+ * and `requireAuthenticated` (the receiving organisation authenticated the
  * sender's domain: `authentication.verdict` is `pass`; allow lists match `From`, which a sender
  * writes as it likes, so an allow list that decides anything needs it).
+ *
+ * `maxSizeBytes` is not a filter: a message over it is dead-lettered with its source by the poll
+ * (shared/receive/planWindow.ts), never passed over in silence.
  */
 export function matchesFilters(message: DeliveredMessage, meta: FilterMeta, filters: FilterConfig): FilterResult {
   const listed = listMatch(message, filters);
@@ -48,8 +51,6 @@ export function matchesFilters(message: DeliveredMessage, meta: FilterMeta, filt
     return drop(`importance ${message.importance} is below ${filters.minImportance}`);
   }
   if (filters.requireAuthenticated && message.authentication.verdict !== 'pass') return drop(`sender not authenticated (verdict ${message.authentication.verdict})`);
-  const size = meta.size ?? message.size;
-  if (filters.maxSizeBytes !== undefined && size > filters.maxSizeBytes) return drop(`size ${size} bytes is over ${filters.maxSizeBytes}`);
   return { pass: true };
 }
 

@@ -31,7 +31,7 @@ export const credentialExpirySchema = z.object({
   code: errorCode.optional(),
 }) satisfies z.ZodType<CredentialExpiry>;
 
-const pollCounts = z.object({ delivered: count, filtered: count, duplicates: count, deadLettered: count, durationMs: z.number().nonnegative() });
+const pollCounts = z.object({ delivered: count, filtered: count, duplicates: count, deadLettered: count, oversized: count, durationMs: z.number().nonnegative() });
 
 const governorHealthSchema = z.object({
   profile: z.string(),
@@ -116,6 +116,7 @@ export const pollResultSchema = z.object({
   filtered: count,
   duplicates: count,
   deadLettered: count,
+  oversized: count.meta({ description: 'Of deadLettered, the messages over receive.filters.maxSizeBytes.' }),
   resynced: z.boolean(),
   cursor: z.record(z.string(), z.unknown()).optional().meta({ description: "The reader's cursor as stored: opaque, per transport." }),
   error: pollError.optional(),

@@ -57,7 +57,7 @@ export async function deliverWindow(plans: readonly Planned[], ctx: DeliveryCont
     const outcome = outcomes.get(p);
     if (outcome === undefined) return [];
     if (outcome === 'delivered') return [{ id: p.id, providerId: p.fetched.providerId, outcome }];
-    return [{ id: p.id, providerId: p.fetched.providerId, outcome: 'deadLettered', errorCode: outcome === 'refused' ? 'ESINK_REJECTED' : 'EPARSE' }];
+    return [{ id: p.id, providerId: p.fetched.providerId, outcome: 'deadLettered', errorCode: outcome === 'refused' ? 'ESINK_REJECTED' : p.oversized ? 'ETOO_LARGE' : 'EPARSE' }];
   });
   // Nothing counts as done before its record is stored: a crash here redelivers with the same ids.
   if (records.length > 0) await ctx.state.dedupe.mark(ctx.profile.name, records, { abortSignal: ctx.signal });
@@ -131,8 +131,11 @@ async function acknowledgeInOrder(session: MailboxSession, run: readonly Acknowl
 async function deliverOne(p: Planned, ctx: DeliveryContext): Promise<'delivered' | 'refused' | 'deadLettered'> {
   const { fetched } = p;
   const put = { abortSignal: ctx.signal };
-  if (p.message === undefined) {
-    await ctx.state.deadLetters.put({ profile: ctx.profile.name, providerId: fetched.providerId, error: describeFailure(p.parseError), ...(p.source && { source: await p.source.open() }) }, put);
+  if (p.message === undefined || p.oversized) {
+    const error = p.oversized
+      ? new MailError('ETOO_LARGE', `the message is ${p.oversized.size} bytes, over receive.filters.maxSizeBytes (${p.oversized.limit})`, { profile: ctx.profile.name, field: 'receive.filters.maxSizeBytes', hint: 'Raise the limit to deliver messages this large; this one is kept here with its source.' })
+      : p.parseError;
+    await ctx.state.deadLetters.put({ profile: ctx.profile.name, providerId: fetched.providerId, error: describeFailure(error), ...(p.source && { source: await p.source.open() }) }, put);
     return 'deadLettered';
   }
   const message = p.attachmentsDeferred && ctx.complete ? await ctx.complete(p) : p.message;

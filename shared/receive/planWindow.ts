@@ -19,6 +19,8 @@ export interface Parsed {
   source?: { open(): Promise<NodeJS.ReadableStream>; dispose(): Promise<void> };
   /** Its large attachments were counted, not stored: DeliveryContext.complete stores them before it is delivered. */
   attachmentsDeferred?: boolean;
+  /** Over `receive.filters.maxSizeBytes`: dead-lettered with its source (kept in `source`), never delivered nor silently filtered. */
+  oversized?: { size: number; limit: number };
 }
 
 /** What the poll does with a parsed message. */
@@ -41,6 +43,10 @@ export function planWindow(parsed: readonly Parsed[], options: { recorded: Reado
     if (message === undefined) {
       handled.add(p.id);
       return { ...p, step: 'deadLetter' };
+    }
+    if (p.oversized) {
+      handled.add(p.id);
+      return { ...p, step: 'deadLetter', reason: `size ${p.oversized.size} bytes is over maxSizeBytes ${p.oversized.limit}` };
     }
     const verdict = filters === undefined ? undefined : matchesFilters(message, { ...(p.fetched.seen !== undefined && { seen: p.fetched.seen }), ...(p.fetched.size !== undefined && { size: p.fetched.size }) }, filters);
     if (verdict && !verdict.pass) return { ...p, step: 'filtered', ...(verdict.reason !== undefined && { reason: verdict.reason }) };

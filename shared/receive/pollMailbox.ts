@@ -32,8 +32,10 @@ export interface PollResult {
   filtered: number;
   /** Already delivered before (dedupe table): a resync or a cursor write lost in a crash. */
   duplicates: number;
-  /** Unparseable, or refused by the sink with a 4xx: stored in mail-deadletter, not retried. */
+  /** Unparseable, over `receive.filters.maxSizeBytes`, or refused by the sink with a 4xx: stored in mail-deadletter, not retried. */
   deadLettered: number;
+  /** Of those, the messages over `receive.filters.maxSizeBytes` (each also logged as a warning with its size and the limit). */
+  oversized: number;
   /** The stored cursor was discarded (changed UIDVALIDITY, expired delta token, an unreadable row). */
   resynced: boolean;
   /** The cursor stored at the end of this poll. */
@@ -161,7 +163,7 @@ const COUNTED_AS = {
 class MailboxPoll {
   private readonly started = Date.now();
   private readonly owner: CursorOwner;
-  private readonly counts = { delivered: 0, filtered: 0, duplicates: 0, deadLettered: 0 };
+  private readonly counts = { delivered: 0, filtered: 0, duplicates: 0, deadLettered: 0, oversized: 0 };
   private readonly cleanupErrors: PollError[] = [];
   private etag?: string;
   private stored?: ReaderCursor;
@@ -326,6 +328,10 @@ class MailboxPoll {
     };
     try {
       const message = await parseMessage(copy.tap(await fetched.openSource({ abortSignal: signal })), this.parseContext(fetched, countOnly, signal));
+      // Over the size limit: dead-lettered from the copy (memory up to LARGE_MESSAGE_BYTES, a temporary file past it), never delivered.
+      const limit = this.profile.receive.filters?.maxSizeBytes;
+      const size = Math.max(fetched.size ?? 0, message.size);
+      if (limit !== undefined && size > limit) return { fetched, started, id: message.id, message, source: copy, oversized: { size, limit } };
       if (deferred > 0) return { fetched, started, id: message.id, message, source: copy, attachmentsDeferred: true };
       await copy.dispose();
       return { fetched, started, id: message.id, message };
@@ -363,6 +369,10 @@ class MailboxPoll {
 
   private count(p: Planned, result: Outcome): void {
     this.counts[COUNTED_AS[result]]++;
+    if (p.oversized && result === 'deadLettered') {
+      this.counts.oversized++;
+      this.runtime.logger.warn({ operation: 'poll.oversized', profile: this.profile.name, providerId: p.fetched.providerId, outcome: 'error', code: 'ETOO_LARGE', size: p.oversized.size, limit: p.oversized.limit, hint: `Kept with its source in mail-deadletter, not delivered: raise profiles.${this.profile.name}.receive.filters.maxSizeBytes to deliver messages this large.` });
+    }
     this.runtime.logger.info({ operation: 'poll.message', profile: this.profile.name, id: p.message?.id, providerId: p.fetched.providerId, outcome: result === 'delivered' ? 'ok' : 'skipped', result, reason: p.reason, durationMs: Date.now() - p.started });
   }
 

@@ -71,6 +71,6 @@ function nextRecord(previous: PollStatusRecord | undefined, result: PollResult, 
     // An aborted poll (deadline, lost lease) made progress or was stopped from outside: it neither counts nor clears a failure.
     consecutiveFailures: status === 'failed' ? (previous?.consecutiveFailures ?? 0) + 1 : status === 'completed' ? 0 : (previous?.consecutiveFailures ?? 0),
     ...(lastError !== undefined && { lastError }),
-    lastCounts: { delivered: result.delivered, filtered: result.filtered, duplicates: result.duplicates, deadLettered: result.deadLettered, durationMs: result.durationMs },
+    lastCounts: { delivered: result.delivered, filtered: result.filtered, duplicates: result.duplicates, deadLettered: result.deadLettered, oversized: result.oversized, durationMs: result.durationMs },
   };
 }

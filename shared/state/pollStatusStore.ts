@@ -30,6 +30,8 @@ export interface PollCounts {
   filtered: number;
   duplicates: number;
   deadLettered: number;
+  /** Of deadLettered, over receive.filters.maxSizeBytes. */
+  oversized: number;
   durationMs: number;
 }
 
@@ -70,6 +72,8 @@ const rowSchema = z.object({
   filtered: z.number().int().nonnegative(),
   duplicates: z.number().int().nonnegative(),
   deadLettered: z.number().int().nonnegative(),
+  // Rows written before oversized mail was counted have none.
+  oversized: z.number().int().nonnegative().default(0),
   durationMs: z.number().nonnegative(),
 });
 type PollStatusRow = z.infer<typeof rowSchema>;
@@ -93,10 +97,10 @@ function fromEntity(entity: Record<string, unknown> & { etag: string }): StoredP
     const issue = row.error.issues[0];
     return { record: undefined, unreadable: `${issue?.path.join('.') || 'row'}: ${issue?.message ?? 'invalid'}`, etag: entity.etag };
   }
-  const { lastErrorCode, lastErrorMessage, lastErrorHint, lastErrorAt, delivered, filtered, duplicates, deadLettered, durationMs, ...rest } = row.data;
+  const { lastErrorCode, lastErrorMessage, lastErrorHint, lastErrorAt, delivered, filtered, duplicates, deadLettered, oversized, durationMs, ...rest } = row.data;
   const record: PollStatusRecord = {
     ...rest,
-    lastCounts: { delivered, filtered, duplicates, deadLettered, durationMs },
+    lastCounts: { delivered, filtered, duplicates, deadLettered, oversized, durationMs },
     ...(lastErrorCode !== undefined && {
       lastError: { code: lastErrorCode, message: lastErrorMessage ?? '', ...(lastErrorHint !== undefined && { hint: lastErrorHint }), at: lastErrorAt ?? rest.lastPollAt },
     }),

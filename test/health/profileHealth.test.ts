@@ -84,7 +84,7 @@ describe('per-profile health: each poll is recorded, GET /api/health/profiles sh
       [shown.mailbox, shown.via, shown.state, shown.stale, shown.lastStatus, shown.consecutiveFailures, shown.lastError],
       [profile.mailbox, 'file', 'ok', false, 'completed', 0, null],
     );
-    assert.deepEqual({ ...shown.lastCounts, durationMs: 0 }, { delivered: 2, filtered: 0, duplicates: 0, deadLettered: 0, durationMs: 0 });
+    assert.deepEqual({ ...shown.lastCounts, durationMs: 0 }, { delivered: 2, filtered: 0, duplicates: 0, deadLettered: 0, oversized: 0, durationMs: 0 });
     const lastPollAt = Date.parse(shown.lastPollAt ?? '');
     assert.ok(lastPollAt >= before && lastPollAt <= Date.now(), shown.lastPollAt ?? 'no lastPollAt');
     assert.equal(shown.lastCompletedAt, shown.lastPollAt);
@@ -356,6 +356,7 @@ function outcome(profile: string, status: PollResult['status']): PollResult {
     profile,
     status,
     delivered: 0,
+    oversized: 0,
     filtered: 0,
     duplicates: 0,
     deadLettered: 0,

@@ -64,10 +64,6 @@ describe('receive filters, end to end through a poll', () => {
     assert.deepEqual(await delivered({ minImportance: 'normal' }), ['alice', 'bob', 'carol', 'dave', 'erin']);
   });
 
-  it('maxSizeBytes drops larger messages', async () => {
-    assert.deepEqual(await delivered({ maxSizeBytes: 10_000 }), ['alice', 'bob', 'carol', 'dave', 'erin']);
-  });
-
   it('a filtered message is passed by the cursor and not offered again', async () => {
     const name = `f${++profileCount}`;
     const runtime = h.runtime({ [name]: h.fileProfile(inbox, { filters: { mode: 'allow', emails: ['erin@tailspin.com'] } }) });
