@@ -84,6 +84,12 @@ export const sendCommon = {
   /** Addresses the API may put in `from`; `*@domain` allows a whole domain. Default: the mailbox. */
   allowedFrom: z.array(z.string().refine((v) => email.safeParse(v).success || /^\*@[^@\s]+$/.test(v), 'must be an e-mail address or *@domain')).optional(),
   saveToSentItems: z.boolean().default(true),
+  /**
+   * What a send whose outcome is unknown (a crash or a lost answer after the whole message went)
+   * becomes where the sender cannot look for it in the mailbox's sent mail: "atMostOnce" marks it
+   * `unknown` and never sends it again; "atLeastOnce" sends it again with the same Message-ID.
+   */
+  unknownOutcome: z.enum(['atMostOnce', 'atLeastOnce']).default('atMostOnce'),
   /** Upper bound on the composed message size in bytes (default: app setting SEND_MAX_BYTES). */
   maxBytes: z.number().int().positive().optional(),
   /** Upper bound on to+cc+bcc (default: app setting SEND_MAX_RECIPIENTS). */

@@ -4,7 +4,8 @@ import { ERROR_CODES, MailError, asMailError, isMailError, type ErrorCode } from
 import type { MailRuntime } from '../runtime.js';
 import type { SendState } from '../state/sendState.js';
 import type { IdempotencyRecord } from '../state/idempotencyStore.js';
-import type { SendError, SendRecord, SendStatus } from '../state/sendStatusStore.js';
+import type { SendError, SendRecord, SendStatus, StoredSendRecord } from '../state/sendStatusStore.js';
+import { settleUnknownAttempt } from './reconcile.js';
 import { isTransient } from './retryPolicy.js';
 import { deliverMessage, prepareMessage, type PreparedMessage } from './sendMail.js';
 import { sendErrorOf } from './sendStatus.js';
@@ -84,7 +85,7 @@ export async function acceptSend(runtime: MailRuntime, body: Record<string, unkn
   if (key !== undefined) {
     const requestHash = hashRequest(body);
     const claim = await state.idempotency.claim(profile, key, { id, requestHash }, { abortSignal: options.abortSignal });
-    if (!claim.claimed) return replay(state, claim.record, requestHash, profile);
+    if (!claim.claimed) return replay(runtime, state, claim.record, requestHash, prepared, options.abortSignal);
     release = () =>
       state.idempotency.release(profile, key, claim.etag).catch((error: unknown) => {
         runtime.logger.warn({ operation: 'send.idempotency', profile, id, outcome: 'error', code: isMailError(error) ? error.code : 'ESTATE' });
@@ -124,11 +125,23 @@ async function enqueue(state: SendState, prepared: PreparedMessage, id: string, 
  * A sync send with an idempotency key: its outcome is recorded so that a repeat answers the
  * same. A transient failure (throttled, unavailable) releases the key instead: nothing was
  * sent, and the client's retry with the same key should try again rather than replay a 429.
+ * The row names the Message-ID and holds the send for SEND_SYNC_HOLD_SECONDS (the invocation's
+ * lease): if this request dies, a repeat after the hold settles what became of it.
  */
 async function sendRecorded(runtime: MailRuntime, state: SendState, prepared: PreparedMessage, id: string, release: () => Promise<void>, abortSignal: AbortSignal | undefined): Promise<SendAnswer> {
-  const now = new Date().toISOString();
-  const record: SendRecord = { id, profile: prepared.profile.name, ...(prepared.caller !== undefined && { caller: prepared.caller }), mode: 'sync', status: 'sending', attempts: 1, createdAt: now, updatedAt: now };
-  const logStatusFailure = (error: unknown) => runtime.logger.error({ operation: 'send.status', profile: record.profile, id, outcome: 'error', code: isMailError(error) ? error.code : 'ESTATE' });
+  const now = Date.now();
+  const record: SendRecord = {
+    id,
+    profile: prepared.profile.name,
+    ...(prepared.caller !== undefined && { caller: prepared.caller }),
+    mode: 'sync',
+    status: 'sending',
+    attempts: 1,
+    messageId: prepared.message.messageId,
+    sendingUntil: new Date(now + syncHoldMs(runtime)).toISOString(),
+    createdAt: new Date(now).toISOString(),
+    updatedAt: new Date(now).toISOString(),
+  };
   let etag: string;
   try {
     etag = await state.statuses.create(record, { abortSignal });
@@ -136,20 +149,42 @@ async function sendRecorded(runtime: MailRuntime, state: SendState, prepared: Pr
     await release();
     throw error;
   }
+  return attemptRecorded(runtime, state, prepared, { record, etag }, { release, abortSignal, replayed: false });
+}
+
+const syncHoldMs = (runtime: MailRuntime) => runtime.settings.sendSyncHoldSeconds * 1000;
+
+/**
+ * One recorded sync attempt. It gives up at half its hold, so that a repeat taking over after the
+ * hold never runs beside it. An answer lost after the whole message went (outcomeUnknown) neither
+ * fails the send nor releases the key: the row ends its hold at once, and a repeat settles it.
+ */
+async function attemptRecorded(runtime: MailRuntime, state: SendState, prepared: PreparedMessage, stored: StoredSendRecord, options: { release: () => Promise<void>; abortSignal: AbortSignal | undefined; replayed: boolean }): Promise<SendAnswer> {
+  const { record, etag } = stored;
+  const { id } = record;
+  const logStatusFailure = (error: unknown) => runtime.logger.error({ operation: 'send.status', profile: record.profile, id, outcome: 'error', code: isMailError(error) ? error.code : 'ESTATE' });
+  const timeout = AbortSignal.timeout(syncHoldMs(runtime) / 2);
+  const abortSignal = options.abortSignal ? AbortSignal.any([options.abortSignal, timeout]) : timeout;
+  const settled = { sendingUntil: undefined, outcomeUnknown: undefined, updatedAt: new Date().toISOString() };
   try {
     const outcome = await deliverMessage(runtime, prepared, { id, abortSignal, mode: 'sync' });
     // The message is sent: that answer stands even when recording it failed.
-    await state.statuses.replace({ ...record, status: 'sent', messageId: outcome.messageId, via: outcome.via, updatedAt: new Date().toISOString() }, etag).catch(logStatusFailure);
-    return { status: 200, body: { id, status: 'sent', messageId: outcome.messageId }, replayed: false };
+    await state.statuses.replace({ ...record, ...settled, status: 'sent', messageId: outcome.messageId, via: outcome.via, lastError: undefined }, etag).catch(logStatusFailure);
+    return { status: 200, body: { id, status: 'sent', messageId: outcome.messageId }, replayed: options.replayed };
   } catch (error) {
     const failure = asMailError(error);
-    await state.statuses.replace({ ...record, status: 'failed', lastError: sendErrorOf(failure), updatedAt: new Date().toISOString() }, etag).catch(logStatusFailure);
-    if (isTransient(failure)) await release();
+    if (failure.outcomeUnknown) {
+      await state.statuses.replace({ ...record, lastError: sendErrorOf(failure), outcomeUnknown: true, sendingUntil: new Date().toISOString(), updatedAt: new Date().toISOString() }, etag).catch(logStatusFailure);
+      throw error;
+    }
+    await state.statuses.replace({ ...record, ...settled, status: 'failed', lastError: sendErrorOf(failure) }, etag).catch(logStatusFailure);
+    if (isTransient(failure)) await options.release();
     throw error;
   }
 }
 
-async function replay(state: SendState, held: IdempotencyRecord, requestHash: string, profile: string): Promise<SendAnswer> {
+async function replay(runtime: MailRuntime, state: SendState, held: IdempotencyRecord, requestHash: string, prepared: PreparedMessage, abortSignal: AbortSignal | undefined): Promise<SendAnswer> {
+  const profile = prepared.profile.name;
   if (held.requestHash !== requestHash) {
     throw new MailError('EIDEMPOTENCY_MISMATCH', `this Idempotency-Key was used for a different request (send ${held.id})`, {
       field: 'idempotency-key',
@@ -162,11 +197,73 @@ async function replay(state: SendState, held: IdempotencyRecord, requestHash: st
   if (record?.mode === 'queued') return { status: 202, body: { id: record.id, status: record.status }, location: statusLocation(record.id), replayed: true };
   if (record?.status === 'sent') return { status: 200, body: { id: record.id, status: 'sent', messageId: record.messageId }, replayed: true };
   if (record?.status === 'failed' && record.lastError) throw replayedError(record.lastError);
-  throw new MailError('EIDEMPOTENCY_IN_PROGRESS', `the first request with this Idempotency-Key (send ${held.id}) is still being handled`, {
+  if (record?.status === 'unknown') throw unknownError(record);
+  if (stored && record?.status === 'sending' && holdEnds(runtime, record) <= Date.now()) return takeOver(runtime, state, stored, prepared, abortSignal);
+  throw inProgress(held.id, profile);
+}
+
+/** When the sync attempt's hold ends; a row written before holds were kept ends its hold one hold after it was made. */
+function holdEnds(runtime: MailRuntime, record: SendRecord): number {
+  return record.sendingUntil !== undefined ? Date.parse(record.sendingUntil) : Date.parse(record.createdAt) + syncHoldMs(runtime);
+}
+
+/**
+ * A repeat that finds the first request's attempt past its hold: that request died (or lost the
+ * provider's answer), so what became of the message is unknown. The repeat takes the row over
+ * (ETag-conditional: of two repeats one does), settles the attempt, and answers its outcome: sent
+ * (200 with the first request's id and Message-ID), sent now with the same Message-ID when it was
+ * not found (or send.unknownOutcome is "atLeastOnce"), or ESEND_UNKNOWN (at most once).
+ */
+async function takeOver(runtime: MailRuntime, state: SendState, stored: StoredSendRecord, prepared: PreparedMessage, abortSignal: AbortSignal | undefined): Promise<SendAnswer> {
+  const now = Date.now();
+  const held: SendRecord = { ...stored.record, outcomeUnknown: true, sendingUntil: new Date(now + syncHoldMs(runtime)).toISOString(), updatedAt: new Date(now).toISOString() };
+  let etag: string;
+  try {
+    etag = await state.statuses.replace(held, stored.etag, { abortSignal });
+  } catch (error) {
+    if (isMailError(error) && error.code === 'ESTATE_CONFLICT') throw inProgress(held.id, held.profile);
+    throw error;
+  }
+  const messageId = held.messageId;
+  let settlement;
+  try {
+    settlement = messageId === undefined ? { reconciled: 'notChecked' as const, next: 'unknown' as const } : await settleUnknownAttempt(runtime, prepared.profile, messageId, { id: held.id, abortSignal });
+  } catch (error) {
+    // The lookup failed for now: the next repeat tries it again at once.
+    await state.statuses.replace({ ...held, sendingUntil: new Date().toISOString() }, etag).catch(() => undefined);
+    throw error;
+  }
+  const settled = { sendingUntil: undefined, outcomeUnknown: undefined, reconciled: settlement.reconciled, updatedAt: new Date().toISOString() };
+  if (settlement.next === 'sent') {
+    await state.statuses.replace({ ...held, ...settled, status: 'sent', lastError: undefined }, etag);
+    return { status: 200, body: { id: held.id, status: 'sent', messageId }, replayed: true };
+  }
+  if (settlement.next === 'unknown') {
+    const unknown: SendRecord = { ...held, ...settled, status: 'unknown' };
+    await state.statuses.replace(unknown, etag);
+    throw unknownError(unknown);
+  }
+  const again: SendRecord = { ...held, reconciled: settlement.reconciled, attempts: held.attempts + 1, updatedAt: new Date().toISOString() };
+  const againEtag = await state.statuses.replace(again, etag);
+  // The same message as the first request's, under its Message-ID, so a recipient can tell a repeat.
+  const same: PreparedMessage = { ...prepared, message: { ...prepared.message, messageId: messageId! } };
+  return attemptRecorded(runtime, state, same, { record: again, etag: againEtag }, { release: async () => {}, abortSignal, replayed: true });
+}
+
+function inProgress(id: string, profile: string): MailError {
+  return new MailError('EIDEMPOTENCY_IN_PROGRESS', `the first request with this Idempotency-Key (send ${id}) is still being handled`, {
     field: 'idempotency-key',
     profile,
     retryAfter: 1,
     hint: 'Repeat the request in a moment: it will then answer with the first request\'s result.',
+  });
+}
+
+/** ESEND_UNKNOWN for a sync send settled at most once: the answer every repeat gets. */
+function unknownError(record: SendRecord): MailError {
+  return new MailError('ESEND_UNKNOWN', `send ${record.id} (Message-ID ${record.messageId ?? 'not recorded'}): its request ended before the provider's answer, and whether the message went out could not be looked up`, {
+    profile: record.profile,
+    hint: 'It is not sent again (send.unknownOutcome "atMostOnce"). Check the recipient or the mailbox\'s Sent folder; to send it anyway, use a new Idempotency-Key.',
   });
 }
 

@@ -3,7 +3,8 @@ import { MailError, asMailError, isMailError } from '../errors.js';
 import { errorDetail } from '../log.js';
 import type { MailRuntime } from '../runtime.js';
 import type { SendState } from '../state/sendState.js';
-import type { SendRecord } from '../state/sendStatusStore.js';
+import type { Reconciled, SendRecord } from '../state/sendStatusStore.js';
+import { settleUnknownAttempt, type Settlement } from './reconcile.js';
 import { isTransient, retryDelaySeconds } from './retryPolicy.js';
 import { SHORT_PACE_WAIT_MS, checkQueuedMessage, deliverMessage, recipientCount, type SendOutcome } from './sendMail.js';
 import { delay } from '../abort.js';
@@ -32,7 +33,7 @@ const ATTEMPT_TIMEOUT_MS = 5 * 60 * 1000;
  */
 export const HOST_MAX_DEQUEUE_COUNT = 5;
 
-export type QueuedSendOutcome = 'sent' | 'retrying' | 'deferred' | 'failed' | 'skipped';
+export type QueuedSendOutcome = 'sent' | 'retrying' | 'deferred' | 'failed' | 'unknown' | 'skipped';
 
 export interface QueuedSendOptions {
   /** How many times the queue has delivered this message (the trigger's `dequeueCount`). */
@@ -73,7 +74,7 @@ async function claimAndSend(runtime: MailRuntime, state: SendState, id: string, 
       return 'skipped';
     }
     const { record, etag } = stored;
-    if (record.status === 'sent' || record.status === 'failed') {
+    if (record.status === 'sent' || record.status === 'failed' || record.status === 'unknown') {
       runtime.logger.info({ operation: 'sendWorker', profile: record.profile, id, outcome: 'skipped', reason: `already ${record.status}` });
       return 'skipped';
     }
@@ -87,8 +88,12 @@ async function claimAndSend(runtime: MailRuntime, state: SendState, id: string, 
       runtime.logger.info({ operation: 'sendWorker', profile: record.profile, id, outcome: 'skipped', reason: 'sending elsewhere' });
       return 'skipped';
     }
+    // Taking over a send still `sending` (its worker died, or this is the redelivery of the message
+    // it failed on) or one whose last answer was lost: the provider may have the message already.
+    const unsettled = record.status === 'sending' || record.outcomeUnknown === true;
     const claimed: SendRecord = {
       ...record,
+      ...(unsettled && { outcomeUnknown: true }),
       status: 'sending',
       attempts: record.attempts + 1,
       updatedAt: new Date(now).toISOString(),
@@ -121,22 +126,28 @@ async function attempt(runtime: MailRuntime, state: SendState, record: SendRecor
     runtime.logger.info({ operation: 'sendWorker', profile: record.profile, id, outcome: 'skipped', reason: `paced (${result.decision.limit ?? 'send_rate'})`, delaySeconds: Math.ceil(result.decision.waitMs / 1000) });
     return 'deferred';
   }
+  if (result instanceof Settled) return recordSettled(runtime, state, { ...record, attempts: record.attempts - 1 }, result);
   if (!(result instanceof MailError)) {
     // Unconditional: the message went out, whatever else happened to the row meanwhile.
-    await state.statuses.replace({ ...record, status: 'sent', messageId: result.messageId, via: result.via, lastError: undefined, sendingUntil: undefined, sendingBy: undefined, updatedAt: new Date().toISOString() }, '*');
+    await state.statuses.replace({ ...record, status: 'sent', messageId: result.messageId, via: result.via, reconciled: result.reconciled, outcomeUnknown: undefined, lastError: undefined, sendingUntil: undefined, sendingBy: undefined, updatedAt: new Date().toISOString() }, '*');
     await removePayload(runtime, state, record);
     return 'sent';
   }
   const failure = result;
   const maxAttempts = runtime.settings.sendMaxAttempts;
   const transient = isTransient(failure);
+  if (failure.outcomeUnknown && !(transient && record.attempts < maxAttempts)) {
+    // The last attempt lost its answer: settle it now rather than call it failed.
+    const settled = await settleNow(runtime, state, record, failure);
+    if (settled) return recordSettled(runtime, state, { ...record, lastError: sendErrorOf(failure) }, settled);
+  }
   if (transient && record.attempts < maxAttempts) {
     const delaySeconds = retryDelaySeconds(record.attempts, failure.retryAfter);
     // Queued before the row says so: a failure between the two leaves a retry that finds the
     // row `sending` past its hold and takes over, never a row that waits for no message.
     const { nextVisibleOn } = await state.queue.enqueue({ id }, { delaySeconds });
     await state.statuses
-      .replace({ ...record, status: 'queued', lastError: sendErrorOf(failure), nextAttemptAt: nextVisibleOn.toISOString(), sendingUntil: undefined, sendingBy: undefined, updatedAt: new Date().toISOString() }, etag)
+      .replace({ ...record, status: 'queued', lastError: sendErrorOf(failure), outcomeUnknown: failure.outcomeUnknown, nextAttemptAt: nextVisibleOn.toISOString(), sendingUntil: undefined, sendingBy: undefined, updatedAt: new Date().toISOString() }, etag)
       .catch((error: unknown) => runtime.logger.warn({ operation: 'sendWorker', profile: record.profile, id, outcome: 'error', code: isMailError(error) ? error.code : 'ESTATE', reason: 'retry not recorded' }));
     runtime.logger.warn({ operation: 'sendWorker', profile: record.profile, id, outcome: 'retry', code: failure.code, attempts: record.attempts, delaySeconds, retryAfter: failure.retryAfter });
     return 'retrying';
@@ -153,7 +164,7 @@ async function attempt(runtime: MailRuntime, state: SendState, record: SendRecor
  * One attempt: the outcome, or the MailError it failed with. Only reading the outbox may
  * throw (storage): the host then delivers the same queue message again, which takes over.
  */
-async function sendOnce(runtime: MailRuntime, state: SendState, record: SendRecord, pacedAt: number | undefined): Promise<SendOutcome | MailError | Deferral> {
+async function sendOnce(runtime: MailRuntime, state: SendState, record: SendRecord, pacedAt: number | undefined): Promise<(SendOutcome & { reconciled?: Reconciled }) | MailError | Deferral | Settled> {
   const document = await state.outbox.get(record.id);
   try {
     if (document === undefined) {
@@ -162,6 +173,13 @@ async function sendOnce(runtime: MailRuntime, state: SendState, record: SendReco
     const stored = fromStoredMessage(document);
     const profile = checkQueuedMessage(runtime, { ...stored, ...(record.caller !== undefined && { caller: record.caller }) });
     const abortSignal = AbortSignal.timeout(ATTEMPT_TIMEOUT_MS);
+    let reconciled: Reconciled | undefined;
+    if (record.outcomeUnknown) {
+      // Looked for before anything else, the pacer included: a message that went out is not sent again.
+      const settlement = await settleUnknownAttempt(runtime, profile, stored.message.messageId, { id: record.id, abortSignal });
+      if (settlement.next !== 'send') return new Settled({ ...settlement, next: settlement.next }, stored.message.messageId, runtime.sender(profile).via);
+      reconciled = settlement.reconciled;
+    }
     const now = Date.now();
     let place = pacedAt;
     if (place === undefined) {
@@ -174,10 +192,48 @@ async function sendOnce(runtime: MailRuntime, state: SendState, record: SendReco
     }
     // A place this close is waited for here: sending early would bunch the messages the rate spaces out.
     if (place > now) await delay(place - now, abortSignal);
-    return await deliverMessage(runtime, { profile, message: stored.message }, { id: record.id, abortSignal, mode: 'queued', pace: 'booked' });
+    const outcome = await deliverMessage(runtime, { profile, message: stored.message }, { id: record.id, abortSignal, mode: 'queued', pace: 'booked' });
+    return reconciled === undefined ? outcome : { ...outcome, reconciled };
   } catch (error) {
     return isMailError(error) ? error : unexpected(runtime, record, error);
   }
+}
+
+/** An attempt whose unknown outcome was settled without sending: it went out, or it never will (at most once). */
+class Settled {
+  constructor(readonly settlement: Settlement & { next: 'sent' | 'unknown' }, readonly messageId: string, readonly via: string) {}
+}
+
+/**
+ * Settles, in this worker, a last attempt that lost its answer; undefined when that is not
+ * possible now (the lookup failed): the send then fails as before. Not found means not sent.
+ */
+async function settleNow(runtime: MailRuntime, state: SendState, record: SendRecord, failure: MailError): Promise<Settled | undefined> {
+  try {
+    const profile = runtime.profile(record.profile);
+    const messageId = record.messageId ?? (await state.outbox.get(record.id).then((d) => (d === undefined ? undefined : fromStoredMessage(d).message.messageId)));
+    if (messageId === undefined) return undefined;
+    const settlement = await settleUnknownAttempt(runtime, profile, messageId, { id: record.id, abortSignal: AbortSignal.timeout(ATTEMPT_TIMEOUT_MS) });
+    return settlement.next === 'send' ? undefined : new Settled({ ...settlement, next: settlement.next }, messageId, runtime.sender(profile).via);
+  } catch (error) {
+    runtime.logger.warn({ operation: 'sendWorker', profile: record.profile, id: record.id, outcome: 'error', code: isMailError(error) ? error.code : 'EINTERNAL', reason: `outcome of the last attempt (${failure.code}) not settled` });
+    return undefined;
+  }
+}
+
+/**
+ * The row of a settled send: `sent` (found in the sent mail) or `unknown` (at most once), with
+ * how it was settled. Settling before sending is no attempt: the caller takes the claim's count back.
+ */
+async function recordSettled(runtime: MailRuntime, state: SendState, record: SendRecord, settled: Settled): Promise<QueuedSendOutcome> {
+  const { next, reconciled } = settled.settlement;
+  await state.statuses.replace(
+    { ...record, status: next, messageId: settled.messageId, via: settled.via, reconciled, ...(next === 'sent' && { lastError: undefined }), outcomeUnknown: undefined, sendingUntil: undefined, sendingBy: undefined, updatedAt: new Date().toISOString() },
+    '*',
+  );
+  await removePayload(runtime, state, record);
+  runtime.logger.info({ operation: 'sendWorker', profile: record.profile, id: record.id, outcome: next === 'sent' ? 'ok' : 'skipped', reconciled, status: next });
+  return next === 'sent' ? 'sent' : 'unknown';
 }
 
 const SEE_SEND_LOGS = 'See the function logs for this send id.';
@@ -202,7 +258,7 @@ async function failAfterHostRetries(runtime: MailRuntime, state: SendState, id: 
   const failure = asMailError(error, SEE_SEND_LOGS);
   try {
     const stored = await state.statuses.get(id);
-    if (!stored || stored.record.status === 'sent' || stored.record.status === 'failed') return;
+    if (!stored || stored.record.status === 'sent' || stored.record.status === 'failed' || stored.record.status === 'unknown') return;
     const lastError = sendErrorOf(failure);
     lastError.hint = `${lastError.hint ?? ''} The queue gave up after ${HOST_MAX_DEQUEUE_COUNT} deliveries; the message is in mail-send-poison.`.trim();
     await state.statuses.replace({ ...stored.record, status: 'failed', lastError, sendingUntil: undefined, sendingBy: undefined, updatedAt: new Date().toISOString() }, stored.etag);

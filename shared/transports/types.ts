@@ -50,6 +50,13 @@ export interface SendResult {
 export interface MailSender {
   readonly via: 'graph' | 'smtp' | 'file';
   send(message: OutgoingMessage, options?: SendOptions): Promise<SendResult>;
+  /**
+   * Whether the mailbox's sent mail holds a message with this Message-ID: how a send whose
+   * outcome is unknown (its worker died, the answer was lost after the whole message went) is
+   * settled before it is sent again. Graph: Sent Items; SMTP: the Sent folder over IMAP
+   * (send.lookupSent). Absent where the sender cannot look: send.unknownOutcome decides then.
+   */
+  findSent?(messageId: string, options?: { abortSignal?: AbortSignal }): Promise<boolean>;
   /** Releases pooled connections (process shutdown, tests). */
   close?(): Promise<void>;
 }
