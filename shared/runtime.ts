@@ -277,7 +277,12 @@ function checkCallerSettings(settings: AppSettings, set: ProfileSet): void {
 /** Graph posts notifications to a public https URL: a push profile cannot work without one. */
 function checkPushSettings(settings: AppSettings, set: ProfileSet): void {
   const push = [...set.profiles.values()].find((p) => p.receive?.push === true);
-  if (push === undefined || settings.notificationUrl !== undefined) return;
+  if (push === undefined) return;
+  const url = settings.notificationUrl === undefined ? undefined : new URL(settings.notificationUrl);
+  if (url !== undefined && (url.search !== '' || url.hash !== '')) {
+    throw new MailError('ECONFIG', 'NOTIFICATION_URL must be a base URL without a query or fragment', { field: 'NOTIFICATION_URL', profile: push.name, hint: 'Set NOTIFICATION_URL to https://<app>.azurewebsites.net (the app appends /api/notifications/graph): the notification functions need no key.' });
+  }
+  if (url !== undefined) return;
   throw new MailError('ECONFIG', `profile "${push.name}" receives by push (receive.push), but NOTIFICATION_URL is not set`, {
     field: 'NOTIFICATION_URL',
     profile: push.name,

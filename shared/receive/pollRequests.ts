@@ -87,8 +87,10 @@ export async function handlePollRequest(runtime: MailRuntime, item: unknown): Pr
 /**
  * Before a push profile's poll: its poll-pending marker is cleared, so a notification from now on
  * asks for another poll; a lifecycle event's renewal or new subscription is made; and a profile
- * without an active subscription gets one (its first poll makes it). A subscription that cannot be
- * made is recorded and logged by ensureSubscription, and the poll goes on.
+ * without a subscription, or whose subscription expired, gets one (its first poll makes it). A
+ * failing one is left to the renewal timer: a poll every minute must not ask Graph every minute
+ * to validate a URL it could not reach. A subscription that cannot be made is recorded and logged
+ * by ensureSubscription, and the poll goes on.
  */
 async function beforePushPoll(runtime: MailRuntime, profile: ReceivingProfile, request: PollRequest): Promise<void> {
   await runtime.state.subscriptions.clearPoll(profile.name).catch((error: unknown) => {
@@ -96,7 +98,8 @@ async function beforePushPoll(runtime: MailRuntime, profile: ReceivingProfile, r
     runtime.logger.warn({ operation: 'pollWorker', profile: profile.name, outcome: 'error', code: isMailError(error) ? error.code : 'ESTATE', error: 'could not clear the poll-pending marker' });
   });
   const record = request.subscription === undefined ? (await runtime.state.subscriptions.get(profile.name))?.record : undefined;
-  if (request.subscription !== undefined || subscriptionState(record, new Date()) !== 'active') {
+  const state = subscriptionState(record, new Date());
+  if (request.subscription !== undefined || state === 'missing' || state === 'expired') {
     await ensureSubscription(runtime, profile, { ...(request.subscription && { action: request.subscription }) });
   }
 }

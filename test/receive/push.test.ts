@@ -306,6 +306,10 @@ describe('push: Graph change notifications poll a mailbox seconds after mail arr
     assert.ok(h.logs.some((l) => /"operation":"subscription"/.test(l) && /"code":"EAUTH"/.test(l)), 'the failure is logged');
     assert.deepEqual((await pollRequests(runtime)).map((r) => r.profile), [name], 'polled on the regular schedule again');
     assert.deepEqual(await fallbackPollRequests(runtime), []);
+    const subscriptionCalls = graph.apiRequests(undefined, /\/subscriptions/).length;
+    setRuntime(runtime);
+    await feed([{ profile: name, reason: 'timer' }]);
+    assert.equal(graph.apiRequests(undefined, /\/subscriptions/).length, subscriptionCalls, 'a poll leaves a failing subscription to the renewal timer');
 
     graph.clearFaults();
     assert.equal((await renewSubscriptions(runtime))[0]?.outcome, 'renewed');
@@ -349,5 +353,8 @@ describe('push: Graph change notifications poll a mailbox seconds after mail arr
     assert.deepEqual([missing.code, missing.field], ['ECONFIG', 'NOTIFICATION_URL']);
     const plain = mailErrorOf(() => h.runtime({ box: profile() }, { NOTIFICATION_URL: 'http://app.contoso.com' }));
     assert.deepEqual([plain.code, plain.field], ['ECONFIG', 'NOTIFICATION_URL']);
+    const keyed = mailErrorOf(() => h.runtime({ box: profile() }, { NOTIFICATION_URL: 'https://app.contoso.com/?code=abc' }));
+    assert.deepEqual([keyed.code, keyed.field], ['ECONFIG', 'NOTIFICATION_URL']);
+    assert.doesNotMatch(keyed.message, /abc/, 'the value is not repeated');
   });
 });
