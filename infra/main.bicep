@@ -81,6 +81,10 @@ param functionAppName string = ''
 @description('Storage account name (globally unique, 3-24 lowercase letters and digits); empty: made from the token.')
 param storageAccountName string = ''
 
+@description('Days the copies of delivered messages are kept for redelivery on demand (at least the largest receive.retainDays); 0: kept until deleted.')
+@minValue(0)
+param retainedMessageDays int = 7
+
 @description('Key Vault name (globally unique, 3-24 characters); empty: made from the token.')
 param keyVaultName string = ''
 
@@ -118,6 +122,7 @@ module storage 'app/storage.bicep' = {
     tags: tags
     deploymentContainerName: deploymentContainerName
     vnetEnabled: vnetEnabled
+    retainedMessageDays: retainedMessageDays
   }
 }
 

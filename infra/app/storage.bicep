@@ -13,6 +13,10 @@ param deploymentContainerName string
 @description('true: the account takes no traffic from the internet; the app reaches it through private endpoints (network.bicep).')
 param vnetEnabled bool = false
 
+@description('Days the copies of delivered messages (container mail-retained, for POST /api/profiles/{name}/redeliver) are kept: at least the largest receive.retainDays of the profiles. 0: no rule (copies stay until deleted).')
+@minValue(0)
+param retainedMessageDays int = 7
+
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: name
   location: location
@@ -48,6 +52,35 @@ resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/con
   name: deploymentContainerName
   properties: {
     publicAccess: 'None'
+  }
+}
+
+// Copies of delivered messages older than retainedMessageDays are deleted by the platform (the app
+// ignores a copy past its profile's receive.retainDays either way).
+resource retention 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = if (retainedMessageDays > 0) {
+  parent: storage
+  name: 'default'
+  properties: {
+    policy: {
+      rules: [
+        {
+          name: 'delete-retained-messages'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [ 'blockBlob' ]
+              prefixMatch: [ 'mail-retained/' ]
+            }
+            actions: {
+              baseBlob: {
+                delete: { daysAfterModificationGreaterThan: retainedMessageDays }
+              }
+            }
+          }
+        }
+      ]
+    }
   }
 }
 

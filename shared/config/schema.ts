@@ -153,6 +153,8 @@ export const receiveCommon = {
   trustedAuthservIds: z.array(z.string().regex(/^[\x21-\x3a\x3c-\x7e]{1,255}$/, 'must be an authserv-id (a host name)')).default([]),
   /** Attachments of one message stored as blobs at most; the rest are listed with `omitted` (0-250). */
   maxAttachmentBlobs: z.number().int().min(0).max(250).default(25),
+  /** Days a copy of each delivered message is kept for redelivery on demand (POST /api/profiles/{name}/redeliver); 0: none is kept. */
+  retainDays: z.number().int().min(0).max(365).default(7),
   /** Poll when the provider says mail arrived (Graph change notifications), not only on the timer: only for transports that can (TransportSections.push). */
   push: z.boolean().optional(),
 };

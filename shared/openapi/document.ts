@@ -13,7 +13,8 @@ import { LIFECYCLE_ROUTE, NOTIFICATION_ROUTE } from '../receive/notificationRout
 import { profilesDescriptionSchema } from '../profiles/descriptionSchema.js';
 import { queuedAnswerSchema, sendStatusViewSchema, sentAnswerSchema } from '../send/answerSchemas.js';
 import { SEND_MODES } from '../send/acceptSend.js';
-import { diagnosisReportSchema, pollFailureSchema, pollResultSchema, profilesHealthReportSchema } from './responses.js';
+import { redeliverRequestSchema } from '../receive/redeliver.js';
+import { diagnosisReportSchema, pollFailureSchema, pollResultSchema, profilesHealthReportSchema, redeliverResultSchema } from './responses.js';
 
 /**
  * The OpenAPI 3.1 description of the HTTP API, generated from the zod schemas the handlers
@@ -28,7 +29,7 @@ type Json = Record<string, unknown>;
 const ROUTE_PREFIX = 'api';
 
 /** Request bodies, by what the handler parses them with: read as the handler reads them (io: input). */
-const REQUESTS = { SendRequest: sendRequestSchema, DiagnoseRequest: diagnoseRequestSchema, Notifications: notificationCollectionSchema } satisfies Record<string, z.ZodType>;
+const REQUESTS = { SendRequest: sendRequestSchema, DiagnoseRequest: diagnoseRequestSchema, Notifications: notificationCollectionSchema, RedeliverRequest: redeliverRequestSchema } satisfies Record<string, z.ZodType>;
 
 /** Answers, by what builds them: as they are sent (io: output). */
 const ANSWERS = {
@@ -42,6 +43,7 @@ const ANSWERS = {
   Diagnosis: diagnosisReportSchema,
   PollResult: pollResultSchema,
   PollFailure: pollFailureSchema,
+  Redelivered: redeliverResultSchema,
 } satisfies Record<string, z.ZodType>;
 
 type SchemaName = keyof typeof REQUESTS | keyof typeof ANSWERS;
@@ -181,6 +183,17 @@ const OPERATIONS: Operation[] = [
     access: 'admin',
     answers: { '200': json('PollResult', 'The poll ran (completed, leased or aborted).') },
     problems: ['EINPUT', ['EPROFILE_UNKNOWN', 404], 'ESTATE', 'ESTATE_CONFLICT', 'ESINK_REJECTED', 'ESINK_UNAVAILABLE', ...PROVIDER_PROBLEMS],
+  },
+  {
+    function: 'redeliver',
+    method: 'post',
+    route: 'profiles/{name}/redeliver',
+    summary: 'Deliver again messages a receiving profile delivered before',
+    description: 'From the copies kept for receive.retainDays (default 7), by id or by delivery time ([from, to)), at most 1,000 per request (`more` says when the range holds more), with the same stable ids and marked as a redelivery: the webhook gets `X-Mail-Redelivery: true`, a queue message `"redelivery": true`.',
+    access: 'admin',
+    requestBody: { schema: 'RedeliverRequest', required: true },
+    answers: { '200': json('Redelivered', 'What was delivered again, and the ids no copy is kept of.') },
+    problems: ['EINPUT', 'ETOO_LARGE', ['EPROFILE_UNKNOWN', 404], 'ESTATE', 'ESINK_REJECTED', 'ESINK_UNAVAILABLE', 'ESECRET_NOT_FOUND', 'ESECRET_ACCESS'],
   },
   {
     function: 'connect',

@@ -1,3 +1,4 @@
+import type { RedeliverResult } from '../receive/redeliver.js';
 import { z } from 'zod';
 import { ERROR_CODES, type ErrorCode } from '../errors.js';
 import type { DiagnosisReport, DiagnosisStepName } from '../diagnose/diagnoseProfile.js';
@@ -126,3 +127,10 @@ export const pollResultSchema = z.object({
 
 /** A failed poll: its problem, with the poll's result beside it. */
 export const pollFailureSchema = problemSchema.extend({ poll: pollResultSchema });
+
+export const redeliverResultSchema = z.object({
+  profile: z.string(),
+  redelivered: z.array(z.string()),
+  missing: z.array(z.string()),
+  more: z.boolean(),
+}) satisfies z.ZodType<RedeliverResult>;

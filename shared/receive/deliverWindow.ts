@@ -22,6 +22,8 @@ export interface DeliveryContext {
   signal: AbortSignal;
   /** The message as delivered, for one whose attachments were deferred (Parsed.attachmentsDeferred): stores them. */
   complete?: (plan: Planned) => Promise<DeliveredMessage>;
+  /** Keeps a copy of each delivered message for redelivery on demand (receive.retainDays); never throws. @default none */
+  retain?: (message: DeliveredMessage) => Promise<void>;
   /** Each delivery a `mail.deliver` span, each delivered message's lag from arrival a `mail.poll.lag` reading. @default none */
   telemetry?: Telemetry;
 }
@@ -151,6 +153,7 @@ async function deliverOne(p: Planned, ctx: DeliveryContext): Promise<'delivered'
       return 'refused';
     }
     span.set({ 'mail.outcome': 'delivered' });
+    await ctx.retain?.(message);
     const arrived = Date.parse(message.receivedAt);
     if (Number.isFinite(arrived)) telemetry.record('mail.poll.lag', Math.max(0, (Date.now() - arrived) / 1000), attributes);
     return 'delivered';

@@ -299,7 +299,7 @@ class MailboxPoll {
       const parsed = window.parsed;
       const recorded = parsed.length === 0 ? new Set<string>() : await this.state.dedupe.recorded(this.profile.name, parsed.map((p) => p.id), { abortSignal: signal });
       const plans = planWindow(parsed, { recorded, ...(this.profile.receive.filters && { filters: this.profile.receive.filters }) });
-      const outcome = await deliverWindow(plans, { profile: this.profile, sink: this.runtime.sink(this.profile), state: this.state, session, concurrency: CONCURRENCY, signal, complete: (p) => this.storeAttachments(p, signal), telemetry: this.runtime.telemetry });
+      const outcome = await deliverWindow(plans, { profile: this.profile, sink: this.runtime.sink(this.profile), state: this.state, session, concurrency: CONCURRENCY, signal, complete: (p) => this.storeAttachments(p, signal), telemetry: this.runtime.telemetry, ...(this.profile.receive.retainDays > 0 && { retain: (m) => this.retain(m, signal) }) });
       this.pending = outcome.cursor ?? this.pending;
       for (const { plan, outcome: result } of outcome.counted) this.count(plan, result);
       const failed = outcome.failure ?? window.failure;
@@ -385,6 +385,19 @@ class MailboxPoll {
   private attachmentSink(signal: AbortSignal): AttachmentSink {
     return (attachment, content) =>
       this.state.payloads.putAttachment(`${this.profile.name}/attachments/${attachment.messageKey}/${attachment.index}`, content, { senderContentType: attachment.contentType }, { abortSignal: signal });
+  }
+
+  /**
+   * The copy POST /api/profiles/{name}/redeliver reads. The message is delivered already: a copy
+   * that cannot be stored costs only its redelivery, so it is logged, never a failed poll.
+   */
+  private async retain(message: DeliveredMessage, signal: AbortSignal): Promise<void> {
+    try {
+      await this.state.retained.put(message, { abortSignal: signal });
+    } catch (error) {
+      const described = describeFailure(error);
+      this.runtime.logger.warn({ operation: 'poll.retain', profile: this.profile.name, id: message.id, outcome: 'error', code: described.code, error: described.message, hint: 'The message was delivered; only its redelivery on demand will not find it.' });
+    }
   }
 
   private async writeCursor(signal: AbortSignal | undefined): Promise<void> {

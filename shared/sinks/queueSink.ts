@@ -1,7 +1,7 @@
 import type { DeliveredMessage } from '../mail/incoming.js';
 import type { PayloadStore } from '../state/blobStores.js';
 import { stateError, type StorageAccount } from '../state/storage.js';
-import type { MessageSink } from './types.js';
+import type { DeliverOptions, MessageSink } from './types.js';
 
 /**
  * A queue message is at most 64 KiB; the Functions queue trigger expects base64 by default
@@ -14,6 +14,8 @@ export const QUEUE_JSON_LIMIT_BYTES = 48 * 1024;
 export interface ClaimCheck {
   id: string;
   claimCheck: { container: string; name: string };
+  /** A redelivery on demand (POST /api/profiles/{name}/redeliver). */
+  redelivery?: true;
 }
 
 /**
@@ -29,11 +31,11 @@ export class QueueSink implements MessageSink {
     private readonly payloads: PayloadStore,
   ) {}
 
-  async deliver(message: DeliveredMessage, options: { abortSignal?: AbortSignal } = {}): Promise<void> {
-    let json = JSON.stringify(message);
+  async deliver(message: DeliveredMessage, options: DeliverOptions = {}): Promise<void> {
+    let json = JSON.stringify(options.redelivery ? { ...message, redelivery: true } : message);
     if (Buffer.byteLength(json) > QUEUE_JSON_LIMIT_BYTES) {
       const blob = await this.payloads.putText(`${message.profile}/${message.id}.json`, json, 'application/json', options);
-      const check: ClaimCheck = { id: message.id, claimCheck: blob };
+      const check: ClaimCheck = { id: message.id, claimCheck: blob, ...(options.redelivery && { redelivery: true }) };
       json = JSON.stringify(check);
     }
     const queue = await this.account.queue(this.queueName);

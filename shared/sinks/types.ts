@@ -8,5 +8,11 @@ import type { DeliveredMessage } from '../mail/incoming.js';
  */
 export interface MessageSink {
   readonly kind: 'webhook' | 'queue';
-  deliver(message: DeliveredMessage, options?: { abortSignal?: AbortSignal }): Promise<void>;
+  deliver(message: DeliveredMessage, options?: DeliverOptions): Promise<void>;
+}
+
+export interface DeliverOptions {
+  abortSignal?: AbortSignal;
+  /** A redelivery on demand: the webhook gets `X-Mail-Redelivery: true`, the queue message `"redelivery": true`; the id is the same. */
+  redelivery?: boolean;
 }

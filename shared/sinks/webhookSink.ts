@@ -6,7 +6,7 @@ import { urlTarget, type ProxyRouter } from '../network/proxy.js';
 import { proxyMailError } from '../network/proxyErrors.js';
 import { proxyFetch, type Fetch } from '../network/proxyFetch.js';
 import type { SecretStore } from '../secrets/store.js';
-import type { MessageSink } from './types.js';
+import type { DeliverOptions, MessageSink } from './types.js';
 
 export interface WebhookSinkOptions {
   url: string;
@@ -52,10 +52,10 @@ export class WebhookSink implements MessageSink {
     this.maxRetryDelayMs = options.maxRetryDelayMs ?? 5_000;
   }
 
-  async deliver(message: DeliveredMessage, options: { abortSignal?: AbortSignal } = {}): Promise<void> {
+  async deliver(message: DeliveredMessage, options: DeliverOptions = {}): Promise<void> {
     const { backOff } = require('exponential-backoff') as typeof import('exponential-backoff');
     const body = JSON.stringify(message);
-    await backOff(() => this.post(message.id, body, options.abortSignal), {
+    await backOff(() => this.post(message.id, body, options.abortSignal, options.redelivery === true), {
       numOfAttempts: this.maxAttempts,
       startingDelay: this.retryDelayMs,
       timeMultiple: 2,
@@ -78,7 +78,7 @@ export class WebhookSink implements MessageSink {
     });
   }
 
-  private async post(id: string, body: string, abortSignal: AbortSignal | undefined): Promise<void> {
+  private async post(id: string, body: string, abortSignal: AbortSignal | undefined, redelivery: boolean): Promise<void> {
     // Signed per attempt, so that a consumer rejecting stale timestamps accepts a late retry.
     const timestamp = String(Math.floor(Date.now() / 1000));
     const secret = await this.options.secrets.getSecret(this.options.signingSecret, { abortSignal });
@@ -92,6 +92,7 @@ export class WebhookSink implements MessageSink {
           'X-Mail-Id': id,
           'X-Mail-Timestamp': timestamp,
           'X-Mail-Signature': webhookSignature(secret, timestamp, body),
+          ...(redelivery && { 'X-Mail-Redelivery': 'true' }),
         },
         body,
         // A redirect would re-POST the signed body to whatever host the Location names.

@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { STATE_NAMES, stateError, type StorageAccount } from './storage.js';
+import { STATE_NAMES, stateError, statusOf, type StorageAccount } from './storage.js';
 
 /** Where a blob lives: what a claim check or a dead-letter entry carries. */
 export interface BlobRef {
@@ -108,4 +108,60 @@ export class DeadLetterStore extends BlobStore {
     const record = { profile: entry.profile, providerId: entry.providerId, deadLetteredAt: at.toISOString(), error: entry.error, source, message: entry.message };
     return this.putText(`${base}.json`, JSON.stringify(record, null, 2), 'application/json', options);
   }
+}
+
+/**
+ * Container `mail-retained`: a copy of each delivered message, as the sink got it, for redelivery
+ * on demand (POST /api/profiles/{name}/redeliver), kept `receive.retainDays` (default 7; infra/
+ * deletes older blobs with a lifecycle rule, and redelivery skips them). One blob per message,
+ * `<profile>/<id>.json`, so a message delivered again (after a crash) overwrites its own copy.
+ */
+export class RetainedStore extends BlobStore {
+  constructor(account: StorageAccount) {
+    super(account, STATE_NAMES.retained);
+  }
+
+  async put(message: RetainedMessage, options: { abortSignal?: AbortSignal } = {}): Promise<void> {
+    await this.putText(retainedName(message.profile, message.id), JSON.stringify(message), 'application/json', options);
+  }
+
+  /** The copy of one delivered message, or undefined when none is kept (never delivered, or past retention). */
+  async get<T extends RetainedMessage>(profile: string, id: string, options: { abortSignal?: AbortSignal; notBefore?: Date } = {}): Promise<T | undefined> {
+    const container = await this.account.container(this.containerName);
+    try {
+      const blob = container.getBlockBlobClient(retainedName(profile, id));
+      const properties = await blob.getProperties({ abortSignal: options.abortSignal });
+      if (options.notBefore && properties.lastModified && properties.lastModified < options.notBefore) return undefined;
+      return JSON.parse((await blob.downloadToBuffer(0, undefined, { abortSignal: options.abortSignal })).toString('utf8')) as T;
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw stateError(error, `could not read the retained copy of ${profile}/${id}`);
+    }
+  }
+
+  /** The ids of the copies kept for a profile whose delivery falls in [from, to), oldest first, at most `limit` (and whether there were more). */
+  async delivered(profile: string, range: { from: Date; to: Date; limit: number }, options: { abortSignal?: AbortSignal } = {}): Promise<{ ids: string[]; more: boolean }> {
+    const container = await this.account.container(this.containerName);
+    const found: Array<{ id: string; at: number }> = [];
+    try {
+      for await (const blob of container.listBlobsFlat({ prefix: `${profile}/`, abortSignal: options.abortSignal })) {
+        const at = blob.properties.lastModified?.getTime() ?? 0;
+        if (at >= range.from.getTime() && at < range.to.getTime()) found.push({ id: decodeURIComponent(blob.name.slice(profile.length + 1, -'.json'.length)), at });
+      }
+    } catch (error) {
+      throw stateError(error, `could not list the retained copies of ${profile}`);
+    }
+    found.sort((a, b) => a.at - b.at);
+    return { ids: found.slice(0, range.limit).map((f) => f.id), more: found.length > range.limit };
+  }
+}
+
+/** What the state needs of a delivered message (shared/mail's DeliveredMessage): whose, and its stable id. */
+export interface RetainedMessage {
+  profile: string;
+  id: string;
+}
+
+function retainedName(profile: string, id: string): string {
+  return `${profile}/${encodeURIComponent(id)}.json`;
 }

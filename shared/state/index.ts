@@ -1,5 +1,5 @@
 import type { StorageConnection } from '../config/storageSettings.js';
-import { DeadLetterStore, PayloadStore } from './blobStores.js';
+import { DeadLetterStore, PayloadStore, RetainedStore } from './blobStores.js';
 import { CursorStore } from './cursorStore.js';
 import { DedupeStore } from './dedupeStore.js';
 import { MailboxLeases } from './mailboxLease.js';
@@ -16,6 +16,7 @@ export interface ReceiveState {
   leases: MailboxLeases;
   deadLetters: DeadLetterStore;
   payloads: PayloadStore;
+  retained: RetainedStore;
 }
 
 export function createReceiveState(account: StorageAccount): ReceiveState {
@@ -26,6 +27,7 @@ export function createReceiveState(account: StorageAccount): ReceiveState {
     leases: new MailboxLeases(account),
     deadLetters: new DeadLetterStore(account),
     payloads: new PayloadStore(account),
+    retained: new RetainedStore(account),
   };
 }
 

@@ -14,6 +14,7 @@ export const STATE_NAMES = {
   leases: 'mail-leases',
   deadLetter: 'mail-deadletter',
   payloads: 'mail-payloads',
+  retained: 'mail-retained',
 } as const;
 
 /** Where the account's requests go: HTTPS_PROXY, or directly (NO_PROXY). @default directly */

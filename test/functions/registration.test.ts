@@ -22,6 +22,7 @@ const EXPECTED: Record<string, { file: string; trigger: Record<string, unknown> 
   poll: { file: 'poll.js', trigger: { type: 'timerTrigger', schedule: '%POLL_SCHEDULE%' } },
   pollWorker: { file: 'pollWorker.js', trigger: { type: 'queueTrigger', queueName: 'mail-poll', connection: 'AzureWebJobsStorage' } },
   pollNow: { file: 'pollNow.js', trigger: { type: 'httpTrigger', methods: ['POST'], route: 'profiles/{name}/poll', authLevel: 'function' } },
+  redeliver: { file: 'redeliver.js', trigger: { type: 'httpTrigger', methods: ['POST'], route: 'profiles/{name}/redeliver', authLevel: 'function' } },
   testProfile: { file: 'testProfile.js', trigger: { type: 'httpTrigger', methods: ['POST'], route: 'profiles/{name}/test', authLevel: 'function' } },
   connect: { file: 'connect.js', trigger: { type: 'httpTrigger', methods: ['GET'], route: 'connect/{profile}', authLevel: 'function' } },
   // The API's shape only, the same for every deployment: tools import it by URL.
