@@ -156,7 +156,8 @@ export async function ensureSubscription(runtime: MailRuntime, profile: Receivin
 /**
  * The renewal timer's work: every push profile whose subscription is due (expiring within three
  * days, failing, expired or missing) is renewed or made anew. The rows are read in one query; a
- * profile that is not due costs nothing more.
+ * profile that is not due costs nothing more. A new subscription is followed by a poll: mail that
+ * came while there was none, or before Graph's first notification, is read then.
  */
 export async function renewSubscriptions(runtime: MailRuntime, options: { now?: Date; abortSignal?: AbortSignal } = {}): Promise<EnsureResult[]> {
   const now = options.now ?? new Date();
@@ -164,7 +165,12 @@ export async function renewSubscriptions(runtime: MailRuntime, options: { now?: 
   if (profiles.length === 0) return [];
   const records = await runtime.state.subscriptions.list({ abortSignal: options.abortSignal });
   const due = profiles.filter((p) => isDue(records.get(p.name), now));
-  return Promise.all(due.map((p) => ensureSubscription(runtime, p, { now, ...(options.abortSignal && { abortSignal: options.abortSignal }) })));
+  const signal = options.abortSignal && { abortSignal: options.abortSignal };
+  return Promise.all(due.map(async (p) => {
+    const result = await ensureSubscription(runtime, p, { now, ...signal });
+    if (result.outcome === 'created') await requestPoll(runtime, p.name, { reason: 'timer', now, ...signal });
+    return result;
+  }));
 }
 
 /** The push profiles whose subscription is active, by name: the regular poll timer leaves them to the fallback timer. */

@@ -278,6 +278,9 @@ describe('push: Graph change notifications poll a mailbox seconds after mail arr
     assert.ok(Date.parse((await stored(b)).record.expiresAt!) > Date.now() + 6 * 24 * 3600_000, 'renewed to almost a week');
 
     graph.subscriptions.expire(first.id);
+    const sentBefore = graph.subscriptions.deliveries.length;
+    await mail(20);
+    assert.equal(graph.subscriptions.deliveries.length, sentBefore, 'an expired subscription notifies nobody');
     await due(new Date(Date.now() - 60_000));
     const posts = graph.apiRequests('POST', /\/subscriptions$/).length;
     const recreated = await Promise.all([renewSubscriptions(a), renewSubscriptions(b)]);
@@ -286,6 +289,7 @@ describe('push: Graph change notifications poll a mailbox seconds after mail arr
     const second = liveSubscription();
     assert.notEqual(second.id, first.id);
     assert.equal((await stored(a)).record.subscriptionId, second.id);
+    assert.deepEqual((await drainPollQueue()).map((q) => [q.profile, q.reason]), [[name, 'timer']], 'a poll reads what came while there was no subscription');
   });
 
   it('a failed renewal shows in health and the log, and the profile goes back to the regular poll timer until a renewal succeeds', async () => {
