@@ -1,9 +1,12 @@
 import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { InvocationContext } from '@azure/functions';
+import { InvocationContext, type Timer } from '@azure/functions';
 import { lifecycleNotifications } from '../../functions/lifecycleNotifications.js';
 import { notifications } from '../../functions/notifications.js';
+import { poll, pollQueue } from '../../functions/poll.js';
+import { pollFallback } from '../../functions/pollFallback.js';
 import { pollWorker } from '../../functions/pollWorker.js';
+import { subscriptions } from '../../functions/subscriptions.js';
 import { profilesHealth } from '../../shared/health/report.js';
 import type { DeliveredMessage } from '../../shared/mail/incoming.js';
 import { LIFECYCLE_ROUTE, NOTIFICATION_ROUTE } from '../../shared/receive/notificationRoutes.js';
@@ -41,6 +44,8 @@ class CountingTelemetry implements Telemetry {
     return this.counted.filter((c) => c.metric === metric && Object.entries(match).every(([k, v]) => c.attributes[k as keyof Attributes] === v)).reduce((sum, c) => sum + c.value, 0);
   }
 }
+
+const timer: Timer = { isPastDue: false, schedule: { adjustForDST: false }, scheduleStatus: { last: '', next: '', lastUpdated: '' } };
 
 function invocation(name: string): InvocationContext {
   return new InvocationContext({ invocationId: `${name}-${Date.now()}`, functionName: name, logHandler: () => {} });
@@ -320,6 +325,20 @@ describe('push: Graph change notifications poll a mailbox seconds after mail arr
     const recovered = (await profilesHealth(runtime)).profiles[0]?.push;
     assert.deepEqual([recovered?.state, recovered?.consecutiveFailures, recovered?.lastError?.code], ['active', 0, 'EAUTH'], 'the last error stays visible, with its time');
     assert.deepEqual((await pollRequests(runtime)).map((r) => r.profile), []);
+  });
+
+  it('the timers: subscriptions makes a missing subscription (and asks for a poll); then poll leaves the profile out and pollFallback names it', async () => {
+    const runtime = instance();
+    setRuntime(runtime);
+    await subscriptions(timer, invocation('subscriptions'));
+    assert.equal((await stored(runtime)).record.subscriptionId, liveSubscription().id);
+    assert.deepEqual((await drainPollQueue()).map((q) => q.profile), [name]);
+    const regular = invocation('poll');
+    await poll(timer, regular);
+    assert.deepEqual(regular.extraOutputs.get(pollQueue), []);
+    const fallback = invocation('pollFallback');
+    await pollFallback(timer, fallback);
+    assert.deepEqual((fallback.extraOutputs.get(pollQueue) as Array<{ profile: string; reason: string }>).map((r) => [r.profile, r.reason]), [[name, 'fallback']]);
   });
 
   it('a poll-pending marker left by a lost poll goes stale: a later notification enqueues again', async () => {
