@@ -45,6 +45,7 @@ export const ERROR_CODES = {
   EPARSE: { status: 422, title: 'The message cannot be parsed as e-mail' },
   // Receiving: state storage and delivery to the profile's sink.
   ESTATE: { status: 503, title: 'State storage unavailable' },
+  EBACKLOG: { status: 503, title: 'Too many sends waiting for this profile' },
   ESTATE_CONFLICT: { status: 409, title: 'Mailbox state was changed by another worker' },
   ESINK_REJECTED: { status: 502, title: 'The delivery target refused the message' },
   ESINK_UNAVAILABLE: { status: 502, title: 'The delivery target is unavailable' },

@@ -96,6 +96,10 @@ export const sendCommon = {
   maxRecipients: z.number().int().positive().optional(),
   /** Upper bound on attachments (default: app setting SEND_MAX_ATTACHMENTS). */
   maxAttachments: z.number().int().nonnegative().optional(),
+  /** Queued sends waiting or being sent at most (Pandora ITSM's "Max. pending emails"): past it POST /api/send answers 503 EBACKLOG with Retry-After and stores nothing. */
+  maxPending: z.number().int().min(1).max(1_000_000).default(10_000),
+  /** Queued sends of this profile one instance sends at once at most (its share of the host's queue batch, "Max. emails sent per execution"); the rest wait on the queue a few seconds. */
+  maxPerRun: z.number().int().min(1).max(1000).optional(),
   /** Messages per minute from this mailbox, across every instance (Exchange Online: 30). */
   ratePerMinute: z.number().int().min(1).max(6000).default(30),
   /** Recipients (to + cc + bcc) per rolling 24 hours from this mailbox, across every instance (Exchange Online: 10,000). */

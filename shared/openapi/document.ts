@@ -123,7 +123,7 @@ const OPERATIONS: Operation[] = [
       '200': json('SentAnswer', 'Sent: the provider accepted the message (or the replay of a sent one).', REPLAYED),
       '202': json('QueuedAnswer', 'Queued: stored and on the queue (or the replay of a queued request).', { Location: header('/api/send/{id}: where its status is read.', { type: 'string', format: 'uri-reference' }), ...REPLAYED }),
     },
-    problems: ['EINPUT', 'EPROFILE_UNKNOWN', 'ENO_RECIPIENTS', 'ENOTHING_TO_SEND', 'EFROM_NOT_ALLOWED', 'ETOO_LARGE', 'ETOO_MANY_RECIPIENTS', 'ETOO_MANY_ATTACHMENTS', 'ETOO_MANY_HEADERS', 'EIDEMPOTENCY_MISMATCH', 'EIDEMPOTENCY_IN_PROGRESS', 'ESTATE', ...PROVIDER_PROBLEMS],
+    problems: ['EINPUT', 'EPROFILE_UNKNOWN', 'ENO_RECIPIENTS', 'ENOTHING_TO_SEND', 'EFROM_NOT_ALLOWED', 'ETOO_LARGE', 'ETOO_MANY_RECIPIENTS', 'ETOO_MANY_ATTACHMENTS', 'ETOO_MANY_HEADERS', 'EIDEMPOTENCY_MISMATCH', 'EIDEMPOTENCY_IN_PROGRESS', 'ESTATE', 'EBACKLOG', ...PROVIDER_PROBLEMS],
   },
   {
     function: 'sendStatus',

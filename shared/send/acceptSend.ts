@@ -1,3 +1,4 @@
+import { SendBacklog } from './backlog.js';
 import { createHash } from 'node:crypto';
 import type { Caller } from '../config/profiles.js';
 import { ERROR_CODES, MailError, asMailError, isMailError, type ErrorCode } from '../errors.js';
@@ -93,6 +94,8 @@ export async function acceptSend(runtime: MailRuntime, body: Record<string, unkn
   }
   if (options.mode === 'queued') {
     try {
+      // send.maxPending: a full backlog stores nothing (the key is released: the retry may go through).
+      await runtime.once('sendBacklog', () => new SendBacklog(runtime)).admit(prepared.profile, { abortSignal: options.abortSignal });
       await enqueue(state, prepared, id, options.abortSignal);
     } catch (error) {
       await release();

@@ -3,7 +3,8 @@ import { MailError, asMailError, isMailError } from '../errors.js';
 import { errorDetail } from '../log.js';
 import type { MailRuntime } from '../runtime.js';
 import type { SendState } from '../state/sendState.js';
-import type { Reconciled, SendRecord } from '../state/sendStatusStore.js';
+import type { Reconciled, SendRecord, StoredSendRecord } from '../state/sendStatusStore.js';
+import { MAX_PER_RUN_DELAY_SECONDS, SendsInFlight } from './backlog.js';
 import { settleUnknownAttempt, type Settlement } from './reconcile.js';
 import { isTransient, retryDelaySeconds } from './retryPolicy.js';
 import { SHORT_PACE_WAIT_MS, checkQueuedMessage, deliverMessage, recipientCount, type SendOutcome } from './sendMail.js';
@@ -88,29 +89,53 @@ async function claimAndSend(runtime: MailRuntime, state: SendState, id: string, 
       runtime.logger.info({ operation: 'sendWorker', profile: record.profile, id, outcome: 'skipped', reason: 'sending elsewhere' });
       return 'skipped';
     }
-    // Taking over a send still `sending` (its worker died, or this is the redelivery of the message
-    // it failed on) or one whose last answer was lost: the provider may have the message already.
-    const unsettled = record.status === 'sending' || record.outcomeUnknown === true;
-    const claimed: SendRecord = {
-      ...record,
-      ...(unsettled && { outcomeUnknown: true }),
-      status: 'sending',
-      attempts: record.attempts + 1,
-      updatedAt: new Date(now).toISOString(),
-      sendingUntil: new Date(now + SENDING_HOLD_SECONDS * 1000).toISOString(),
-      sendingBy: messageId,
-      nextAttemptAt: undefined,
-    };
-    let claimedEtag: string;
-    try {
-      claimedEtag = await state.statuses.replace(claimed, etag);
-    } catch (error) {
-      if (isMailError(error) && error.code === 'ESTATE_CONFLICT') continue;
-      throw error;
+    // send.maxPerRun: this instance already sends as many of this profile as it may; the send waits on the queue, unclaimed.
+    const profile = runtime.profiles.profiles.get(record.profile);
+    const inFlight = runtime.once('sendsInFlight', () => new SendsInFlight());
+    if (profile && !inFlight.enter(profile)) {
+      await state.queue.enqueue({ id, ...(pacedAt !== undefined && { pacedAt }) }, { delaySeconds: MAX_PER_RUN_DELAY_SECONDS });
+      runtime.logger.info({ operation: 'sendWorker', profile: record.profile, id, outcome: 'skipped', reason: `send.maxPerRun (${profile.send?.maxPerRun}) in flight`, delaySeconds: MAX_PER_RUN_DELAY_SECONDS });
+      return 'deferred';
     }
-    return attempt(runtime, state, claimed, claimedEtag, pacedAt);
+    try {
+      return await claimOnce(runtime, state, stored, messageId, pacedAt);
+    } catch (error) {
+      if (error === LOST_CLAIM) continue;
+      throw error;
+    } finally {
+      if (profile) inFlight.leave(profile);
+    }
   }
   throw new MailError('ESTATE_CONFLICT', `send ${id} kept changing while it was claimed`, { hint: 'The queue delivers it again.' });
+}
+
+/** Thrown by claimOnce when another worker changed the row first: claimAndSend reads it again. */
+const LOST_CLAIM = new Error('lost claim');
+
+async function claimOnce(runtime: MailRuntime, state: SendState, stored: StoredSendRecord, messageId: string | undefined, pacedAt: number | undefined): Promise<QueuedSendOutcome> {
+  const { record, etag } = stored;
+  const now = Date.now();
+  // Taking over a send still `sending` (its worker died, or this is the redelivery of the message
+  // it failed on) or one whose last answer was lost: the provider may have the message already.
+  const unsettled = record.status === 'sending' || record.outcomeUnknown === true;
+  const claimed: SendRecord = {
+    ...record,
+    ...(unsettled && { outcomeUnknown: true }),
+    status: 'sending',
+    attempts: record.attempts + 1,
+    updatedAt: new Date(now).toISOString(),
+    sendingUntil: new Date(now + SENDING_HOLD_SECONDS * 1000).toISOString(),
+    sendingBy: messageId,
+    nextAttemptAt: undefined,
+  };
+  let claimedEtag: string;
+  try {
+    claimedEtag = await state.statuses.replace(claimed, etag);
+  } catch (error) {
+    if (isMailError(error) && error.code === 'ESTATE_CONFLICT') throw LOST_CLAIM;
+    throw error;
+  }
+  return attempt(runtime, state, claimed, claimedEtag, pacedAt);
 }
 
 async function attempt(runtime: MailRuntime, state: SendState, record: SendRecord, etag: string, pacedAt: number | undefined): Promise<QueuedSendOutcome> {
@@ -180,18 +205,18 @@ async function sendOnce(runtime: MailRuntime, state: SendState, record: SendReco
       if (settlement.next !== 'send') return new Settled({ ...settlement, next: settlement.next }, stored.message.messageId, runtime.sender(profile).via);
       reconciled = settlement.reconciled;
     }
-    const now = Date.now();
     let place = pacedAt;
     if (place === undefined) {
       // Its place in the mailbox's send rate, kept even when it is later: then it waits on the queue and goes without asking again.
       const decision = await runtime.governor?.pace(profile, recipientCount(stored.message), { maxWaitMs: Number.POSITIVE_INFINITY, abortSignal });
-      place = now + (decision?.waitMs ?? 0);
-      if (decision && place > now + SHORT_PACE_WAIT_MS) return new Deferral(place, decision, profile);
-    } else if (place > now + SHORT_PACE_WAIT_MS) {
-      return new Deferral(place, { waitMs: place - now, booked: true }, profile);
+      place = decision?.at ?? Date.now();
+      if (decision && place > Date.now() + SHORT_PACE_WAIT_MS) return new Deferral(place, decision, profile);
+    } else if (place > Date.now() + SHORT_PACE_WAIT_MS) {
+      return new Deferral(place, { waitMs: place - Date.now(), at: place, booked: true }, profile);
     }
     // A place this close is waited for here: sending early would bunch the messages the rate spaces out.
-    if (place > now) await delay(place - now, abortSignal);
+    const wait = place - Date.now();
+    if (wait > 0) await delay(wait, abortSignal);
     const outcome = await deliverMessage(runtime, { profile, message: stored.message }, { id: record.id, abortSignal, mode: 'queued', pace: 'booked' });
     return reconciled === undefined ? outcome : { ...outcome, reconciled };
   } catch (error) {

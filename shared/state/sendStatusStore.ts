@@ -124,6 +124,26 @@ export class SendStatusStore {
     }
   }
 
+  /**
+   * How many sends of a profile wait or are being sent (`queued`, `sending`), counted up to
+   * `limit` (the query stops there). A scan of the table: the caller caches it (shared/send/backlog.ts).
+   */
+  async countPending(profile: string, limit: number, options: { abortSignal?: AbortSignal } = {}): Promise<number> {
+    const { odata } = require('@azure/data-tables') as typeof import('@azure/data-tables');
+    const table = await this.account.table(SENDS_TABLE);
+    let count = 0;
+    try {
+      const filter = `${odata`profile eq ${profile}`} and (status eq 'queued' or status eq 'sending')`;
+      for await (const page of table.listEntities({ queryOptions: { filter, select: ['RowKey'] }, abortSignal: options.abortSignal }).byPage({ maxPageSize: 1000 })) {
+        count += page.length;
+        if (count >= limit) return count;
+      }
+    } catch (error) {
+      throw stateError(error, `could not count the pending sends of profile ${profile}`);
+    }
+    return count;
+  }
+
   async get(id: string, options: { abortSignal?: AbortSignal } = {}): Promise<StoredSendRecord | undefined> {
     const table = await this.account.table(SENDS_TABLE);
     let entity: Record<string, unknown> & { etag: string };
