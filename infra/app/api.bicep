@@ -147,6 +147,8 @@ var mailAppSettings = {
   MAIL_PROFILES: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${profilesSecretName})'
   POLL_SCHEDULE: pollSchedule
   OAUTH_REDIRECT_URI: 'https://${functionApp.properties.defaultHostName}/api/oauth/callback'
+  // Where Graph posts change notifications of receive.push profiles: the app's own host name.
+  NOTIFICATION_URL: 'https://${functionApp.properties.defaultHostName}'
 }
 
 var delegatedAuthAppSettings = delegatedAuth

@@ -160,6 +160,7 @@ export class GraphMailboxes {
       if (third === undefined && method === 'GET') return { status: 200, body: this.folderJson(mailbox, folder) };
       if (third === 'childFolders' && fourth === undefined) return method === 'GET' ? this.listFolders(mailbox, folder.id, url) : method === 'POST' ? this.createFolder(mailbox, folder.id, body) : undefined;
       if (third === 'messages' && fourth === 'delta' && fifth === undefined && method === 'GET') return this.delta(mailbox, folder, url, headers);
+      if (third === 'messages' && fourth === undefined && method === 'GET') return this.listMessages(folder, url);
       return undefined;
     }
     if (first !== 'messages' || second === undefined) return undefined;
@@ -218,6 +219,17 @@ export class GraphMailboxes {
       if (message) return { folder, message };
     }
     return undefined;
+  }
+
+  /** A folder's messages with the one filter a sent-mail lookup needs, `internetMessageId eq '<id>'` (OData quotes doubled); `$select` and `$top` as Graph applies them. */
+  private listMessages(folder: Folder, url: URL): PeerAnswer {
+    const filter = url.searchParams.get('$filter');
+    const wanted = filter === null ? undefined : /^internetMessageId eq '((?:[^']|'')*)'$/.exec(filter)?.[1]?.replace(/''/g, "'");
+    if (filter !== null && wanted === undefined) throw new GraphFailure(400, 'ErrorInvalidUrlQueryFilter', `Unsupported filter: ${filter}`);
+    const select = url.searchParams.get('$select')?.split(',');
+    const top = Number(url.searchParams.get('$top') ?? 10);
+    const messages = [...folder.messages.values()].filter((m) => wanted === undefined || m.internetMessageId === wanted).slice(0, top);
+    return { status: 200, body: { value: messages.map((m) => (select ? Object.fromEntries(select.map((f) => [f, (m as unknown as Record<string, unknown>)[f]])) : { id: m.id, internetMessageId: m.internetMessageId, subject: m.subject })) } };
   }
 
   /** Supports the one filter a folder lookup needs: `displayName eq '<name>'`. */

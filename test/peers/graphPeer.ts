@@ -187,6 +187,17 @@ export class GraphPeer {
    * https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits
    */
   concurrencyLimit?: number;
+  /**
+   * Called with each message the stand-in accepted for sending, before it answers 202; the answer
+   * waits for the promise (a test stops the client there: Graph has the message, the client never hears it).
+   */
+  onAccepted?: (message: SentMessage) => void | Promise<void>;
+  /**
+   * How many Sent Items lookups miss a sent message before its copy is there: Exchange files the
+   * copy a moment after it answered 202, so a lookup right after a send may not find it yet.
+   */
+  sentItemsLag = 0;
+  private readonly unfiled: Array<{ sent: SentMessage; misses: number }> = [];
   /** Milliseconds every /users/{mailbox} request is held before it is answered, so that concurrency really builds up. */
   answerDelayMs = 0;
   /** The most /users/{mailbox} requests that were in flight at once, per mailbox (the ones refused included). */
@@ -279,9 +290,12 @@ export class GraphPeer {
       if (overConcurrency) throw overConcurrency;
       if (this.answerDelayMs > 0 && overConcurrency === false) await new Promise((resolve) => setTimeout(resolve, this.answerDelayMs));
       if (body.length > REQUEST_MAX_BYTES) throw new GraphFailure(413, 'RequestEntityTooLarge', `The request is larger than ${REQUEST_MAX_BYTES} bytes.`);
+      const sentBefore = this.sent.length;
+      if (req.method === 'GET' && /\/mailFolders\/sentitems\/messages$/.test(url.pathname)) this.fileDueCopies();
       const result = url.pathname === '/v1.0/$batch' && req.method === 'POST'
         ? this.batch(req, body)
         : url.pathname.startsWith('/v1.0/subscriptions') ? await this.subscriptions.route(req.method ?? 'GET', url.pathname.split('/').slice(2), body, () => this.signedInUser(req)) : this.route(req, url, body);
+      if (this.sent.length > sentBefore) await this.onAccepted?.(this.sent.at(-1)!);
       return answer(result.status, result.body, result.headers, result.raw);
     } catch (error) {
       const failure = error instanceof GraphFailure ? error : new GraphFailure(500, 'generalException', String(error));
@@ -436,6 +450,7 @@ export class GraphPeer {
       attachments: (attachments ?? []).map((a) => storedAttachment(a, 'message')),
       internetMessageId: message.internetMessageId ?? generatedMessageId(),
     });
+    if (input.saveToSentItems ?? true) this.fileSentCopy(this.sent.at(-1)!);
     return { status: 202 };
   }
 
@@ -518,7 +533,26 @@ export class GraphPeer {
     if (count === 0) throw new GraphFailure(400, 'ErrorInvalidRecipients', 'At least one recipient is required, but none were found.');
     this.drafts.delete(draft.id);
     this.sent.push({ mailbox: draft.mailbox, via: 'draft', saveToSentItems: true, message: draft.message, attachments: draft.attachments, internetMessageId: draft.internetMessageId, draftId: draft.id });
+    this.fileSentCopy(this.sent.at(-1)!);
     return { status: 202 };
+  }
+
+  /** Exchange keeps the sent message in the mailbox's Sent Items, with its internetMessageId, once sentItemsLag lookups have missed it. */
+  private fileSentCopy(sent: SentMessage): void {
+    if (this.sentItemsLag > 0) this.unfiled.push({ sent, misses: this.sentItemsLag });
+    else this.fileCopy(sent);
+  }
+
+  private fileCopy(sent: SentMessage): void {
+    this.mail.addMessage(sent.mailbox, 'sentitems', `Message-ID: ${sent.internetMessageId}\r\nSubject: ${sent.message.subject ?? ''}\r\n\r\n`, { isRead: true });
+  }
+
+  private fileDueCopies(): void {
+    for (const pending of [...this.unfiled]) {
+      if (pending.misses-- > 0) continue;
+      this.unfiled.splice(this.unfiled.indexOf(pending), 1);
+      this.fileCopy(pending.sent);
+    }
   }
 }
 

@@ -22,6 +22,11 @@ function lookupSent(profile: Profile): 'imap' | 'none' {
   return (profile.send as { lookupSent?: 'imap' | 'none' } | undefined)?.lookupSent ?? (profile.receive?.via === 'imap' ? 'imap' : 'none');
 }
 
+/** The lookup's IMAP access, when the receive side does not already ask for it. */
+function lookupOnly(profile: Profile): boolean {
+  return lookupSent(profile) === 'imap' && profile.receive?.via !== 'imap';
+}
+
 /** SMTP client submission with XOAUTH2 (https://learn.microsoft.com/exchange/client-developer/legacy-protocols/how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth). */
 export const smtp: TransportDescriptor = {
   name: 'smtp',
@@ -36,9 +41,9 @@ export const smtp: TransportDescriptor = {
     },
     permissions: (p) => [
       { api: 'exchange', purpose: 'send over SMTP', anyOf: ['SMTP.SendAsApp'] },
-      ...(lookupSent(p) === 'imap' ? [{ api: 'exchange' as const, purpose: 'look up a send whose outcome is unknown in the Sent folder over IMAP', anyOf: ['IMAP.AccessAsApp'] }] : []),
+      ...(lookupOnly(p) ? [{ api: 'exchange' as const, purpose: 'look up a send whose outcome is unknown in the Sent folder over IMAP', anyOf: ['IMAP.AccessAsApp'] }] : []),
     ],
-    delegated: (p) => [{ api: 'exchange', permission: 'SMTP.Send' }, ...(lookupSent(p) === 'imap' ? [{ api: 'exchange' as const, permission: 'IMAP.AccessAsUser.All' }] : [])],
+    delegated: (p) => [{ api: 'exchange', permission: 'SMTP.Send' }, ...(lookupOnly(p) ? [{ api: 'exchange' as const, permission: 'IMAP.AccessAsUser.All' }] : [])],
     describe: (p) => `send via smtp to ${p.endpoints.smtp.host}:${p.endpoints.smtp.port} (${smtpSecurityLabel(smtpSecurity(p))}, XOAUTH2)`,
     async probe(p, ctx) {
       const { verifySmtpLogin } = require('./probe.js') as typeof import('./probe.js');
