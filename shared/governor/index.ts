@@ -75,7 +75,7 @@ export class MailboxGovernor {
    * one: a few seconds). Only Graph and SMTP sends are paced.
    */
   async pace(profile: Profile, recipients: number, options: { maxWaitMs: number; abortSignal?: AbortSignal }): Promise<PaceDecision> {
-    if (!profile.send || (profile.send.via !== 'graph' && profile.send.via !== 'smtp')) return { waitMs: 0, booked: true };
+    if (!profile.send || (profile.send.via !== 'graph' && profile.send.via !== 'smtp')) return { waitMs: 0, at: Date.now(), booked: true };
     const abortSignal = bounded(options.abortSignal);
     try {
       return await this.pacer(profile).book(paceOf(profile), recipients, { maxWaitMs: options.maxWaitMs, abortSignal });
@@ -83,7 +83,7 @@ export class MailboxGovernor {
       if (isMailError(error) && error.code === 'ETOO_MANY_RECIPIENTS') throw error;
       options.abortSignal?.throwIfAborted();
       this.ungoverned(profile.name, 'pace', error);
-      return { waitMs: 0, booked: true };
+      return { waitMs: 0, at: Date.now(), booked: true };
     }
   }
 

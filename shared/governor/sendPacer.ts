@@ -17,6 +17,8 @@ export interface SendPace {
 /** When a message may go: now (`waitMs` 0), or after `waitMs`; `limit` says which limit holds it back; `booked`: the place is kept for it. */
 export interface PaceDecision {
   waitMs: number;
+  /** When the place is (ms since the epoch, this process's clock when it was decided): `waitMs` from the decision, not from when its answer arrived. */
+  at: number;
   limit?: 'send_rate' | 'recipients_per_day';
   booked: boolean;
 }
@@ -89,12 +91,12 @@ export class SendPacer {
       const recipientWait = waitFor(count, recipients, pace.recipientsPerDay, now + rateWait, RECIPIENT_WINDOW_MS);
       const waitMs = rateWait + recipientWait;
       const limit = recipientWait > 0 ? 'recipients_per_day' as const : rateWait > 0 ? 'send_rate' as const : undefined;
-      if (waitMs > options.maxWaitMs) return { result: { waitMs, booked: false, ...(limit !== undefined && { limit }) } };
       const at = now + waitMs;
+      if (waitMs > options.maxWaitMs) return { result: { waitMs, at, booked: false, ...(limit !== undefined && { limit }) } };
       const counted = rollTo(count, at, RECIPIENT_WINDOW_MS);
       return {
         write: { tat: Math.max(tat, at) + interval, windowStart: counted.windowStart, used: counted.used + recipients, previous: counted.previous },
-        result: { waitMs, booked: true, ...(limit !== undefined && { limit }) },
+        result: { waitMs, at, booked: true, ...(limit !== undefined && { limit }) },
       };
     }, options);
   }

@@ -142,8 +142,10 @@ async function attempt(runtime: MailRuntime, state: SendState, record: SendRecor
   const { id } = record;
   const result = await sendOnce(runtime, state, record, pacedAt);
   if (result instanceof Deferral) {
-    // Not an attempt: the message waits for its place, with that place on the queue item.
-    const { nextVisibleOn } = await state.queue.enqueue({ id, pacedAt: result.at }, { delaySeconds: (result.at - Date.now()) / 1000 });
+    // Not an attempt: the message waits for its place, with that place on the queue item. The queue
+    // counts visibility in whole seconds: it shows the message a little before its place, and the
+    // worker waits out the rest, so that messages whose places fall in one second are not sent together late.
+    const { nextVisibleOn } = await state.queue.enqueue({ id, pacedAt: result.at }, { delaySeconds: Math.max(0, Math.floor((result.at - Date.now()) / 1000) - 1) });
     await state.statuses
       .replace({ ...record, status: 'queued', attempts: record.attempts - 1, nextAttemptAt: nextVisibleOn.toISOString(), sendingUntil: undefined, sendingBy: undefined, updatedAt: new Date().toISOString() }, etag)
       .catch((error: unknown) => runtime.logger.warn({ operation: 'sendWorker', profile: record.profile, id, outcome: 'error', code: isMailError(error) ? error.code : 'ESTATE', reason: 'deferral not recorded' }));

@@ -89,7 +89,7 @@ async function checkPace(runtime: MailRuntime, profile: Profile, message: Outgoi
   const decision = await runtime.governor?.pace(profile, recipientCount(message), { maxWaitMs: SHORT_PACE_WAIT_MS, abortSignal });
   if (!decision || decision.waitMs === 0) return;
   if (decision.booked) {
-    await delay(decision.waitMs, abortSignal);
+    await delay(Math.max(0, decision.at - Date.now()), abortSignal);
     return;
   }
   runtime.governor!.deferred(profile, decision, 'sync');
