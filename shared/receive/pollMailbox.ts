@@ -340,6 +340,11 @@ class MailboxPoll {
         await copy.dispose();
         throw error;
       }
+      // The parser may have stopped early; the id and the dead-letter are of the whole source.
+      await copy.complete().catch(async (sourceError: unknown) => {
+        await copy.dispose();
+        throw sourceError;
+      });
       return { fetched, started, id: copy.digest(), parseError: error, source: copy };
     }
   }
