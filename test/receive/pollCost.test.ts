@@ -156,6 +156,27 @@ describe('what a poll costs at the server', () => {
     assert.deepEqual(g.since().http, ['GET delta', 'GET delta', 'GET $value'], `the refused page, then the round with the new token (${statuses.join(', ')})`);
   });
 
+  it('IMAP: afterFetch for a window is one command over a UID set (UID STORE, UID MOVE, UID STORE + UID EXPUNGE), not one per message', async () => {
+    for (const afterFetch of ['markRead', 'move', 'delete'] as const) {
+      const mailbox = `imap${afterFetch}@contoso.com`;
+      const imap = await new ImapPeer(entra, { mailbox, folders: ['Processed'] }).start();
+      try {
+        const { name, runtime } = runtimeFor(mailbox, { via: 'imap', afterFetch, ...(afterFetch === 'move' && { moveTo: 'Processed' }) }, { imap: imap.endpoint });
+        for (let n = 1; n <= 5; n++) imap.append('INBOX', await ticket(mailbox, n));
+        const result = await pollMailbox(runtime, name);
+        assert.deepEqual([result.status, result.delivered], ['completed', 5], JSON.stringify(result.error));
+        const changes = imap.commands.map((c) => c.trim().split(/\s+/).slice(1).join(' ')).filter((c) => /^UID (STORE|MOVE|EXPUNGE)/.test(c));
+        const expected = { markRead: ['UID STORE 1:5 +FLAGS (\\Seen)'], move: ['UID MOVE 1:5 Processed'], delete: ['UID STORE 1:5 +FLAGS (\\Deleted)', 'UID EXPUNGE 1:5'] }[afterFetch];
+        assert.deepEqual(changes.map((c) => c.replace(/\\\\/g, '\\')), expected);
+        if (afterFetch === 'markRead') assert.ok(imap.messages('INBOX').every((m) => m.flags.includes('\\Seen')));
+        else assert.equal(imap.messages('INBOX').length, 0);
+        if (afterFetch === 'move') assert.equal(imap.messages('Processed').length, 5);
+      } finally {
+        await imap.stop();
+      }
+    }
+  });
+
   it('IMAP: a poll that finds nothing new is one login and one UID SEARCH; besides, only what the login and SELECT need', async () => {
     const mailbox = 'imapcost@contoso.com';
     const imap = await new ImapPeer(entra, { mailbox }).start();

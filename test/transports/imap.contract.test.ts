@@ -36,6 +36,7 @@ describeMailboxReader('IMAP (imapflow, XOAUTH2) against a loopback IMAP server',
     mailbox: () => mailbox(),
     reports: { size: true, receivedAt: true, seen: true },
     perMessageCursor: true,
+    acknowledgesAll: true,
     foreignCursor: { seen: ['abc'] },
     // A rebuilt folder: a new UIDVALIDITY and the messages renumbered from 1.
     invalidateCursors: (f) => {

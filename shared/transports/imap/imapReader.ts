@@ -7,7 +7,7 @@ import { MailError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { proxyUrlWithCredentials } from '../../network/proxy.js';
 import { proxyMailError } from '../../network/proxyErrors.js';
-import type { AcknowledgeOptions, AfterFetch, FetchedMessage, MailboxReader, MailboxSession, ReaderCursor, TransportDeps } from '../types.js';
+import type { Acknowledged, Acknowledgement, AcknowledgeOptions, AfterFetch, FetchedMessage, MailboxReader, MailboxSession, ReaderCursor, TransportDeps } from '../types.js';
 import { translatedSource } from '../sourceStream.js';
 import { translateImapError } from './imapErrors.js';
 
@@ -232,27 +232,60 @@ class ImapSession implements MailboxSession {
   }
 
   async acknowledge(message: FetchedMessage, options: AcknowledgeOptions): Promise<ReaderCursor | undefined> {
-    await this.applyAfterFetch(message, options.afterFetch, options);
+    if (options.afterFetch !== 'none') await this.applyAfterFetch(options.afterFetch, String(this.uidOf(message)), options.moveTo ?? this.profile.receive?.moveTo);
     return this.cursors.get(message.providerId);
   }
 
-  private async applyAfterFetch(message: FetchedMessage, action: AfterFetch, options: { moveTo?: string }): Promise<void> {
-    if (action === 'none') return;
-    const uid = this.uidOf(message);
-    const range = String(uid);
+  /**
+   * A window's afterFetch in one command per action over a UID set (UID STORE, UID MOVE, UID STORE
+   * and UID EXPUNGE) instead of a round trip per message. A command the server refuses fails every
+   * message it named, so the cursor stops before the first of them, as it would one at a time.
+   */
+  async acknowledgeAll(acknowledgements: readonly Acknowledgement[], options: { abortSignal?: AbortSignal }): Promise<Acknowledged[]> {
+    const answers: Acknowledged[] = acknowledgements.map(({ message }) => ({ ok: true, cursor: this.cursors.get(message.providerId) }));
+    const groups = new Map<string, { action: Exclude<AfterFetch, 'none'>; moveTo?: string; indices: number[]; uids: number[] }>();
+    for (const [index, { message, afterFetch, moveTo }] of acknowledgements.entries()) {
+      if (afterFetch === 'none') continue;
+      let uid: number;
+      try {
+        uid = this.uidOf(message);
+      } catch (error) {
+        answers[index] = { ok: false, error };
+        continue;
+      }
+      const target = afterFetch === 'move' ? (moveTo ?? this.profile.receive?.moveTo) : undefined;
+      const key = `${afterFetch} ${target ?? ''}`;
+      const group = groups.get(key) ?? { action: afterFetch, ...(target !== undefined && { moveTo: target }), indices: [], uids: [] };
+      group.indices.push(index);
+      group.uids.push(uid);
+      groups.set(key, group);
+    }
+    for (const group of groups.values()) {
+      try {
+        options.abortSignal?.throwIfAborted();
+        await this.applyAfterFetch(group.action, uidSet([...group.uids].sort((a, b) => a - b)), group.moveTo);
+      } catch (error) {
+        for (const index of group.indices) answers[index] = { ok: false, error };
+      }
+    }
+    return answers;
+  }
+
+  /** afterFetch on the messages of a UID set (one UID, or a window's). */
+  private async applyAfterFetch(action: Exclude<AfterFetch, 'none'>, range: string, moveTo: string | undefined): Promise<void> {
     switch (action) {
       case 'markRead':
         return this.expect('markRead', await this.run('markRead', () => this.client.messageFlagsAdd(range, ['\\Seen'], { uid: true })));
       case 'delete':
-        // STORE +FLAGS \Deleted, then UID EXPUNGE of this message alone where UIDPLUS is offered (Exchange does).
+        // STORE +FLAGS \Deleted, then UID EXPUNGE of these messages alone where UIDPLUS is offered (Exchange does).
         return this.expect('delete', await this.run('delete', () => this.client.messageDelete(range, { uid: true })));
       case 'move':
-        return this.move(range, options.moveTo ?? this.profile.receive?.moveTo);
+        return this.move(range, moveTo);
     }
   }
 
   /**
-   * Moves one message. A missing target folder is created once and the move repeated: the
+   * Moves the messages of a UID set. A missing target folder is created once and the move repeated: the
    * alternative, failing every poll after delivery, would leave the inbox full of messages
    * that were delivered and never moved.
    */
