@@ -174,7 +174,9 @@ async function attemptRecorded(runtime: MailRuntime, state: SendState, prepared:
     // The message is sent: that answer stands even when recording it failed.
     await state.statuses.replace({ ...record, ...settled, status: 'sent', messageId: outcome.messageId, via: outcome.via, lastError: undefined }, etag).catch(logStatusFailure);
     return { status: 200, body: { id, status: 'sent', messageId: outcome.messageId }, replayed: options.replayed };
-  } catch (error) {
+  } catch (thrown) {
+    // The attempt's own time limit, where a sender passes the abort on as it is: nothing was handed over.
+    const error = timeout.aborted && !isMailError(thrown) ? attemptTimedOut(runtime, record, thrown) : thrown;
     const failure = asMailError(error);
     if (failure.outcomeUnknown) {
       await state.statuses.replace({ ...record, lastError: sendErrorOf(failure), outcomeUnknown: true, sendingUntil: new Date().toISOString(), updatedAt: new Date().toISOString() }, etag).catch(logStatusFailure);
@@ -184,6 +186,16 @@ async function attemptRecorded(runtime: MailRuntime, state: SendState, prepared:
     if (isTransient(failure)) await options.release();
     throw error;
   }
+}
+
+function attemptTimedOut(runtime: MailRuntime, record: SendRecord, cause: unknown): MailError {
+  const seconds = syncHoldMs(runtime) / 2000;
+  return new MailError('ECONNECTION', `profile "${record.profile}": the send did not finish within ${seconds} s (half of SEND_SYNC_HOLD_SECONDS)`, {
+    profile: record.profile,
+    retryAfter: 30,
+    cause,
+    hint: 'The provider was too slow to answer; nothing was handed over. Send again (with the same Idempotency-Key).',
+  });
 }
 
 async function replay(runtime: MailRuntime, state: SendState, held: IdempotencyRecord, requestHash: string, prepared: PreparedMessage, abortSignal: AbortSignal | undefined): Promise<SendAnswer> {

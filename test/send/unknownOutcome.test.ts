@@ -195,7 +195,7 @@ describe('a send whose outcome is unknown is looked up before it is sent again (
   });
 
   it('sync with an Idempotency-Key, the request killed after the server accepted: a repeat within SEND_SYNC_HOLD_SECONDS answers 409, one after it finds the message and answers 200 with the first id and Message-ID', async () => {
-    const hold = { SEND_SYNC_HOLD_SECONDS: '4' };
+    const hold = { SEND_SYNC_HOLD_SECONDS: '10' };
     useRuntime(hold);
     smtpSavesToSentFolder();
     const body = message('smtpImap');
@@ -222,7 +222,7 @@ describe('a send whose outcome is unknown is looked up before it is sent again (
   });
 
   it('sync with an Idempotency-Key that cannot be looked up (at most once): after the hold a repeat answers 502 ESEND_UNKNOWN and nothing is sent again', async () => {
-    const hold = { SEND_SYNC_HOLD_SECONDS: '4' };
+    const hold = { SEND_SYNC_HOLD_SECONDS: '10' };
     useRuntime(hold);
     const body = message('smtpAtMostOnce');
     const key = randomUUID();
