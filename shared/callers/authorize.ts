@@ -46,7 +46,9 @@ function challenge(callers: readonly Caller[]): string {
 const PRESENTED_CREDENTIAL_MS = 10 * 60 * 1000;
 
 async function identify(runtime: MailRuntime, callers: readonly Caller[], headers: CallerHeaders): Promise<Caller> {
-  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(headers.get('authorization') ?? '')?.[1];
+  // A bearer token counts only where an Entra caller could hold it: with key callers alone, a
+  // token (a gateway's, a client's habit) is no credential of this app, and no cause for ECONFIG.
+  const bearer = callers.some((c) => c.entraAppId !== undefined) ? /^Bearer\s+(\S+)\s*$/i.exec(headers.get('authorization') ?? '')?.[1] : undefined;
   const key = headers.get(CALLER_KEY_HEADER.toLowerCase()) ?? undefined;
   const unauthenticated = (message: string, hint: string) => new MailError('EUNAUTHENTICATED', message, { hint, challenge: challenge(callers) });
   if (bearer !== undefined) {

@@ -258,8 +258,9 @@ describe('POST /api/send under 10,000 generated invalid requests', () => {
     // One sent now per profile (each its own mailbox, so no send rate is met): the peers see them.
     for (const profile of ['graph', 'smtp'] as const) {
       const before = { graph: graph.sent.length, smtp: smtp.messages.length };
+      const logged = logs.length;
       const response = await send(toRequest({ credential: { kind: 'as', who: 'ops' }, query: '', headers: {}, body: { json: { profile, to: 'ada@example.com', subject: 'control', text: 'hello' } } }), context());
-      assert.equal(response.status, 200, response.body as string);
+      assert.equal(response.status, 200, `${response.body as string}\n${logs.slice(logged).join('\n')}`);
       assert.deepEqual({ graph: graph.sent.length, smtp: smtp.messages.length }, { ...before, [profile]: before[profile] + 1 });
     }
     // Generated valid requests, queued: each leaves one message on the send queue.
