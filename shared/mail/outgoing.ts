@@ -108,7 +108,9 @@ const filename = noLineBreaks('filename')
   .min(1)
   .max(255)
   .regex(/^[^/\\\x00-\x1f\x7f]*$/, 'must be a file name without /, \\ or control characters')
-  .regex(/^(?!\.+$)/, 'must be a file name, not . or ..');
+  .regex(/^(?!\.+$)/, 'must be a file name, not . or ..')
+  // Bidirectional controls reorder what a mail client shows: "invoice\u202Efdp.exe" reads as "invoiceexe.pdf".
+  .regex(/^[^\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$/, 'must be a file name without bidirectional control characters (they disguise the extension)');
 
 const attachmentInput = z
   .object({

@@ -124,6 +124,7 @@ describe('POST /api/send on the built-in local profile (file transport)', () => 
     { name: 'attachment content that is not base64', body: { ...valid, attachments: [{ filename: 'a.txt', content: 'not*base64!' }] }, status: 400, code: 'EINPUT', field: 'attachments.0.content' },
     { name: 'an attachment filename that is a relative path', body: { ...valid, attachments: [{ filename: '../../etc/cron.d/job', content: 'aGk=' }] }, status: 400, code: 'EINPUT', field: 'attachments.0.filename' },
     { name: 'an attachment filename that is a Windows path', body: { ...valid, attachments: [{ filename: 'C:\\Users\\Public\\run.bat', content: 'aGk=' }] }, status: 400, code: 'EINPUT', field: 'attachments.0.filename' },
+    { name: 'an attachment filename whose right-to-left override disguises its extension', body: { ...valid, attachments: [{ filename: 'invoice\u202Efdp.exe', content: 'aGk=' }] }, status: 400, code: 'EINPUT', field: 'attachments.0.filename' },
     { name: 'a NUL in an attachment filename', body: { ...valid, attachments: [{ filename: 'invoice.pdf\u0000.exe', content: 'aGk=' }] }, status: 400, code: 'EINPUT', field: 'attachments.0.filename' },
     { name: 'a contentId with a control character', body: { ...valid, attachments: [{ filename: 'logo.png', content: 'aGk=', contentId: 'logo\u0000@x' }] }, status: 400, code: 'EINPUT', field: 'attachments.0.contentId' },
     { name: 'an unknown importance', body: { ...valid, importance: 'urgent' }, status: 400, code: 'EINPUT', field: 'importance' },
