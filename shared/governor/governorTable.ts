@@ -12,8 +12,11 @@ export interface RowChange<T> {
   result: T;
 }
 
-/** Contended rows: every instance of a busy mailbox writes the same one. */
-const MAX_PASSES = 16;
+/**
+ * Contended rows: every send of a busy mailbox, on every instance, writes the same one; one write
+ * wins per round, so tens of concurrent writers need tens of rounds. The callers' time limit ends it sooner.
+ */
+const MAX_PASSES = 64;
 
 /**
  * Reads one row, lets `change` decide from what it holds, and writes the result only if no other
@@ -40,7 +43,7 @@ export async function changeRow<T>(account: StorageAccount, key: { partitionKey:
       const status = statusOf(error);
       if (status !== 409 && status !== 412) throw stateError(error, `could not write governor row ${key.partitionKey}`);
     }
-    await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * (pass + 1)));
+    await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(100, 5 * 2 ** pass)));
   }
   throw new MailError('ESTATE', `governor row ${key.partitionKey} kept changing while it was updated`, { hint: 'Many instances share this mailbox; the request may be tried again.' });
 }

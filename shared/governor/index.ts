@@ -12,9 +12,10 @@ export type { BudgetState } from './requestBudget.js';
 export type { PaceDecision, PaceState, SendPace } from './sendPacer.js';
 
 /**
- * How long the governor's own storage requests may take before a Graph request or a send goes
- * ungoverned: the governor is there to keep mail flowing within Microsoft's limits, not to stop it
- * when storage stutters (Graph's 429 and the retries still apply then).
+ * How long the budget's and the pacer's storage requests may take before the request or send goes
+ * without them: the governor is there to keep mail flowing within Microsoft's limits, not to stop it
+ * when storage stutters (Graph's 429 and the retries still apply then). Slots wait for storage until
+ * their own deadline instead: a request let through without one meets MailboxConcurrency.
  */
 const STORAGE_TIMEOUT_MS = 5_000;
 /** How long a Graph request waits for a slot before it is ETHROTTLED (a queued send is retried, a sync one answers 429). */
@@ -131,7 +132,7 @@ export class MailboxGovernor {
       this.ungoverned(scope.profile, 'budget', error);
     }
     try {
-      // The slot wait has its own bound (maxSlotWaitMs); only the caller's signal ends it sooner.
+      // The slot wait has its own bound (maxSlotWaitMs), slow storage included; only the caller's signal ends it sooner.
       const held = await scope.slots.acquire(options.cost, { abortSignal: options.abortSignal });
       if (held.waitedMs > 0) {
         scope.budget.noteWait(held.waitedMs);

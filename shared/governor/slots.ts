@@ -24,8 +24,6 @@ const REUSE_MAX_MS = 5_000;
 /** Back-off between rounds when every slot is taken: full jitter, doubling up to the cap. */
 const WAIT_BASE_MS = 25;
 const WAIT_CAP_MS = 1_000;
-/** Storage that does not answer must not hold a request up for long: the governor then lets it go ungoverned. */
-const STORAGE_TIMEOUT_MS = 5_000;
 
 export interface HeldSlots {
   /** Gives the slots back; never rejects (a lease that cannot be released lapses by itself). */
@@ -80,7 +78,7 @@ export class ConcurrencySlots {
         try {
           got = this.idle.splice(0, wanted);
           got.forEach((slot) => clearTimeout(slot.linger));
-          if (got.length < wanted) got.push(...(await this.tryLease(wanted - got.length, options.abortSignal)));
+          if (got.length < wanted) got.push(...(await this.tryLease(wanted - got.length, options.abortSignal, deadline)));
         } finally {
           if (got.length < wanted) {
             this.inFlight -= wanted;
@@ -95,14 +93,16 @@ export class ConcurrencySlots {
         if (this.inFlight + wanted <= this.limit) continue;
       }
       const now = performance.now();
-      if (now >= deadline) {
-        throw new MailError('ETHROTTLED', `all ${this.limit} concurrent Graph requests of ${this.scope} stayed in use for ${Math.round(this.options.maxWaitMs / 1000)} s`, {
-          retryAfter: 5,
-          hint: 'Other instances or operations keep this mailbox busy (Graph allows 4 concurrent requests per app and mailbox); the request may be tried again.',
-        });
-      }
+      if (now >= deadline) throw this.busy();
       await delay(Math.min(Math.random() * Math.min(WAIT_CAP_MS, WAIT_BASE_MS * 2 ** round), deadline - now), options.abortSignal);
     }
+  }
+
+  private busy(): MailError {
+    return new MailError('ETHROTTLED', `all ${this.limit} concurrent Graph requests of ${this.scope} stayed in use for ${Math.round(this.options.maxWaitMs / 1000)} s`, {
+      retryAfter: 5,
+      hint: 'Other instances or operations keep this mailbox busy (Graph allows 4 concurrent requests per app and mailbox), or the storage account answers slowly; the request may be tried again.',
+    });
   }
 
   /** Gives back the slots kept for reuse and waits for every pending release (the runtime's close). */
@@ -111,10 +111,14 @@ export class ConcurrencySlots {
     await Promise.all([...this.releasing]);
   }
 
-  /** Leases up to `wanted` free slots, trying them in random order; an empty list if not all. */
-  private async tryLease(wanted: number, abortSignal: AbortSignal | undefined): Promise<Slot[]> {
+  /**
+   * Leases up to `wanted` free slots, trying them in random order; an empty list if not all. Slow
+   * storage is waited for until the deadline, then the mailbox counts as busy: letting the request
+   * through ungoverned would send it into the 429 the slots are there to avoid.
+   */
+  private async tryLease(wanted: number, abortSignal: AbortSignal | undefined, deadline: number): Promise<Slot[]> {
     const container = await this.account.container(SLOTS_CONTAINER);
-    const timeout = AbortSignal.timeout(STORAGE_TIMEOUT_MS);
+    const timeout = AbortSignal.timeout(Math.max(1, Math.ceil(deadline - performance.now())));
     const signal = abortSignal ? AbortSignal.any([abortSignal, timeout]) : timeout;
     const candidates = shuffle([...Array(this.limit).keys()].filter((i) => !this.held.has(i)));
     const got: Slot[] = [];
@@ -138,6 +142,8 @@ export class ConcurrencySlots {
         if (statusOf(error) === 409) continue;
         got.forEach((slot) => this.giveBack(slot));
         if (statusOf(error) === 404) this.created.delete(index);
+        abortSignal?.throwIfAborted();
+        if (timeout.aborted) throw this.busy();
         throw stateError(error, `could not lease a Graph request slot of ${this.scope}`);
       }
     }

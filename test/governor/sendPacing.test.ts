@@ -8,8 +8,8 @@ import { MAILBOX, SendHarness } from '../support/sendHarness.js';
  * The issue's case is 60 queued sends at 30 a minute going out over two minutes. Two real minutes
  * per run is too long for the suite, so this runs the same schedule twenty times faster: 600 a
  * minute. The pacer's spacing (60 / (rate - 4) s after a burst of 5) scales with the rate, so the
- * shape is the same; what is asserted is a lower bound on how far apart the sends arrived at
- * Graph, a check that they were paced, not a claim about speed.
+ * shape is the same; what is asserted is a lower bound on when each send arrived at Graph, a
+ * check that they were paced, not a claim about speed.
  */
 describe('send pacing per sending mailbox (send.ratePerMinute, across instances, in table mailgovernor)', () => {
   const h = SendHarness.forSuite();
@@ -43,7 +43,7 @@ describe('send pacing per sending mailbox (send.ratePerMinute, across instances,
     }
   }
 
-  it('60 queued sends at 600 a minute reach Graph spread over at least 55 intervals, never more than 5 + one per interval in any second; each waited on the queue, not as a failed attempt', async () => {
+  it('60 queued sends at 600 a minute reach Graph no sooner than the pace allows (5 at once, then one per 60 / 596 s), each waiting on the queue, not as a failed attempt', async () => {
     const rate = 600;
     h.useRuntime({ MAIL_PROFILES: graphProfile({ ratePerMinute: rate }) });
     const ids: string[] = [];
@@ -52,17 +52,17 @@ describe('send pacing per sending mailbox (send.ratePerMinute, across instances,
       assert.equal(accepted.status, 202, accepted.raw);
       ids.push(String(accepted.body.id));
     }
+    const started = Date.now();
     await runWorkers(() => h.graph.sent.length >= 60, 60_000);
     assert.equal(h.graph.sent.length, 60, 'every queued message was sent');
 
     const times = h.graph.apiRequests('POST', /\/sendMail$/).filter((r) => r.status === 202).map((r) => r.receivedAt).sort((a, b) => a - b);
     assert.equal(times.length, 60);
+    // A send may arrive late (a busy machine), never early: the k-th arrival is no sooner than the
+    // k-th place from an idle mailbox. Unpaced, the 60 would all arrive within a second or two.
     const interval = 60_000 / (rate - 5 + 1);
-    const spread = times.at(-1)! - times[0]!;
-    // 5 at once, then one per interval: 55 intervals at least (a little timer slack allowed).
-    assert.ok(spread >= 55 * interval * 0.95, `the 60 sends arrived within ${Math.round(spread)} ms; paced at ${rate}/min they take at least ${Math.round(55 * interval)} ms`);
-    const perSecond = Math.max(...times.map((t) => times.filter((u) => u >= t && u < t + 1000).length));
-    assert.ok(perSecond <= 5 + Math.ceil(1000 / interval) + 1, `${perSecond} sends arrived within one second`);
+    const early = times.map((t, k) => ({ k: k + 1, after: Math.round(t - started), allowed: Math.round(Math.max(0, k + 1 - 5) * interval) })).filter((e) => e.after < e.allowed * 0.97);
+    assert.deepEqual(early, []);
 
     for (const id of ids) {
       const status = await h.status(id);

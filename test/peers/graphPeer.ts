@@ -261,7 +261,8 @@ export class GraphPeer {
     const url = new URL(req.url ?? '/', this.url);
     const record: GraphRequestRecord = { method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, headers: req.headers, receivedAt, respondedAt: 0, status: 0 };
     this.requests.push(record);
-    const overConcurrency = this.enterMailbox(url, res);
+    const inMailbox = this.enterMailbox(url, res);
+    const overConcurrency = inMailbox?.over ?? (inMailbox === undefined ? undefined : false);
     const answer = (status: number, body?: unknown, headers: Record<string, string> = {}, raw?: PeerAnswer['raw']) => {
       record.status = status;
       if (raw) {
@@ -277,6 +278,7 @@ export class GraphPeer {
         res.end(text);
       }
       record.respondedAt = performance.timeOrigin + performance.now();
+      inMailbox?.leave();
     };
     try {
       const body = await readBody(req);
@@ -306,21 +308,28 @@ export class GraphPeer {
   }
 
   /**
-   * Counts a /users/{mailbox} request in flight until its answer is written: false when it is
-   * admitted, the 429 to answer when it is over concurrencyLimit, undefined for other requests.
+   * Counts a /users/{mailbox} request in flight from its arrival until its answer is written
+   * (`leave`, or the connection closing first): `over` is the 429 to answer when it is over
+   * concurrencyLimit; undefined for requests that name no mailbox.
    */
-  private enterMailbox(url: URL, res: ServerResponse): GraphFailure | false | undefined {
+  private enterMailbox(url: URL, res: ServerResponse): { over?: GraphFailure; leave: () => void } | undefined {
     const segment = /^\/v1\.0\/users\/([^/]+)/.exec(url.pathname)?.[1];
     if (segment === undefined) return undefined;
     const mailbox = decodeURIComponent(segment).toLowerCase();
     const count = (this.inFlight.get(mailbox) ?? 0) + 1;
     this.maxInFlight.set(mailbox, Math.max(this.maxInFlight.get(mailbox) ?? 0, count));
     if (this.concurrencyLimit !== undefined && count > this.concurrencyLimit) {
-      return new GraphFailure(429, 'ApplicationThrottled', 'Application is over its MailboxConcurrency limit.', { 'Retry-After': '1' });
+      return { over: new GraphFailure(429, 'ApplicationThrottled', 'Application is over its MailboxConcurrency limit.', { 'Retry-After': '1' }), leave: () => {} };
     }
     this.inFlight.set(mailbox, count);
-    res.once('close', () => this.inFlight.set(mailbox, (this.inFlight.get(mailbox) ?? 1) - 1));
-    return false;
+    let left = false;
+    const leave = () => {
+      if (left) return;
+      left = true;
+      this.inFlight.set(mailbox, (this.inFlight.get(mailbox) ?? 1) - 1);
+    };
+    res.once('close', leave);
+    return { leave };
   }
 
   /** Requests that addressed the mailbox as /me. */
