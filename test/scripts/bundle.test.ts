@@ -133,6 +133,16 @@ describe('the deployment package (npm run bundle)', () => {
     assert.ok(main.some((i) => i.includes('functions/send.ts')));
   });
 
+  it('app.js exports every handler a registration loads on first call, and the start-up check and OpenAPI builder', () => {
+    const app = require(path.join(pkg, 'app.js')) as Record<string, unknown>;
+    const wanted = readdirSync(path.join(APP_ROOT, 'functions')).filter((f) => f.endsWith('.ts'))
+      .flatMap((f) => [...readFileSync(path.join(APP_ROOT, 'functions', f), 'utf8').matchAll(/require\('\.\/handlers\/\w+\.js'\)[^)]*\)\)\.(\w+)/g)].map((m) => m[1]!));
+    assert.ok(wanted.length >= 13, wanted.join(', '));
+    assert.deepEqual(wanted.filter((name) => typeof app[name] !== 'function'), [], 'a name two handler files export would be left out of app.js by export *');
+    assert.equal(typeof app.checkConfiguration, 'function');
+    assert.equal(typeof app.buildOpenApiDocument, 'function');
+  });
+
   it('keeps every lazily loaded SDK out of main.js and app.js, in vendor/, and of zod only the English locale', () => {
     const inputs = [metafile, appMetafile].flatMap((meta) => Object.entries(meta.outputs).filter(([file]) => file.endsWith('.js')).flatMap(([, o]) => Object.keys(o.inputs)));
     // nodemailer's address parser (one file of its own) is imported at load by shared/mail/address.ts, as before the bundle.
