@@ -75,7 +75,7 @@ export function checkPermissions(need: ScopeNeed, claims: TokenClaims | undefine
     claims.roles.length > 0 ? `roles ${claims.roles.join(', ')}` : 'no roles',
     ...(claims.scopes.length > 0 ? [`scp ${claims.scopes.join(' ')}`] : []),
   ].join(', ');
-  const present = need.needs.filter(grants).map((n) => n.anyOf.find(has));
+  const present = [...new Set(need.needs.filter(grants).map((n) => n.anyOf.find(has)))];
   const missing = need.needs
     .filter((n) => !grants(n))
     .map(

@@ -225,7 +225,9 @@ describe('diagnosing a profile step by step against loopback Entra, SMTP, IMAP a
     assert.equal(token.detail, 'Microsoft Graph token for https://graph.microsoft.com/.default: JWT, roles Mail.Send: Mail.Send present');
     assert.equal(
       token.hint,
-      'The Microsoft Graph token has no Mail.Read or Mail.ReadWrite role, needed to read mail through Graph: add the Microsoft Graph application permission Mail.Read to the app registration and grant admin consent.'
+      'The Microsoft Graph token has no Mail.ReadBasic or Mail.Read or Mail.ReadWrite role, needed to look a send whose outcome is unknown up in Sent Items (or send.unknownOutcome decides): add the Microsoft Graph application permission Mail.ReadBasic to the app registration and grant admin consent.'
+        + ' If the access is granted in Exchange Online instead (RBAC for Applications, role "Application Mail.ReadBasic" scoped to the mailbox), the token carries no role and this is expected: the connection steps below test the grant. '
+        + 'The Microsoft Graph token has no Mail.Read or Mail.ReadWrite role, needed to read mail through Graph: add the Microsoft Graph application permission Mail.Read to the app registration and grant admin consent.'
         + ' If the access is granted in Exchange Online instead (RBAC for Applications, role "Application Mail.Read" scoped to the mailbox), the token carries no role and this is expected: the connection steps below test the grant.',
     );
   });

@@ -23,15 +23,16 @@ describe('which permissions a profile needs, and whether its token carries them'
     ]);
   });
 
-  it('Graph send and Graph receive that marks read need Mail.Send and Mail.ReadWrite; reading alone Mail.Read or Mail.ReadWrite', () => {
-    assert.deepEqual(scopesNeeded(profile({ send: { via: 'graph' }, receive: { via: 'graph', afterFetch: 'markRead' } }))[0]!.needs.map((n) => n.anyOf), [['Mail.Send'], ['Mail.ReadWrite']]);
+  it('Graph send and Graph receive that marks read need Mail.Send, a read permission for the Sent Items lookup, and Mail.ReadWrite; reading alone Mail.Read or Mail.ReadWrite', () => {
+    assert.deepEqual(scopesNeeded(profile({ send: { via: 'graph' }, receive: { via: 'graph', afterFetch: 'markRead' } }))[0]!.needs.map((n) => n.anyOf), [['Mail.Send'], ['Mail.ReadBasic', 'Mail.Read', 'Mail.ReadWrite'], ['Mail.ReadWrite']]);
+    assert.deepEqual(scopesNeeded(profile({ send: { via: 'graph', saveToSentItems: false } }))[0]!.needs.map((n) => n.anyOf), [['Mail.Send']], 'no copy in Sent Items: nothing to look up');
     assert.deepEqual(scopesNeeded(profile({ receive: { via: 'graph' } }))[0]!.needs.map((n) => n.anyOf), [['Mail.Read', 'Mail.ReadWrite']]);
   });
 
   it('Graph send with POP3 receive needs two tokens; a sovereign cloud uses its own resources', () => {
     const needs = scopesNeeded(profile({ cloud: 'usgov', send: { via: 'graph' }, receive: { via: 'pop3' } }));
     assert.deepEqual(needs.map((n) => [n.scope, n.needs.map((x) => x.anyOf[0])]), [
-      ['https://graph.microsoft.us/.default', ['Mail.Send']],
+      ['https://graph.microsoft.us/.default', ['Mail.Send', 'Mail.ReadBasic']],
       ['https://outlook.office365.us/.default', ['POP.AccessAsApp']],
     ]);
   });
@@ -67,7 +68,7 @@ describe('which permissions a profile needs, and whether its token carries them'
   it('a Graph token without the role also names Exchange RBAC for Applications, which no token shows; the Exchange protocols\' hint does not', () => {
     const [graph] = scopesNeeded(profile({ send: { via: 'graph' } }));
     const check = checkPermissions(graph!, readTokenClaims(jwt({ roles: [] })));
-    assert.equal(check.missing.length, 1);
+    assert.equal(check.missing.length, 2, 'Mail.Send, and a read permission for the Sent Items lookup');
     assert.match(check.missing[0]!, /no Mail\.Send role.*RBAC for Applications, role "Application Mail\.Send" scoped to the mailbox.*connection steps below test the grant/);
     const [exchange] = scopesNeeded(profile({ send: { via: 'smtp' } }));
     assert.doesNotMatch(checkPermissions(exchange!, readTokenClaims(jwt({ roles: [] }))).missing[0]!, /RBAC/);

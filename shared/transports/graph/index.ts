@@ -15,7 +15,11 @@ export const graph: TransportDescriptor = {
       const { GraphSender } = require('./graphSender.js') as typeof import('./graphSender.js');
       return new GraphSender(profile, deps);
     },
-    permissions: () => [{ api: 'graph', purpose: 'send through Graph', anyOf: ['Mail.Send'] }],
+    permissions: (p) => [
+      { api: 'graph', purpose: 'send through Graph', anyOf: ['Mail.Send'] },
+      // A send whose outcome is unknown is looked up in Sent Items before it is sent again (docs/guarantees.md).
+      ...(p.send?.saveToSentItems === false ? [] : [{ api: 'graph' as const, purpose: 'look a send whose outcome is unknown up in Sent Items (or send.unknownOutcome decides)', anyOf: ['Mail.ReadBasic', 'Mail.Read', 'Mail.ReadWrite'] }]),
+    ],
     delegated: () => [{ api: 'graph', permission: 'Mail.Send' }],
     describe: (p) => `send via graph at ${p.endpoints.graph}`,
     probe(p, ctx) {
