@@ -5,7 +5,8 @@
 // real clients verify TLS exactly as in production: no rejectUnauthorized: false anywhere.
 'use strict';
 const { spawnSync } = require('node:child_process');
-const { existsSync, readdirSync, statSync } = require('node:fs');
+const { existsSync, mkdtempSync, readdirSync, rmSync, statSync } = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
 
 async function main() {
@@ -13,10 +14,11 @@ async function main() {
   const testRoot = path.join(root, 'dist', 'test');
   // `--e2e` runs the end-to-end files (`*.e2e.js`: real Dovecot and Postfix, root) instead of
   // the unit and integration tests, which never need root or system packages; `--fuzz` the fuzz
-  // suite (`*.fuzz.js`: generated requests and MIME sources, minutes rather than seconds).
+  // suite (`*.fuzz.js`: generated requests and MIME sources, minutes rather than seconds);
+  // `--faults` the fault matrix (`*.faults.js`: 1,000 messages per fault and path, minutes).
   const args = process.argv.slice(2);
-  const suffix = args.includes('--e2e') ? '.e2e.js' : args.includes('--fuzz') ? '.fuzz.js' : '.test.js';
-  const wanted = args.filter((a) => a !== '--e2e' && a !== '--fuzz');
+  const suffix = args.includes('--e2e') ? '.e2e.js' : args.includes('--fuzz') ? '.fuzz.js' : args.includes('--faults') ? '.faults.js' : '.test.js';
+  const wanted = args.filter((a) => a !== '--e2e' && a !== '--fuzz' && a !== '--faults');
   const files = [];
   (function walk(d) {
     for (const name of readdirSync(d).sort()) {
@@ -49,7 +51,16 @@ async function main() {
   // loads the guard that refuses connections beyond loopback and fails the file that tried one.
   const guard = path.join(testRoot, 'support', 'loopbackOnly.js');
   env.NODE_OPTIONS = [env.NODE_OPTIONS, `--require ${JSON.stringify(guard)}`].filter(Boolean).join(' ');
-  const result = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], { stdio: 'inherit', env, cwd: root });
+  // The fault matrix's files run side by side and leave their rows for one table printed here.
+  const faults = args.includes('--faults');
+  const tableDir = faults ? mkdtempSync(path.join(os.tmpdir(), 'fault-matrix-')) : undefined;
+  if (tableDir) env.FAULTS_TABLE_DIR = tableDir;
+  const started = Date.now();
+  const result = spawnSync(process.execPath, ['--test', `--test-concurrency=${faults ? files.length : 2}`, ...files], { stdio: 'inherit', env, cwd: root });
+  if (tableDir) {
+    require(path.join(testRoot, 'faults', 'matrixReport.js')).printMatrix(tableDir, (Date.now() - started) / 1000);
+    rmSync(tableDir, { recursive: true, force: true });
+  }
   ca.dispose();
   process.exit(result.status ?? 1);
 }

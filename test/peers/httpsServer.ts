@@ -47,9 +47,33 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
   res.end(JSON.stringify(body));
 }
 
+/** An answer an HTTP peer gives instead of its own, as an outage would: a status, or no answer for a while. */
+export interface HttpFault {
+  /** Answered with this status and the peer's error body. @default 503 */
+  status?: number;
+  /** Holds the request this long first (past the client's timeout: a hang); then answers `status`. */
+  delayMs?: number;
+  /** How many matching requests get it. @default 1 */
+  times?: number;
+  /** Only requests whose `METHOD path` matches. Default: every request. */
+  match?: RegExp;
+}
+
 /** Base of the HTTP peers: started on a free loopback port, stopped with all connections closed. */
 export abstract class HttpsPeer {
   private server?: LoopbackHttpsServer;
+  private faults: Array<HttpFault & { remaining: number }> = [];
+  /** Requests answered by an injected fault. */
+  faulted = 0;
+
+  /** The next matching requests get this answer instead of the peer's (see HttpFault). */
+  inject(fault: HttpFault): void {
+    this.faults.push({ ...fault, remaining: fault.times ?? 1 });
+  }
+
+  clearFaults(): void {
+    this.faults = [];
+  }
 
   get url(): string {
     if (!this.server) throw new Error(`${this.constructor.name} is not started`);
@@ -58,7 +82,7 @@ export abstract class HttpsPeer {
 
   async start(): Promise<this> {
     this.server = await listenHttps(
-      (req, res) => this.handle(req, res),
+      (req, res) => this.faultFor(req, res) ?? this.handle(req, res),
       (res, error) => sendJson(res, 500, this.errorBody(error)),
     );
     return this;
@@ -66,6 +90,17 @@ export abstract class HttpsPeer {
 
   async stop(): Promise<void> {
     await this.server?.stop();
+  }
+
+  private faultFor(req: IncomingMessage, res: ServerResponse): Promise<void> | undefined {
+    const fault = this.faults.find((f) => f.remaining > 0 && (f.match === undefined || f.match.test(`${req.method} ${req.url}`)));
+    if (!fault) return undefined;
+    fault.remaining--;
+    this.faulted++;
+    return readBody(req).then(async () => {
+      if (fault.delayMs) await new Promise((resolve) => setTimeout(resolve, fault.delayMs).unref());
+      if (!res.destroyed) sendJson(res, fault.status ?? 503, this.errorBody(new Error('injected fault')));
+    });
   }
 
   protected abstract handle(req: IncomingMessage, res: ServerResponse): Promise<void>;

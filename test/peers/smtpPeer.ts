@@ -27,6 +27,11 @@ export interface SmtpFailureModes {
    * right after Exchange queued the message does. `times` as for replies. @default never
    */
   dropAfterData?: { times?: number };
+  /**
+   * While the message's DATA is arriving: close the connection without a reply and keep
+   * nothing, as a network cut in the middle of the transfer does. `times` as for replies. @default never
+   */
+  dropDuringData?: { times?: number };
 }
 
 export interface ReceivedMessage {
@@ -146,7 +151,7 @@ export class SmtpPeer {
     return this.authAttempts.filter((a) => !a.accepted);
   }
 
-  private forced(step: Exclude<keyof SmtpFailureModes, 'rcptTo' | 'dropAfterData'>): Error | undefined {
+  private forced(step: Exclude<keyof SmtpFailureModes, 'rcptTo' | 'dropAfterData' | 'dropDuringData'>): Error | undefined {
     const reply = this.failures[step];
     if (!reply) return undefined;
     if (reply.times !== undefined) {
@@ -181,6 +186,11 @@ export class SmtpPeer {
 
   private onData(stream: Readable, session: SMTPServerSession, callback: (err?: Error | null, message?: string) => void): void {
     const chunks: Buffer[] = [];
+    if (this.take(this.failures.dropDuringData)) {
+      stream.once('data', () => this.connectionOf(session)?.close());
+      stream.resume();
+      return;
+    }
     stream.on('data', (chunk: Buffer) => chunks.push(chunk));
     stream.on('error', (error) => callback(error));
     stream.on('end', () => {
@@ -200,14 +210,13 @@ export class SmtpPeer {
       this.messages.push(message);
       this.saveSentCopy?.(message.raw);
       void Promise.resolve(this.onAccepted?.(message)).then(() => {
-        if (this.takeDrop()) return this.connectionOf(session)?.close();
+        if (this.take(this.failures.dropAfterData)) return this.connectionOf(session)?.close();
         callback(null, `2.0.0 OK <${queueId}@smtp-peer.test> [Hostname=smtp-peer.test]`);
       });
     });
   }
 
-  private takeDrop(): boolean {
-    const drop = this.failures.dropAfterData;
+  private take(drop: { times?: number } | undefined): boolean {
     if (!drop) return false;
     if (drop.times !== undefined) {
       if (drop.times <= 0) return false;

@@ -29,6 +29,8 @@ export class WebhookReceiverPeer {
   readonly received: ReceivedHook[] = [];
   /** Per answered request, the reply body bytes the client took before the connection ended. */
   readonly replyBytesTaken: number[] = [];
+  /** Called with each request once its answer was written whole (a test stops the client there: the consumer has it, the client may not have heard). */
+  onAnswered?: (hook: ReceivedHook) => void;
   private readonly script: ScriptedAnswer[] = [];
   private server?: Server;
   private port = 0;
@@ -68,7 +70,9 @@ export class WebhookReceiverPeer {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         const answer = req.method === 'POST' && req.url === '/hooks/mail' ? (this.script.shift() ?? { status: 200 }) : { status: 404 };
-        this.received.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), status: answer.status, receivedAt: performance.timeOrigin + performance.now() });
+        const hook: ReceivedHook = { headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), status: answer.status, receivedAt: performance.timeOrigin + performance.now() };
+        this.received.push(hook);
+        res.once('finish', () => this.onAnswered?.(hook));
         const reply = () => {
           if (res.destroyed) return;
           res.writeHead(answer.status, { 'Content-Type': 'application/json', ...answer.headers });

@@ -1,0 +1,32 @@
+import type { PollRowOptions } from './faultRig.js';
+import { faultMatrix, once } from './matrixSuite.js';
+
+/** Each fault of the token endpoint, Key Vault and Graph while N messages seeded at the IMAP or Graph peer are polled to the signed webhook (test/faults/faultRig.ts). */
+const rows: PollRowOptions[] = [
+  {
+    fault: 'token endpoint 500',
+    via: 'imap',
+    note: 'the first 5 token requests answered 500',
+    arm: (rig) => rig.entra.inject({ status: 500, times: 5, match: /^POST .*\/token/ }),
+  },
+  {
+    fault: 'token endpoint timeout',
+    via: 'graph',
+    note: 'the first token request held 65 s (the app gives up at 60 s)',
+    arm: (rig) => rig.entra.inject({ status: 500, delayMs: 65_000, times: 1, match: /^POST .*\/token/ }),
+  },
+  {
+    fault: 'Graph 429 with Retry-After',
+    via: 'graph',
+    note: '30 delta and $value requests 429, Retry-After: 1',
+    onAcknowledged: once(100, (rig) => rig.graph.inject({ status: 429, code: 'ApplicationThrottled', retryAfter: 1, times: 30, match: /^GET .*(\/delta|\/\$value)/ })),
+  },
+  {
+    fault: 'Graph 503',
+    via: 'graph',
+    note: '30 delta and $value requests 503',
+    onAcknowledged: once(100, (rig) => rig.graph.inject({ status: 503, code: 'ServiceUnavailable', times: 30, match: /^GET .*(\/delta|\/\$value)/ })),
+  },
+];
+
+faultMatrix('poll', rows);
