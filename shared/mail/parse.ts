@@ -76,6 +76,9 @@ type ParsedPart = AttachmentStream | MessageText;
  * From nor Date) or mailparser gives up on it (header block or part count over its limits):
  * such a message is dead-lettered with its raw source, never retried.
  */
+/** How long mailparser may give nothing once it has the whole source (and no attachment is being stored) before the source counts as unparseable. */
+export const PARSE_END_STALL_MS = 15_000;
+
 export async function parseMessage(source: NodeJS.ReadableStream | Buffer, ctx: ParseContext): Promise<DeliveredMessage> {
   const { MailParser } = require('mailparser') as typeof import('mailparser');
   const parser = new MailParser({ skipTextToHtml: true, skipImageLinks: true, checksumAlgo: 'sha256' });
@@ -88,10 +91,27 @@ export async function parseMessage(source: NodeJS.ReadableStream | Buffer, ctx: 
   };
   parser.on('error', noteFailure('parser'));
   let size = 0;
+  // mailparser can wait for ever once it has every byte of some malformed sources (found by the
+  // fuzz suite: CR CR LF line ends in a forwarded message), which would hold the mailbox's poll
+  // until its deadline at every poll. Once the whole source is in and nothing is being stored, a
+  // parser that gives nothing for PARSE_END_STALL_MS has given up: EPARSE (dead-lettered).
+  const stalled = new AbortController();
+  let inputEnded = false;
+  let storing = false;
+  let lastProgress = Date.now();
+  const watchdog = setInterval(() => {
+    if (inputEnded && !storing && Date.now() - lastProgress > PARSE_END_STALL_MS) stalled.abort(new Error(`mailparser made no progress for ${PARSE_END_STALL_MS / 1000} s after the end of the source`));
+  }, 1000);
   const counter = new Transform({
     transform(chunk: Buffer, _encoding, done) {
       size += chunk.length;
+      lastProgress = Date.now();
       done(null, chunk);
+    },
+    flush(done) {
+      inputEnded = true;
+      lastProgress = Date.now();
+      done();
     },
   });
   const attachments: DeliveredAttachment[] = [];
@@ -115,13 +135,20 @@ export async function parseMessage(source: NodeJS.ReadableStream | Buffer, ctx: 
           for await (const item of parts) {
             // mailparser's readable side is in object mode: attachments, then one text object.
             const part = item as ParsedPart;
+            lastProgress = Date.now();
             if (part.type === 'text') {
               body = part;
               continue;
             }
             const inlined = attachments.reduce((sum, a) => sum + (a.content === undefined ? 0 : a.size), 0);
             const limit = Math.min(ctx.inlineLimitBytes ?? INLINE_ATTACHMENT_LIMIT, INLINE_TOTAL_LIMIT - inlined);
-            attachments.push(await takeAttachment(part, { messageKey: messageKey(), index: attachments.length }, limit, blobs, ctx));
+            storing = true;
+            try {
+              attachments.push(await takeAttachment(part, { messageKey: messageKey(), index: attachments.length }, limit, blobs, ctx));
+            } finally {
+              storing = false;
+              lastProgress = Date.now();
+            }
             checksums.push(part.checksum ?? '');
             part.release?.();
           }
@@ -130,9 +157,15 @@ export async function parseMessage(source: NodeJS.ReadableStream | Buffer, ctx: 
           throw error;
         }
       },
-      { signal: ctx.abortSignal },
+      { signal: ctx.abortSignal ? AbortSignal.any([ctx.abortSignal, stalled.signal]) : stalled.signal },
     );
   } catch (error) {
+    if (stalled.signal.aborted && !ctx.abortSignal?.aborted) {
+      throw new MailError('EPARSE', `mailparser could not parse the message: ${(stalled.signal.reason as Error).message}`, {
+        profile: ctx.profile.name,
+        hint: 'The message was dead-lettered with its raw source; inspect it there.',
+      });
+    }
     const first = failure?.error ?? error;
     if (failure?.origin === 'parser' && !(first instanceof Error && first.name === 'AbortError')) {
       throw new MailError('EPARSE', `mailparser could not parse the message: ${(first as Error).message}`, {
@@ -142,6 +175,8 @@ export async function parseMessage(source: NodeJS.ReadableStream | Buffer, ctx: 
       });
     }
     throw first;
+  } finally {
+    clearInterval(watchdog);
   }
 
   const headerIndex = indexHeaders(parser.headerLines || []);
