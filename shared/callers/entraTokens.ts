@@ -1,5 +1,6 @@
 import type { JWTPayload } from 'jose';
 import { MailError } from '../errors.js';
+import { stripEnds } from '../text.js';
 
 export interface EntraTokenVerifierOptions {
   /** The authority, e.g. https://login.microsoftonline.com. */
@@ -74,7 +75,7 @@ export class EntraTokenVerifier {
 
   private async discover(version: TokenVersion): Promise<Discovered> {
     const jose = require('jose') as typeof import('jose');
-    const url = `${this.options.authority.replace(/\/+$/, '')}/${encodeURIComponent(this.options.tenantId)}${version === '2.0' ? '/v2.0' : ''}/.well-known/openid-configuration`;
+    const url = `${stripEnds(this.options.authority, '/', 'end')}/${encodeURIComponent(this.options.tenantId)}${version === '2.0' ? '/v2.0' : ''}/.well-known/openid-configuration`;
     let document: { issuer?: unknown; jwks_uri?: unknown };
     try {
       const response = await fetch(url, { signal: AbortSignal.timeout(10_000) });

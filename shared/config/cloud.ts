@@ -1,3 +1,4 @@
+import { stripEnds } from '../text.js';
 /**
  * The one place that maps a profile's `cloud` to Microsoft hosts. Nothing else in the
  * code may name a Microsoft host: everything reads a profile's resolved Endpoints.
@@ -124,8 +125,8 @@ export function resolveEndpoints(cloud: CloudName, overrides: EndpointOverrides 
   const hostPort = (value: string | undefined, fallback: HostPort): HostPort =>
     value === undefined ? fallback : (parseHostPort(value) ?? fallback);
   return {
-    authority: (overrides.authority ?? base.authority).replace(/\/+$/, ''),
-    graph: (overrides.graph ?? base.graph).replace(/\/+$/, ''),
+    authority: stripEnds(overrides.authority ?? base.authority, '/', 'end'),
+    graph: stripEnds(overrides.graph ?? base.graph, '/', 'end'),
     graphResource: base.graph,
     exchangeResource: base.exchangeResource,
     tokenExchangeAudience: base.tokenExchangeAudience,

@@ -1,5 +1,6 @@
 import { MailError } from '../errors.js';
 import { publicStorageServiceUri } from './cloud.js';
+import { stripEnds } from '../text.js';
 
 /**
  * How the app reaches its storage account, read as the Functions host reads the same settings
@@ -65,7 +66,7 @@ function serviceUris(env: NodeJS.ProcessEnv): StorageServiceUris {
         hint: `Set ${field} to the account's ${service} endpoint as the portal shows it, such as https://<account>.${service}.<the cloud's storage suffix>.`,
       });
     }
-    return raw.replace(/\/+$/, '');
+    return stripEnds(raw, '/', 'end');
   };
   return { blob: uri('blob'), queue: uri('queue'), table: uri('table') };
 }

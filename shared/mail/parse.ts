@@ -76,8 +76,31 @@ type ParsedPart = AttachmentStream | MessageText;
  * From nor Date) or mailparser gives up on it (header block or part count over its limits):
  * such a message is dead-lettered with its raw source, never retried.
  */
-/** How long mailparser may give nothing once it has the whole source (and no attachment is being stored) before the source counts as unparseable. */
-export const PARSE_END_STALL_MS = 15_000;
+/**
+ * How long mailparser may give nothing once it has the whole source, while no attachment is being
+ * stored and this process is all but idle, before the source counts as unparseable: the fallback
+ * for a wait mailparser might enter that `waitsOnUnreadPart` does not recognise.
+ */
+export const PARSE_END_STALL_MS = 60_000;
+const WATCHDOG_TICK_MS = 250;
+
+/** mailparser's own state, read by the watchdog only (mailparser 3.14: `finished`, `curnode.decoder`, `curnode.contentStream`). */
+interface MailParserState {
+  finished?: boolean;
+  curnode?: { decoder?: Readable; contentStream?: unknown } | null;
+}
+
+/**
+ * mailparser, at the end of the source, waits for the 'end' of the current part's decoder. A
+ * message/rfc822 part whose inner message it could not split (found by the fuzz suite: CR CR LF
+ * line ends in a forwarded message) has a decoder that no one reads, so that 'end' never comes
+ * and the parse never ends. This recognises that state, which never resolves by itself.
+ */
+export function waitsOnUnreadPart(parser: unknown): boolean {
+  const state = parser as MailParserState;
+  const decoder = state.curnode?.decoder;
+  return state.finished === true && decoder !== undefined && state.curnode?.contentStream === undefined && decoder.readable && !decoder.readableEnded && decoder.listenerCount('readable') + decoder.listenerCount('data') === 0 && decoder.readableFlowing !== true;
+}
 
 export async function parseMessage(source: NodeJS.ReadableStream | Buffer, ctx: ParseContext): Promise<DeliveredMessage> {
   const { MailParser } = require('mailparser') as typeof import('mailparser');
@@ -91,17 +114,27 @@ export async function parseMessage(source: NodeJS.ReadableStream | Buffer, ctx: 
   };
   parser.on('error', noteFailure('parser'));
   let size = 0;
-  // mailparser can wait for ever once it has every byte of some malformed sources (found by the
-  // fuzz suite: CR CR LF line ends in a forwarded message), which would hold the mailbox's poll
-  // until its deadline at every poll. Once the whole source is in and nothing is being stored, a
-  // parser that gives nothing for PARSE_END_STALL_MS has given up: EPARSE (dead-lettered).
+  // mailparser can wait for ever once it has every byte of some malformed sources, which would
+  // hold the mailbox's poll until its deadline at every poll. The known case (waitsOnUnreadPart)
+  // is recognised at once; any other wait only after PARSE_END_STALL_MS in which this process was
+  // all but idle, so that a slow parse on a loaded machine is never taken for a hung one. Either
+  // way the source is EPARSE, dead-lettered with its raw source.
   const stalled = new AbortController();
   let inputEnded = false;
   let storing = false;
   let lastProgress = Date.now();
+  let unreadTicks = 0;
+  let cpu = process.cpuUsage();
   const watchdog = setInterval(() => {
-    if (inputEnded && !storing && Date.now() - lastProgress > PARSE_END_STALL_MS) stalled.abort(new Error(`mailparser made no progress for ${PARSE_END_STALL_MS / 1000} s after the end of the source`));
-  }, 1000);
+    const used = process.cpuUsage(cpu);
+    cpu = process.cpuUsage();
+    // A tick in which the process worked for a fifth of it or more: mailparser may be at work.
+    if ((used.user + used.system) / 1000 > WATCHDOG_TICK_MS / 5) lastProgress = Date.now();
+    if (!inputEnded || storing) return;
+    unreadTicks = waitsOnUnreadPart(parser) ? unreadTicks + 1 : 0;
+    if (unreadTicks >= 2) stalled.abort(new Error('it waits for the end of a message/rfc822 part that it could not split and never reads'));
+    else if (Date.now() - lastProgress > PARSE_END_STALL_MS) stalled.abort(new Error(`it made no progress for ${PARSE_END_STALL_MS / 1000} s after the end of the source`));
+  }, WATCHDOG_TICK_MS);
   const counter = new Transform({
     transform(chunk: Buffer, _encoding, done) {
       size += chunk.length;

@@ -9,6 +9,7 @@ import { stateError } from '../state/storage.js';
 import { receivingProfiles, type ReceivingProfile } from './pollMailbox.js';
 import { describeFailure, type PollError } from './pollError.js';
 import { LIFECYCLE_ROUTE, NOTIFICATION_ROUTE } from './notificationRoutes.js';
+import { stripEnds } from '../text.js';
 
 
 /**
@@ -70,7 +71,7 @@ function isDue(record: SubscriptionRecord | undefined, now: Date): boolean {
 
 /** Where Graph posts: NOTIFICATION_URL (checked to be https when the runtime starts) and the functions' routes. */
 export function notificationUrls(settings: AppSettings): { notificationUrl: string; lifecycleNotificationUrl: string } {
-  const base = `${(settings.notificationUrl ?? '').replace(/\/+$/, '')}/api`;
+  const base = `${stripEnds(settings.notificationUrl ?? '', '/', 'end')}/api`;
   return { notificationUrl: `${base}/${NOTIFICATION_ROUTE}`, lifecycleNotificationUrl: `${base}/${LIFECYCLE_ROUTE}` };
 }
 

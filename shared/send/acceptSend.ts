@@ -11,6 +11,7 @@ import { isTransient } from './retryPolicy.js';
 import { deliverMessage, prepareMessage, type PreparedMessage } from './sendMail.js';
 import { sendErrorOf } from './sendStatus.js';
 import { toStoredMessage } from './storedMessage.js';
+import { stripEnds } from '../text.js';
 
 export const SEND_MODES = ['sync', 'queued'] as const;
 export type SendMode = (typeof SEND_MODES)[number];
@@ -56,7 +57,7 @@ export function idempotencyKeyOf(header: string | null): string | undefined {
   if (header === null) return undefined;
   // Only the optional whitespace of RFC 9110 (SP, HTAB): String.trim also takes \v, \f and
   // U+00A0, which would make "\fkey" the key "key" instead of refusing it.
-  const trimmed = header.replace(/^[ \t]+|[ \t]+$/g, '');
+  const trimmed = stripEnds(header, ' \t');
   const key = /^".*"$/.test(trimmed) && trimmed.length >= 2 ? trimmed.slice(1, -1) : trimmed;
   if (key.length === 0 || key.length > 255 || !/^[\x20-\x7e]+$/.test(key)) {
     throw new MailError('EINPUT', 'Idempotency-Key must be 1 to 255 printable ASCII characters', {

@@ -1,4 +1,5 @@
 import { MailError } from '../errors.js';
+import { stripEnds } from '../text.js';
 
 /**
  * The telemetry settings, read from the standard variables of the OpenTelemetry specification
@@ -84,7 +85,7 @@ function otlpTarget(env: NodeJS.ProcessEnv, signal: Signal): OtlpTarget | undefi
   const signalEndpoint = text(env, signalEndpointSetting);
   const base = text(env, 'OTEL_EXPORTER_OTLP_ENDPOINT');
   // The specification: a signal's own endpoint is used as it is; the base one gets v1/<signal> appended.
-  const url = signalEndpoint ?? (base === undefined ? undefined : `${base.replace(/\/+$/, '')}/${SIGNAL_PATH[signal]}`);
+  const url = signalEndpoint ?? (base === undefined ? undefined : `${stripEnds(base, '/', 'end')}/${SIGNAL_PATH[signal]}`);
   if (url === undefined) return undefined;
   const urlField = signalEndpoint !== undefined ? signalEndpointSetting : 'OTEL_EXPORTER_OTLP_ENDPOINT';
   if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) {

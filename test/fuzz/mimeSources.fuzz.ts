@@ -91,12 +91,19 @@ describe('malformed MIME sources, through the parser and the poll', () => {
     await fc.assert(
       fc.asyncProperty(sources(), fc.integer({ min: 1, max: 4096 }), async (source, chunk) => {
         const raw = sourceBytes(seeds, source);
+        const started = Date.now();
+        if (process.env.FUZZ_VERBOSE === 'all') process.stderr.write(`parse: ${raw.length} bytes, chunk ${chunk}: ${fc.stringify(source)}\n`);
         const whole = await outcome(raw);
+        // FUZZ_VERBOSE: each source that took a second or more, to find what is slow to parse.
+        if (process.env.FUZZ_VERBOSE && Date.now() - started >= 1000) process.stderr.write(`slow parse: ${Date.now() - started} ms, ${raw.length} bytes: ${fc.stringify(source)}\n`);
         if ('refused' in whole) assert.equal(whole.refused, 'EPARSE');
         // Chunks of at least 1/2000 of the source, so a megabyte is not fed a byte at a time.
         const size = Math.max(chunk, Math.ceil(raw.length / 2000));
         const chunks = Array.from({ length: Math.ceil(raw.length / size) }, (_, i) => raw.subarray(i * size, (i + 1) * size));
-        assert.deepEqual(await outcome(Readable.from(chunks)), whole, 'parsing the same bytes in other chunks gave another answer');
+        const chunkedAt = Date.now();
+        const chunked = await outcome(Readable.from(chunks));
+        if (process.env.FUZZ_VERBOSE && Date.now() - chunkedAt >= 1000) process.stderr.write(`slow parse in ${chunks.length} chunks: ${Date.now() - chunkedAt} ms, ${raw.length} bytes: ${fc.stringify(source)}\n`);
+        assert.deepEqual(chunked, whole, 'parsing the same bytes in other chunks gave another answer');
       }),
       // A parse that never ends is a poll that never ends: fast-check fails it past this, and shrinks it.
       { numRuns: PARSES, timeout: 60_000, includeErrorInReport: true, ...seedOptions },
