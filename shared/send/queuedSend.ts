@@ -181,7 +181,15 @@ async function attempt(runtime: MailRuntime, state: SendState, record: SendRecor
   }
   const lastError = sendErrorOf(failure);
   if (transient) lastError.hint = `${lastError.hint ?? ''} Gave up after ${record.attempts} attempts (SEND_MAX_ATTEMPTS).`.trim();
-  await state.statuses.replace({ ...record, status: 'failed', lastError, sendingUntil: undefined, sendingBy: undefined, updatedAt: new Date().toISOString() }, '*');
+  try {
+    // Conditional, unlike 'sent': a worker that took over past this attempt's hold may have sent
+    // the message meanwhile, and a failure here must not overwrite that.
+    await state.statuses.replace({ ...record, status: 'failed', lastError, sendingUntil: undefined, sendingBy: undefined, updatedAt: new Date().toISOString() }, etag);
+  } catch (error) {
+    if (!(isMailError(error) && error.code === 'ESTATE_CONFLICT')) throw error;
+    runtime.logger.warn({ operation: 'sendWorker', profile: record.profile, id, outcome: 'skipped', code: failure.code, reason: 'failed, but another worker took the send over meanwhile; its outcome stands' });
+    return 'skipped';
+  }
   await removePayload(runtime, state, record);
   runtime.logger.error({ operation: 'sendWorker', profile: record.profile, id, outcome: 'error', code: failure.code, attempts: record.attempts, final: true });
   return 'failed';

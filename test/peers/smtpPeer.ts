@@ -91,6 +91,8 @@ export class SmtpPeer {
    * promise (a test stops the client there: the message is accepted, the client never hears it).
    */
   onAccepted?: (message: ReceivedMessage) => void | Promise<void>;
+  /** Awaited once the whole message has arrived, before the peer decides its reply (a failure armed here applies to this message). */
+  beforeDataReply?: () => Promise<void>;
   /** Where each accepted message is also saved, as Exchange saves what a mailbox submits over SMTP in its Sent Items (e.g. an ImapPeer's Sent folder). */
   saveSentCopy?: (raw: Buffer) => void;
   private server?: SMTPServer;
@@ -193,26 +195,29 @@ export class SmtpPeer {
     }
     stream.on('data', (chunk: Buffer) => chunks.push(chunk));
     stream.on('error', (error) => callback(error));
-    stream.on('end', () => {
-      const forced = this.forced('data');
-      if (forced) return callback(forced);
-      const queueId = randomBytes(8).toString('hex').toUpperCase();
-      const message: ReceivedMessage = {
-        user: String(session.user ?? ''),
-        envelope: {
-          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
-          to: session.envelope.rcptTo.map((r) => r.address),
-        },
-        raw: Buffer.concat(chunks),
-        queueId,
-        tls: session.secure ? negotiated(session) : undefined,
-      };
-      this.messages.push(message);
-      this.saveSentCopy?.(message.raw);
-      void Promise.resolve(this.onAccepted?.(message)).then(() => {
-        if (this.take(this.failures.dropAfterData)) return this.connectionOf(session)?.close();
-        callback(null, `2.0.0 OK <${queueId}@smtp-peer.test> [Hostname=smtp-peer.test]`);
-      });
+    stream.on('end', () => void this.replyToData(chunks, session, callback));
+  }
+
+  private async replyToData(chunks: Buffer[], session: SMTPServerSession, callback: (err?: Error | null, message?: string) => void): Promise<void> {
+    await this.beforeDataReply?.();
+    const forced = this.forced('data');
+    if (forced) return callback(forced);
+    const queueId = randomBytes(8).toString('hex').toUpperCase();
+    const message: ReceivedMessage = {
+      user: String(session.user ?? ''),
+      envelope: {
+        from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+        to: session.envelope.rcptTo.map((r) => r.address),
+      },
+      raw: Buffer.concat(chunks),
+      queueId,
+      tls: session.secure ? negotiated(session) : undefined,
+    };
+    this.messages.push(message);
+    this.saveSentCopy?.(message.raw);
+    void Promise.resolve(this.onAccepted?.(message)).then(() => {
+      if (this.take(this.failures.dropAfterData)) return this.connectionOf(session)?.close();
+      callback(null, `2.0.0 OK <${queueId}@smtp-peer.test> [Hostname=smtp-peer.test]`);
     });
   }
 

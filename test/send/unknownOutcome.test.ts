@@ -27,6 +27,8 @@ describe('a send whose outcome is unknown is looked up before it is sent again (
   after(() => imap.stop());
   afterEach(async () => {
     h.smtp.onAccepted = undefined;
+    h.smtp.beforeDataReply = undefined;
+    h.smtp.failures = {};
     h.smtp.saveSentCopy = undefined;
     h.graph.onAccepted = undefined;
     h.graph.sentItemsLag = 0;
@@ -172,6 +174,23 @@ describe('a send whose outcome is unknown is looked up before it is sent again (
     assert.equal(h.smtp.messages.length, 2);
     const [first, second] = await Promise.all(h.smtp.messages.map((m) => simpleParser(m.raw)));
     assert.equal(first!.messageId, second!.messageId, 'the same Message-ID, so a recipient can tell the repeat');
+  });
+
+  it('an attempt that fails for good after another worker took the send over (past its hold) and sent it leaves the row "sent"', async () => {
+    const rt = useRuntime();
+    const { id, messageId } = await queued('smtpAtMostOnce');
+    // While this attempt's message is at the server, another worker takes the send over and sends it; then the server refuses this copy for good.
+    h.smtp.beforeDataReply = async () => {
+      h.smtp.beforeDataReply = undefined;
+      const stored = await h.state.statuses.get(id);
+      await h.state.statuses.replace({ ...stored!.record, status: 'sent', messageId: '<other-worker@contoso.com>', sendingUntil: undefined, sendingBy: undefined }, stored!.etag);
+      h.smtp.failures = { data: { code: 550, text: '5.7.1 Refused', times: 1 } };
+    };
+    assert.equal(await processQueuedSend(rt, h.state, { id }, { messageId }), 'skipped');
+    const status = await h.status(id);
+    assert.equal(status.body.status, 'sent', status.raw);
+    assert.equal(status.body.messageId, '<other-worker@contoso.com>');
+    assert.ok(h.logs.some((l) => l.includes('another worker took the send over')), 'the lost race is logged');
   });
 
   it('the connection drops after the DATA terminator, the server having queued the message: the retry looks first (IMAP: found, sent once); without IMAP, at most once: "unknown"', async () => {
