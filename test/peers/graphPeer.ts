@@ -56,6 +56,8 @@ export interface GraphFault {
   times?: number;
   /** Only requests whose method + path match, e.g. /POST .*\/sendMail$/. Default: every Graph API request. */
   match?: RegExp;
+  /** Answered after the request was carried out (a gateway that timed out on a sendMail Exchange took), not instead of it. */
+  after?: boolean;
 }
 
 export interface StoredAttachment {
@@ -298,6 +300,7 @@ export class GraphPeer {
         ? this.batch(req, body)
         : url.pathname.startsWith('/v1.0/subscriptions') ? await this.subscriptions.route(req.method ?? 'GET', url.pathname.split('/').slice(2), body, () => this.signedInUser(req)) : this.route(req, url, body);
       if (this.sent.length > sentBefore) await this.onAccepted?.(this.sent.at(-1)!);
+      this.applyFault(record, true);
       return answer(result.status, result.body, result.headers, result.raw);
     } catch (error) {
       const failure = error instanceof GraphFailure ? error : new GraphFailure(500, 'generalException', String(error));
@@ -343,8 +346,8 @@ export class GraphPeer {
     if (!this.entra.validate(token, GRAPH_RESOURCE)) throw new GraphFailure(401, 'InvalidAuthenticationToken', 'Access token validation failure. Invalid audience.', challenge);
   }
 
-  private applyFault(record: GraphRequestRecord): void {
-    const fault = this.faults.find((f) => f.remaining > 0 && (f.match === undefined || f.match.test(`${record.method} ${record.path}`)));
+  private applyFault(record: GraphRequestRecord, after = false): void {
+    const fault = this.faults.find((f) => f.remaining > 0 && (f.after ?? false) === after && (f.match === undefined || f.match.test(`${record.method} ${record.path}`)));
     if (!fault) return;
     fault.remaining--;
     throw new GraphFailure(fault.status, fault.code, fault.message ?? `Injected ${fault.code}.`, fault.retryAfter !== undefined ? { 'Retry-After': String(fault.retryAfter) } : {});

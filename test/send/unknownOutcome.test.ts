@@ -32,6 +32,7 @@ describe('a send whose outcome is unknown is looked up before it is sent again (
     h.smtp.saveSentCopy = undefined;
     h.graph.onAccepted = undefined;
     h.graph.sentItemsLag = 0;
+    h.graph.clearFaults();
     await runtime?.close();
     runtime = undefined;
   });
@@ -174,6 +175,35 @@ describe('a send whose outcome is unknown is looked up before it is sent again (
     assert.equal(h.smtp.messages.length, 2);
     const [first, second] = await Promise.all(h.smtp.messages.map((m) => simpleParser(m.raw)));
     assert.equal(first!.messageId, second!.messageId, 'the same Message-ID, so a recipient can tell the repeat');
+  });
+
+  it('Graph answers 503 after it took the sendMail: the SDK does not resend it blindly; the retry finds it in Sent Items: one message', async () => {
+    const rt = useRuntime();
+    h.graph.sent.splice(0);
+    const before = h.graph.apiRequests('POST', /\/sendMail$/).length;
+    h.graph.inject({ status: 503, code: 'ServiceUnavailable', after: true, times: 1, match: /^POST .*\/sendMail$/ });
+    const { id, messageId } = await queued('graph');
+    assert.equal(await processQueuedSend(rt, h.state, { id }, { messageId }), 'retrying');
+    assert.equal(h.graph.apiRequests('POST', /\/sendMail$/).length - before, 1, 'one sendMail request: the 503 is not retried below the send');
+    assert.equal(h.graph.sent.length, 1);
+    const retrying = await h.status(id);
+    assert.equal((retrying.body.lastError as { code: string }).code, 'EUNAVAILABLE', retrying.raw);
+
+    assert.equal(await processQueuedSend(rt, h.state, { id }, { messageId: randomUUID() }), 'sent');
+    const status = await h.status(id);
+    assert.equal(status.body.reconciled, 'foundInSentItems', status.raw);
+    assert.equal(h.graph.sent.length, 1, 'not sent again');
+  });
+
+  it('Graph answers 429 to a sendMail: refused before it was carried out, so the SDK retries it at once (Retry-After) and it is sent once', async () => {
+    const rt = useRuntime();
+    h.graph.sent.splice(0);
+    const before = h.graph.apiRequests('POST', /\/sendMail$/).length;
+    h.graph.inject({ status: 429, code: 'ApplicationThrottled', retryAfter: 1, times: 1, match: /^POST .*\/sendMail$/ });
+    const { id, messageId } = await queued('graph');
+    assert.equal(await processQueuedSend(rt, h.state, { id }, { messageId }), 'sent');
+    assert.equal(h.graph.apiRequests('POST', /\/sendMail$/).length - before, 2);
+    assert.equal(h.graph.sent.length, 1);
   });
 
   it('an attempt that fails for good after another worker took the send over (past its hold) and sent it leaves the row "sent"', async () => {

@@ -1,4 +1,4 @@
-import type { AuthenticationProvider, Client, Context, GraphRequest, Middleware, MiddlewareOptions, ShouldRetry } from '@microsoft/microsoft-graph-client';
+import type { AuthenticationProvider, Client, Context, FetchOptions, GraphRequest, Middleware, MiddlewareOptions, ShouldRetry } from '@microsoft/microsoft-graph-client';
 import { z } from 'zod';
 import { graphScope } from '../../config/cloud.js';
 import type { Profile } from '../../config/profiles.js';
@@ -80,6 +80,15 @@ class RequestAuth implements AuthenticationProvider {
       throw error;
     }
   }
+}
+
+/** sendMail, or a draft's send: POST …/sendMail, POST …/messages/{id}/send. */
+const SENDING_PATH = /\/(?:sendMail|messages\/[^/?#]+\/send)(?:[?#]|$)/i;
+
+function isSendingRequest(request: RequestInfo, options: FetchOptions | undefined): boolean {
+  const url = typeof request === 'string' ? request : request.url;
+  const method = options?.method ?? (typeof request === 'string' ? 'GET' : request.method);
+  return method.toUpperCase() === 'POST' && SENDING_PATH.test(url);
 }
 
 /** A throttled answer: 429, or 503 with Retry-After. */
@@ -199,8 +208,11 @@ export class GraphConnection {
   ) {
     const sdk = graphSdk();
     this.scope = graphScope(profile.endpoints);
-    const shouldRetry: ShouldRetry = (_delay, _attempt, _request, _options, response) =>
-      (parseRetryAfter(response.headers.get('Retry-After')) ?? 0) <= MAX_HONOURED_RETRY_AFTER_SECONDS;
+    // A request that sends is retried here only after a 429 (refused before it was carried out): a
+    // 503 or 504 may come after Exchange took the message, and a blind resend would send it twice.
+    // The send's own layer looks the Message-ID up in Sent Items first (graphSender.ts, sending()).
+    const shouldRetry: ShouldRetry = (_delay, _attempt, request, options, response) =>
+      (response.status === 429 || !isSendingRequest(request, options)) && (parseRetryAfter(response.headers.get('Retry-After')) ?? 0) <= MAX_HONOURED_RETRY_AFTER_SECONDS;
     this.client = sdk.Client.initWithMiddleware({
       baseUrl: profile.endpoints.graph,
       defaultVersion: 'v1.0',
