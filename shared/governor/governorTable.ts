@@ -19,29 +19,84 @@ export interface RowChange<T> {
 const MAX_PASSES = 64;
 
 /**
+ * What this process last knew of each row (its content and ETag, from its own read or write), per
+ * account. A change first decides from it and writes with its ETag: one request instead of a read
+ * and a write while no other instance writes the row; when one has, the write fails on the ETag and
+ * the row is read again. A decision to write nothing is never taken from it (a fresh read decides).
+ */
+const known = new WeakMap<StorageAccount, Map<string, Row & { etag: string }>>();
+/** The change running for each row in this process: changes of one row here run one at a time, so they never race each other. */
+const running = new WeakMap<StorageAccount, Map<string, Promise<unknown>>>();
+
+function mapOf<V>(maps: WeakMap<StorageAccount, Map<string, V>>, account: StorageAccount): Map<string, V> {
+  let map = maps.get(account);
+  if (!map) maps.set(account, (map = new Map()));
+  return map;
+}
+
+/**
  * Reads one row, lets `change` decide from what it holds, and writes the result only if no other
  * instance wrote the row meanwhile (its ETag, or insert-if-absent for a new row); on a lost race
  * it reads again and decides again, after a short random pause so that racing instances spread out.
+ * Within this process, changes of one row wait for each other instead of racing (see `known`).
  */
-export async function changeRow<T>(account: StorageAccount, key: { partitionKey: string; rowKey: string }, change: (row: Row | undefined) => RowChange<T>, options: { abortSignal?: AbortSignal } = {}): Promise<T> {
+export function changeRow<T>(account: StorageAccount, key: { partitionKey: string; rowKey: string }, change: (row: Row | undefined) => RowChange<T>, options: { abortSignal?: AbortSignal } = {}): Promise<T> {
+  const id = `${key.partitionKey}\n${key.rowKey}`;
+  const queue = mapOf(running, account);
+  const before = queue.get(id) ?? Promise.resolve();
+  const mine = before.then(() => changeRowNow(account, key, id, change, options), () => changeRowNow(account, key, id, change, options));
+  const settled = mine.then(() => undefined, () => undefined);
+  queue.set(id, settled);
+  void settled.then(() => {
+    if (queue.get(id) === settled) queue.delete(id);
+  });
+  return mine;
+}
+
+async function changeRowNow<T>(account: StorageAccount, key: { partitionKey: string; rowKey: string }, id: string, change: (row: Row | undefined) => RowChange<T>, options: { abortSignal?: AbortSignal }): Promise<T> {
+  options.abortSignal?.throwIfAborted();
   const table = await account.table(GOVERNOR_TABLE);
+  const cache = mapOf(known, account);
   for (let pass = 0; pass < MAX_PASSES; pass++) {
-    let current: (Row & { etag: string }) | undefined;
-    try {
-      current = await table.getEntity<Row>(key.partitionKey, key.rowKey, { abortSignal: options.abortSignal });
-    } catch (error) {
-      if (statusOf(error) !== 404) throw stateError(error, `could not read governor row ${key.partitionKey}`);
+    let current = cache.get(id);
+    let fresh = current === undefined;
+    if (current === undefined) {
+      try {
+        current = await table.getEntity<Row>(key.partitionKey, key.rowKey, { abortSignal: options.abortSignal });
+        cache.set(id, current);
+      } catch (error) {
+        if (statusOf(error) !== 404) throw stateError(error, `could not read governor row ${key.partitionKey}`);
+      }
     }
-    const decided = change(current);
+    let decided = change(current);
+    if (decided.write === undefined && !fresh) {
+      // Decided from what this process knew: read the row as it is now, and decide again.
+      cache.delete(id);
+      fresh = true;
+      current = undefined;
+      try {
+        current = await table.getEntity<Row>(key.partitionKey, key.rowKey, { abortSignal: options.abortSignal });
+        cache.set(id, current);
+      } catch (error) {
+        if (statusOf(error) !== 404) throw stateError(error, `could not read governor row ${key.partitionKey}`);
+      }
+      decided = change(current);
+    }
     if (decided.write === undefined) return decided.result;
     const entity = { ...decided.write, partitionKey: key.partitionKey, rowKey: key.rowKey };
     try {
-      if (current === undefined) await table.createEntity(entity, { abortSignal: options.abortSignal });
-      else await table.updateEntity(entity, 'Replace', { etag: current.etag, abortSignal: options.abortSignal });
+      const written = current === undefined
+        ? await table.createEntity(entity, { abortSignal: options.abortSignal })
+        : await table.updateEntity(entity, 'Replace', { etag: current.etag, abortSignal: options.abortSignal });
+      if (written.etag) cache.set(id, { ...entity, etag: written.etag });
+      else cache.delete(id);
       return decided.result;
     } catch (error) {
+      cache.delete(id);
       const status = statusOf(error);
       if (status !== 409 && status !== 412) throw stateError(error, `could not write governor row ${key.partitionKey}`);
+      // What this process knew was out of date: read again at once, without a pause.
+      if (!fresh) continue;
     }
     await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(100, 5 * 2 ** pass)));
   }

@@ -1,4 +1,4 @@
-import { stateError, statusOf, type StorageAccount } from './storage.js';
+import { downloadWhole, stateError, statusOf, type StorageAccount } from './storage.js';
 
 /** The container queued messages wait in until they are sent or have failed for good. */
 export const OUTBOX_CONTAINER = 'mail-outbox';
@@ -25,7 +25,7 @@ export class OutboxStore {
     const container = await this.account.container(OUTBOX_CONTAINER);
     let bytes: Buffer;
     try {
-      bytes = await container.getBlockBlobClient(blobName(id)).downloadToBuffer(undefined, undefined, { abortSignal: options.abortSignal });
+      bytes = await downloadWhole(container.getBlockBlobClient(blobName(id)), options);
     } catch (error) {
       if (statusOf(error) === 404) return undefined;
       throw stateError(error, `could not read queued message ${id}`);

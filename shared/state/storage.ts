@@ -215,3 +215,16 @@ export function stateError(error: unknown, what: string): MailError {
     cause: error,
   });
 }
+
+/**
+ * A whole blob in one GET. `downloadToBuffer` without a length first asks for the blob's size (a
+ * HEAD: a second storage transaction per read); a download's body is read to its end instead.
+ */
+export async function downloadWhole(blob: import('@azure/storage-blob').BlobClient, options: { abortSignal?: AbortSignal } = {}): Promise<Buffer> {
+  const response = await blob.download(0, undefined, { abortSignal: options.abortSignal });
+  const body = response.readableStreamBody;
+  if (!body) return Buffer.alloc(0);
+  const chunks: Buffer[] = [];
+  for await (const chunk of body) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
+  return Buffer.concat(chunks);
+}
