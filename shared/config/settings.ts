@@ -8,6 +8,9 @@ import { managedIdentityEndpoints, NoProxy, ProxyRouter, proxySetting, type Conn
  * the setting otherwise. `Number()` alone would turn "35MB" into NaN, and a limit compared with
  * NaN never applies.
  */
+/** The wait after a queued send's first failed attempt, before jitter, unless SEND_RETRY_BASE_SECONDS says otherwise. */
+export const DEFAULT_SEND_RETRY_BASE_SECONDS = 30;
+
 export function wholeNumberSetting(env: NodeJS.ProcessEnv, name: string, options: { default: number; min: number }): number {
   const raw = env[name];
   if (raw === undefined || raw.trim() === '') return options.default;
@@ -84,6 +87,8 @@ export interface AppSettings {
   sendMode: 'sync' | 'queued';
   /** SEND_MAX_ATTEMPTS: attempts per queued message before it fails for good. */
   sendMaxAttempts: number;
+  /** The wait after a queued send's first failed attempt, before jitter; doubled after each further one (SEND_RETRY_BASE_SECONDS). */
+  sendRetryBaseSeconds: number;
   /**
    * SEND_SYNC_HOLD_SECONDS (default 600, host.json's functionTimeout): how long a sync send with an
    * Idempotency-Key holds its row. A repeat after it settles an attempt whose request died instead
@@ -145,6 +150,7 @@ export function parseSettings(env: NodeJS.ProcessEnv): AppSettings {
     sendMaxHeaderBytes: wholeNumberSetting(env, 'SEND_MAX_HEADER_BYTES', { default: 256 * 1024, min: 1 }),
     sendMode: choiceSetting(env, 'SEND_MODE', ['sync', 'queued']),
     sendMaxAttempts: wholeNumberSetting(env, 'SEND_MAX_ATTEMPTS', { default: 5, min: 1 }),
+    sendRetryBaseSeconds: wholeNumberSetting(env, 'SEND_RETRY_BASE_SECONDS', { default: DEFAULT_SEND_RETRY_BASE_SECONDS, min: 1 }),
     sendSyncHoldSeconds: wholeNumberSetting(env, 'SEND_SYNC_HOLD_SECONDS', { default: 600, min: 2 }),
     pollMaxDurationSeconds: positiveNumberSetting(env, 'POLL_MAX_DURATION_SECONDS', { default: 240, unit: 'seconds' }),
     healthStaleAfterSeconds: wholeNumberSetting(env, 'HEALTH_STALE_AFTER_SECONDS', { default: DEFAULT_HEALTH_STALE_AFTER_SECONDS, min: 1 }),

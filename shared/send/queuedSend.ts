@@ -169,7 +169,7 @@ async function attempt(runtime: MailRuntime, state: SendState, record: SendRecor
     if (settled) return recordSettled(runtime, state, { ...record, lastError: sendErrorOf(failure) }, settled);
   }
   if (transient && record.attempts < maxAttempts) {
-    const delaySeconds = retryDelaySeconds(record.attempts, failure.retryAfter);
+    const delaySeconds = retryDelaySeconds(record.attempts, failure.retryAfter, Math.random, runtime.settings.sendRetryBaseSeconds);
     // Queued before the row says so: a failure between the two leaves a retry that finds the
     // row `sending` past its hold and takes over, never a row that waits for no message.
     const { nextVisibleOn } = await state.queue.enqueue({ id }, { delaySeconds });

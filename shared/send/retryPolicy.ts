@@ -1,5 +1,6 @@
 import { MailError, type ErrorCode } from '../errors.js';
 import { statusOf } from '../state/storage.js';
+import { DEFAULT_SEND_RETRY_BASE_SECONDS } from '../config/settings.js';
 
 /**
  * Errors after which the same message may well go through later: the provider throttled or
@@ -24,8 +25,7 @@ export function isTransient(error: MailError): boolean {
   return false;
 }
 
-/** Back-off before attempt 2, doubling per attempt up to RETRY_MAX_SECONDS. */
-const RETRY_BASE_SECONDS = 30;
+/** Back-off before attempt 2 (SEND_RETRY_BASE_SECONDS, default 30), doubling per attempt up to RETRY_MAX_SECONDS. */
 const RETRY_MAX_SECONDS = 60 * 60;
 
 /**
@@ -33,8 +33,8 @@ const RETRY_MAX_SECONDS = 60 * 60;
  * (half fixed, half random, so that messages throttled together do not all come back
  * together), and never less than the provider's Retry-After.
  */
-export function retryDelaySeconds(attempt: number, retryAfter: number | undefined, random: () => number = Math.random): number {
-  const backoff = Math.min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** Math.max(0, attempt - 1));
+export function retryDelaySeconds(attempt: number, retryAfter: number | undefined, random: () => number = Math.random, baseSeconds = DEFAULT_SEND_RETRY_BASE_SECONDS): number {
+  const backoff = Math.min(RETRY_MAX_SECONDS, baseSeconds * 2 ** Math.max(0, attempt - 1));
   const jittered = backoff / 2 + (random() * backoff) / 2;
   return Math.ceil(Math.max(retryAfter ?? 0, jittered));
 }

@@ -80,6 +80,7 @@ describe('numeric app settings are checked at start-up and name the setting', ()
   for (const [name, value] of [
     ['SEND_MODE', 'later'],
     ['SEND_MAX_ATTEMPTS', '0'],
+    ['SEND_RETRY_BASE_SECONDS', '0'],
     ['POLL_MAX_DURATION_SECONDS', 'four minutes'],
     ['WEBHOOK_TIMEOUT_MS', '10s'],
     ['WEBHOOK_MAX_ATTEMPTS', '-1'],

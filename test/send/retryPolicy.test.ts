@@ -22,6 +22,9 @@ describe('retry policy of queued sends', () => {
     assert.equal(retryDelaySeconds(30, undefined, high), 3600);
     assert.equal(retryDelaySeconds(1, 300, high), 300);
     assert.equal(retryDelaySeconds(4, 10, low), 120);
+    // SEND_RETRY_BASE_SECONDS: the same doubling from another first wait.
+    assert.deepEqual([1, 2, 3].map((n) => retryDelaySeconds(n, undefined, high, 2)), [2, 4, 8]);
+    assert.equal(retryDelaySeconds(1, 5, low, 2), 5);
   });
 
   const transient: Array<[string, MailError, boolean]> = [
