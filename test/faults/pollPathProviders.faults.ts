@@ -10,10 +10,11 @@ const rows: PollRowOptions[] = [
     arm: (rig) => rig.entra.inject({ status: 500, times: 5, match: /^POST .*\/token/ }),
   },
   {
-    fault: 'token endpoint timeout',
-    via: 'graph',
-    note: 'the first token request held 65 s (the app gives up at 60 s)',
-    arm: (rig) => rig.entra.inject({ status: 500, delayMs: 65_000, times: 1, match: /^POST .*\/token/ }),
+    fault: 'Key Vault 503',
+    via: 'imap',
+    vault: true,
+    note: 'the first 5 secret reads answered 503 (the client secret and the signing key are in the vault)',
+    arm: (rig) => rig.vault.inject({ status: 503, times: 5, match: /^GET .*\/secrets\// }),
   },
   {
     fault: 'Graph 429 with Retry-After',

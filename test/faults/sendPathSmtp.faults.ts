@@ -1,7 +1,7 @@
 import type { SendRowOptions } from './faultRig.js';
 import { faultMatrix, QUARTERS } from './matrixSuite.js';
 
-/** Each fault while N queued sends go through POST /api/send and the send worker over SMTP, looked up over IMAP when the outcome is unknown (test/faults/faultRig.ts). */
+/** The SMTP server and the token endpoint failing while N queued sends go through POST /api/send and the send worker over SMTP, looked up over IMAP when the outcome is unknown, and a Graph worker's crash (test/faults/faultRig.ts). */
 const rows: SendRowOptions[] = [
   {
     fault: 'SMTP connection dropped mid-DATA',
@@ -23,15 +23,9 @@ const rows: SendRowOptions[] = [
   },
   {
     fault: 'worker crash after the provider accepted, before the status write',
-    profile: 'smtpImap',
-    note: `worker process SIGKILLed at the SMTP server's ${QUARTERS.join(', ')}th 250`,
+    profile: 'graph',
+    note: `worker process SIGKILLed at Graph's ${QUARTERS.join(', ')}th acceptance`,
     crash: { at: QUARTERS },
-  },
-  {
-    fault: 'two workers on one mailbox',
-    profile: 'smtpImap',
-    note: 'two worker processes drain the queue at once',
-    twoWorkers: true,
   },
 ];
 

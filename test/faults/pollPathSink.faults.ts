@@ -1,7 +1,7 @@
 import type { PollRowOptions } from './faultRig.js';
-import { faultMatrix, HALF, QUARTERS, once, outage } from './matrixSuite.js';
+import { faultMatrix, QUARTERS, once } from './matrixSuite.js';
 
-/** Each fault while N messages seeded at the IMAP or Graph peer are polled to the signed webhook (test/faults/faultRig.ts). */
+/** The sink, the worker and the token endpoint failing while N messages seeded at the IMAP or Graph peer are polled to the signed webhook (test/faults/faultRig.ts). */
 const rows: PollRowOptions[] = [
   {
     fault: 'webhook 500 then recovery',
@@ -28,28 +28,10 @@ const rows: PollRowOptions[] = [
     twoWorkers: true,
   },
   {
-    fault: 'IMAP UIDVALIDITY change',
-    via: 'imap',
-    note: `INBOX rebuilt (new UIDVALIDITY, UIDs renumbered) at the ${HALF}th acknowledgement`,
-    onAcknowledged: once(HALF, (rig) => rig.inbox!.changeUidValidity('INBOX')),
-  },
-  {
-    fault: 'expired Graph delta token',
+    fault: 'token endpoint timeout',
     via: 'graph',
-    note: `every delta token expired at the ${HALF}th acknowledgement`,
-    onAcknowledged: once(HALF, (rig) => rig.graph.mail.expireDeltaTokens()),
-  },
-  {
-    fault: 'poison message (always fails parsing)',
-    via: 'imap',
-    poison: 10,
-    note: '10 unparseable sources among the messages: dead-lettered once each',
-  },
-  {
-    fault: 'Azure Storage unavailable for 10 s',
-    via: 'imap',
-    note: `Azurite stopped at the ${HALF}th acknowledgement, for 10 s`,
-    onAcknowledged: once(HALF, (rig) => outage(rig)),
+    note: 'the first token request held 65 s (the app gives up at 60 s)',
+    arm: (rig) => rig.entra.inject({ status: 500, delayMs: 65_000, times: 1, match: /^POST .*\/token/ }),
   },
 ];
 
