@@ -5,11 +5,10 @@ import { clearGovernorState } from '../support/governorState.js';
 import { MAILBOX, SendHarness } from '../support/sendHarness.js';
 
 /**
- * The issue's case is 60 queued sends at 30 a minute going out over two minutes. Two real minutes
- * per run is too long for the suite, so this runs the same schedule twenty times faster: 600 a
- * minute. The pacer's spacing (60 / (rate - 4) s after a burst of 5) scales with the rate, so the
- * shape is the same; what is asserted is a lower bound on when each send arrived at Graph, a
- * check that they were paced, not a claim about speed.
+ * The issue's case, at Exchange's own rate: 60 queued sends at 30 a minute go out over about two
+ * minutes (5 at once, then one every 60 / 26 s), not in a burst. What is asserted is a lower bound
+ * on when each send arrived at Graph (a busy machine may make one late, never early): a check
+ * that they were paced, not a claim about speed. The test waits those two minutes.
  */
 describe('send pacing per sending mailbox (send.ratePerMinute, across instances, in table mailgovernor)', () => {
   const h = SendHarness.forSuite();
@@ -43,8 +42,8 @@ describe('send pacing per sending mailbox (send.ratePerMinute, across instances,
     }
   }
 
-  it('60 queued sends at 600 a minute reach Graph no sooner than the pace allows (5 at once, then one per 60 / 596 s), each waiting on the queue, not as a failed attempt', async () => {
-    const rate = 600;
+  it('60 queued sends at 30 a minute reach Graph over two minutes, no sooner than the pace allows (5 at once, then one per 60 / 26 s), each waiting on the queue, not as a failed attempt', async () => {
+    const rate = 30;
     h.useRuntime({ MAIL_PROFILES: graphProfile({ ratePerMinute: rate }) });
     const ids: string[] = [];
     for (let i = 0; i < 60; i++) {
@@ -53,7 +52,7 @@ describe('send pacing per sending mailbox (send.ratePerMinute, across instances,
       ids.push(String(accepted.body.id));
     }
     const started = Date.now();
-    await runWorkers(() => h.graph.sent.length >= 60, 60_000);
+    await runWorkers(() => h.graph.sent.length >= 60, 300_000);
     assert.equal(h.graph.sent.length, 60, 'every queued message was sent');
 
     const times = h.graph.apiRequests('POST', /\/sendMail$/).filter((r) => r.status === 202).map((r) => r.receivedAt).sort((a, b) => a - b);
@@ -63,6 +62,7 @@ describe('send pacing per sending mailbox (send.ratePerMinute, across instances,
     const interval = 60_000 / (rate - 5 + 1);
     const early = times.map((t, k) => ({ k: k + 1, after: Math.round(t - started), allowed: Math.round(Math.max(0, k + 1 - 5) * interval) })).filter((e) => e.after < e.allowed * 0.97);
     assert.deepEqual(early, []);
+    assert.ok(times[59]! - started >= 55 * interval * 0.97, `the 60th went ${Math.round((times[59]! - started) / 1000)} s after the first: not in a burst`);
 
     for (const id of ids) {
       const status = await h.status(id);
