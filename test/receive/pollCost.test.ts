@@ -1,5 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { profilesHealth } from '../../shared/health/report.js';
 import { pollMailbox } from '../../shared/receive/pollMailbox.js';
 import { GraphPeer } from '../peers/graphPeer.js';
 import { ImapPeer } from '../peers/imapPeer.js';
@@ -121,6 +122,13 @@ describe('what a poll costs at the server', () => {
     assert.equal(new Set(batched.slice(5).map((b) => b.path)).size, 2);
     assert.deepEqual(new Set(batched.slice(5).map((b) => b.path)), new Set(batched.slice(0, 2).map((b) => b.path)), 'only the throttled ones were sent again');
     assert.ok(graph.mail.messagesIn(g.mailbox, 'inbox').every((m) => m.isRead));
+    // Each 429 inside the batch is one Graph gave: counted in the governor's health as a whole 429 is (written off the poll's path: read until it is there).
+    let throttled = 0;
+    for (let i = 0; i < 50 && throttled < 2; i++) {
+      throttled = (await profilesHealth(runtime)).governor.find((entry) => entry.profile === name)?.graph?.throttled ?? 0;
+      if (throttled < 2) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.equal(throttled, 2);
   });
 
   it('Graph: a change Graph refuses inside the batch fails the poll as a refused single request did, keeps the delta cursor, and the next poll applies it', async () => {

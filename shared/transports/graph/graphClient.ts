@@ -147,6 +147,14 @@ function requestCost(context: Context): number {
   }
 }
 
+/** One throttled answer in mail.throttled, and its Retry-After in mail.throttle.retry_after. */
+function countThrottled(telemetry: Telemetry, profile: string, status: number, retryAfterHeader: string | null | undefined): void {
+  const attributes = { 'mail.profile': profile, 'mail.transport': 'graph', 'mail.status': status };
+  telemetry.count('mail.throttled', attributes);
+  const retryAfter = parseRetryAfter(retryAfterHeader);
+  if (retryAfter !== undefined) telemetry.record('mail.throttle.retry_after', retryAfter, attributes);
+}
+
 /**
  * Counts each throttled answer Graph gives (429, or 503 with Retry-After) as it arrives, after
  * the retry handler: the ones the SDK retries through count too, since each is a request the
@@ -164,10 +172,7 @@ class ThrottleCounter implements Middleware {
     await this.next!.execute(context);
     const response = context.response;
     if (!response || !isThrottled(response)) return;
-    const attributes = { 'mail.profile': this.profile, 'mail.transport': 'graph', 'mail.status': response.status };
-    this.telemetry.count('mail.throttled', attributes);
-    const retryAfter = parseRetryAfter(response.headers.get('Retry-After'));
-    if (retryAfter !== undefined) this.telemetry.record('mail.throttle.retry_after', retryAfter, attributes);
+    countThrottled(this.telemetry, this.profile, response.status, response.headers.get('Retry-After'));
   }
 
   setNext(next: Middleware): void {
@@ -203,8 +208,8 @@ export class GraphConnection {
     readonly profile: Profile,
     private readonly tokens: TokenProvider,
     private readonly proxy?: ProxyRouter,
-    telemetry: Telemetry = NO_TELEMETRY,
-    governor?: RequestGovernor,
+    private readonly telemetry: Telemetry = NO_TELEMETRY,
+    private readonly governor?: RequestGovernor,
   ) {
     const sdk = graphSdk();
     this.scope = graphScope(profile.endpoints);
@@ -276,6 +281,14 @@ export class GraphConnection {
     const parsed = batchAnswer.safeParse(answer);
     if (!parsed.success) {
       throw new MailError('EPROVIDER', `profile "${this.profile.name}": unexpected Graph batch answer: ${parsed.error.issues[0]?.message ?? 'invalid'}`, { profile: this.profile.name, hint: 'Check that endpoints.graph points at Microsoft Graph.' });
+    }
+    // A request inside a batch may be throttled on its own (the batch itself answers 200): counted
+    // as the middleware counts whole answers, in mail.throttled and the governor's health.
+    for (const response of parsed.data.responses) {
+      const retryAfterHeader = Object.entries(response.headers ?? {}).find(([name]) => name.toLowerCase() === 'retry-after')?.[1];
+      if (response.status !== 429 && !(response.status === 503 && retryAfterHeader !== undefined)) continue;
+      this.governor?.throttled();
+      countThrottled(this.telemetry, this.profile.name, response.status, retryAfterHeader);
     }
     return parsed.data.responses;
   }
