@@ -57,29 +57,26 @@ async function changeRowNow<T>(account: StorageAccount, key: { partitionKey: str
   options.abortSignal?.throwIfAborted();
   const table = await account.table(GOVERNOR_TABLE);
   const cache = mapOf(known, account);
-  for (let pass = 0; pass < MAX_PASSES; pass++) {
-    let current = cache.get(id);
-    let fresh = current === undefined;
-    if (current === undefined) {
-      try {
-        current = await table.getEntity<Row>(key.partitionKey, key.rowKey, { abortSignal: options.abortSignal });
-        cache.set(id, current);
-      } catch (error) {
-        if (statusOf(error) !== 404) throw stateError(error, `could not read governor row ${key.partitionKey}`);
-      }
+  /** The row as storage has it now (undefined: none yet), remembered as what this process knows. */
+  const read = async (): Promise<(Row & { etag: string }) | undefined> => {
+    cache.delete(id);
+    try {
+      const row = await table.getEntity<Row>(key.partitionKey, key.rowKey, { abortSignal: options.abortSignal });
+      cache.set(id, row);
+      return row;
+    } catch (error) {
+      if (statusOf(error) !== 404) throw stateError(error, `could not read governor row ${key.partitionKey}`);
+      return undefined;
     }
+  };
+  for (let pass = 0; pass < MAX_PASSES; pass++) {
+    let fresh = !cache.has(id);
+    let current = fresh ? await read() : cache.get(id);
     let decided = change(current);
     if (decided.write === undefined && !fresh) {
       // Decided from what this process knew: read the row as it is now, and decide again.
-      cache.delete(id);
       fresh = true;
-      current = undefined;
-      try {
-        current = await table.getEntity<Row>(key.partitionKey, key.rowKey, { abortSignal: options.abortSignal });
-        cache.set(id, current);
-      } catch (error) {
-        if (statusOf(error) !== 404) throw stateError(error, `could not read governor row ${key.partitionKey}`);
-      }
+      current = await read();
       decided = change(current);
     }
     if (decided.write === undefined) return decided.result;
