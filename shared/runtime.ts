@@ -165,7 +165,7 @@ export class MailRuntime {
 
   tokens(profile: Profile): TokenProvider {
     const scope = this.scope(profile);
-    scope.tokens ??= new ProfileTokenProvider(profile, this.secrets, { logger: this.logger, expiry: this.credentialExpiry, proxy: this.proxy(profile), defaultManagedIdentityClientId: this.settings.azureClientId, telemetry: this.telemetry });
+    scope.tokens ??= new ProfileTokenProvider(profile, this.secrets, { logger: this.logger, expiry: this.credentialExpiry, proxy: this.proxy(profile), defaultManagedIdentityClientId: this.settings.azureClientId, telemetry: this.telemetry, requestTimeoutMs: this.settings.tokenTimeoutSeconds * 1000 });
     return scope.tokens;
   }
 

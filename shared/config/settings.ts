@@ -10,6 +10,8 @@ import { managedIdentityEndpoints, NoProxy, ProxyRouter, proxySetting, type Conn
  */
 /** The wait after a queued send's first failed attempt, before jitter, unless SEND_RETRY_BASE_SECONDS says otherwise. */
 export const DEFAULT_SEND_RETRY_BASE_SECONDS = 30;
+/** How long one token request (the secret's read included) may take, unless TOKEN_TIMEOUT_SECONDS says otherwise. */
+export const DEFAULT_TOKEN_TIMEOUT_SECONDS = 60;
 
 export function wholeNumberSetting(env: NodeJS.ProcessEnv, name: string, options: { default: number; min: number }): number {
   const raw = env[name];
@@ -104,6 +106,8 @@ export interface AppSettings {
   /** WEBHOOK_TIMEOUT_MS and WEBHOOK_MAX_ATTEMPTS: per webhook delivery. */
   webhookTimeoutMs: number;
   webhookMaxAttempts: number;
+  /** TOKEN_TIMEOUT_SECONDS: how long one token request may take before the operations waiting for it fail with a transient ETOKEN. */
+  tokenTimeoutSeconds: number;
   /** SECRET_CACHE_TTL_SECONDS: 0 turns the secret cache off. */
   secretCacheTtlSeconds: number;
   /** KEY_VAULT_URL: secrets from Key Vault when set, else from the app settings. */
@@ -157,6 +161,7 @@ export function parseSettings(env: NodeJS.ProcessEnv): AppSettings {
     credentialExpiryWarningDays: wholeNumberSetting(env, 'CREDENTIAL_EXPIRY_WARNING_DAYS', { default: 30, min: 0 }),
     webhookTimeoutMs: wholeNumberSetting(env, 'WEBHOOK_TIMEOUT_MS', { default: 10_000, min: 1 }),
     webhookMaxAttempts: wholeNumberSetting(env, 'WEBHOOK_MAX_ATTEMPTS', { default: 4, min: 1 }),
+    tokenTimeoutSeconds: wholeNumberSetting(env, 'TOKEN_TIMEOUT_SECONDS', { default: DEFAULT_TOKEN_TIMEOUT_SECONDS, min: 1 }),
     secretCacheTtlSeconds: wholeNumberSetting(env, 'SECRET_CACHE_TTL_SECONDS', { default: 300, min: 0 }),
     keyVaultUrl: httpsUrlSetting(env, 'KEY_VAULT_URL'),
     keyVaultDisableChallengeResourceVerification: booleanSetting(env, 'KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION', { default: false }),

@@ -107,7 +107,7 @@ class ProfileDiagnosis {
     private readonly profile: Profile,
     private readonly options: DiagnoseOptions,
   ) {
-    this.tokens = new ProfileTokenProvider(profile, runtime.secrets, { proxy: runtime.proxy(profile), defaultManagedIdentityClientId: runtime.settings.azureClientId });
+    this.tokens = new ProfileTokenProvider(profile, runtime.secrets, { proxy: runtime.proxy(profile), defaultManagedIdentityClientId: runtime.settings.azureClientId, requestTimeoutMs: runtime.settings.tokenTimeoutSeconds * 1000 });
   }
 
   plan(): Array<[DiagnosisStepName, () => Promise<Finding>]> {

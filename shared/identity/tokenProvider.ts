@@ -2,7 +2,8 @@ import type { TokenCredential } from '@azure/core-auth';
 import { untilAborted } from '../abort.js';
 import type { Profile } from '../config/profiles.js';
 import { exchangeScope, graphScope } from '../config/cloud.js';
-import { isAuthFailure, isMailError } from '../errors.js';
+import { DEFAULT_TOKEN_TIMEOUT_SECONDS } from '../config/settings.js';
+import { MailError, isAuthFailure, isMailError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ProxyRouter } from '../network/proxy.js';
 import { registerSensitive } from '../redact.js';
@@ -36,10 +37,10 @@ export interface ProfileTokenProviderOptions {
   defaultManagedIdentityClientId?: string;
   /** Where each token request (not a cache hit) is a `mail.token` span and counted in `mail.token.requests`. @default none */
   telemetry?: Telemetry;
+  /** How long one shared token request, secret read included, may take (TOKEN_TIMEOUT_SECONDS). @default 60 s */
+  requestTimeoutMs?: number;
 }
 
-/** How long one shared token request, secret read included, may take. */
-const TOKEN_REQUEST_TIMEOUT_MS = 60_000;
 
 /**
  * Tokens are kept until shortly before expiry, and concurrent callers share one
@@ -58,6 +59,7 @@ export class ProfileTokenProvider implements TokenProvider {
   private readonly proxy?: ProxyRouter;
   private readonly defaultManagedIdentityClientId?: string;
   private readonly telemetry: Telemetry;
+  private readonly requestTimeoutMs: number;
 
   constructor(
     private readonly profile: Profile,
@@ -71,6 +73,7 @@ export class ProfileTokenProvider implements TokenProvider {
     this.proxy = options.proxy;
     this.defaultManagedIdentityClientId = options.defaultManagedIdentityClientId;
     this.telemetry = options.telemetry ?? NO_TELEMETRY;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_TOKEN_TIMEOUT_SECONDS * 1000;
   }
 
   /**
@@ -83,7 +86,7 @@ export class ProfileTokenProvider implements TokenProvider {
     if (cached && cached.expiresAt - this.refreshMarginMs > this.now()) return Promise.resolve(cached.token);
     let pending = this.inflight.get(scope);
     if (!pending) {
-      const request = this.requestToken(scope, AbortSignal.timeout(TOKEN_REQUEST_TIMEOUT_MS));
+      const request = this.requestToken(scope, AbortSignal.timeout(this.requestTimeoutMs));
       pending = request.finally(() => {
         if (this.inflight.get(scope) === pending) this.inflight.delete(scope);
       });
@@ -113,8 +116,10 @@ export class ProfileTokenProvider implements TokenProvider {
     const generation = this.generation;
     try {
       this.credential ??= createProfileCredential(this.profile, this.secrets, { abortSignal, logger: this.logger, proxy: this.proxy, defaultManagedIdentityClientId: this.defaultManagedIdentityClientId });
-      const credential = await this.credential;
-      const result = await credential.getToken(scope, { abortSignal });
+      // The limit is enforced here: @azure/identity takes the signal but MSAL's own request (and its
+      // retry after a 5xx) does not stop for it, so a held token endpoint would hold every caller.
+      const credential = await untilAborted(this.credential, abortSignal);
+      const result = await untilAborted(credential.getToken(scope, { abortSignal }), abortSignal);
       if (!result) throw new Error('the credential returned no token');
       registerSensitive(result.token, { expiresAt: result.expiresOnTimestamp });
       if (generation === this.generation) this.tokens.set(scope, { token: result.token, expiresAt: result.expiresOnTimestamp });
@@ -123,6 +128,14 @@ export class ProfileTokenProvider implements TokenProvider {
       return result.token;
     } catch (error) {
       if (generation === this.generation) this.credential = undefined;
+      if (abortSignal.aborted) {
+        const seconds = Math.round(this.requestTimeoutMs / 100) / 10;
+        throw new MailError('ETOKEN', `profile "${this.profile.name}": the token request got no answer within ${seconds} s (TOKEN_TIMEOUT_SECONDS)`, {
+          profile: this.profile.name,
+          hint: 'Entra (or Key Vault, for the secret) did not answer in time; what waited for the token is retried. If it persists, check the network path to the authority endpoint and any proxy.',
+          cause: error,
+        });
+      }
       throw translateTokenError(this.profile, error, this.proxy);
     }
   }

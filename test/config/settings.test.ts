@@ -84,6 +84,7 @@ describe('numeric app settings are checked at start-up and name the setting', ()
     ['POLL_MAX_DURATION_SECONDS', 'four minutes'],
     ['WEBHOOK_TIMEOUT_MS', '10s'],
     ['WEBHOOK_MAX_ATTEMPTS', '-1'],
+    ['TOKEN_TIMEOUT_SECONDS', '0'],
     ['HEALTH_STALE_AFTER_SECONDS', '5min'],
   ] as const) {
     it(`${name}="${value}" stops the runtime at start-up naming it, instead of failing the first request, poll or delivery that reads it`, () => {

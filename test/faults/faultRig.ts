@@ -168,6 +168,8 @@ export class FaultRig {
       // A queued send's retries after 1-2 s, then 2-4 s, ... instead of 15-30 s, then 30-60 s: the
       // same retries in the same order, in a row that fits the CI budget.
       SEND_RETRY_BASE_SECONDS: '1',
+      // A held token request fails what waits for it after 5 s instead of the default 60 s.
+      TOKEN_TIMEOUT_SECONDS: '5',
       ...vault,
       ...options.env,
     };

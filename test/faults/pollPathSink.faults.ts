@@ -30,8 +30,8 @@ const rows: PollRowOptions[] = [
   {
     fault: 'token endpoint timeout',
     via: 'graph',
-    note: 'the first token request held 65 s (the app gives up at 60 s)',
-    arm: (rig) => rig.entra.inject({ status: 500, delayMs: 65_000, times: 1, match: /^POST .*\/token/ }),
+    note: 'the first token request held 30 s (the app gives up at TOKEN_TIMEOUT_SECONDS, 5 s here)',
+    arm: (rig) => rig.entra.inject({ status: 500, delayMs: 30_000, times: 1, match: /^POST .*\/token/ }),
   },
 ];
 

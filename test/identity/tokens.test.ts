@@ -4,6 +4,9 @@ import { exchangeScope, graphScope } from '../../shared/config/cloud.js';
 import type { Profile } from '../../shared/config/profiles.js';
 import { parseProfiles } from '../../shared/profiles/load.js';
 import { MailError } from '../../shared/errors.js';
+import { isTransient } from '../../shared/send/retryPolicy.js';
+import { MailRuntime } from '../../shared/runtime.js';
+import { silentLogger } from '../../shared/log.js';
 import { ProfileTokenProvider } from '../../shared/identity/tokenProvider.js';
 import { EnvironmentSecretStore } from '../../shared/secrets/environment.js';
 import { CachedSecretStore, type SecretStore } from '../../shared/secrets/store.js';
@@ -157,6 +160,27 @@ describe('access tokens from the real @azure/identity against a loopback Entra e
     release();
     assert.ok(entra.validate(await second, 'https://outlook.office365.com'));
     assert.deepEqual(requestsFor('app-abort').map((r) => r.outcome), ['issued']);
+  });
+
+  it('TOKEN_TIMEOUT_SECONDS bounds a token request: one held beyond it fails every caller waiting for it with a transient ETOKEN, and the next call asks again', async () => {
+    entra.register({ tenantId: 'contoso-tenant', clientId: 'app-timeout', secret: 'timeout-secret-value' });
+    const profiles = { profiles: { support: { mailbox: 'support@contoso.com', tenantId: 'contoso-tenant', clientId: 'app-timeout', auth: { type: 'clientSecret', secret: 'support-client-secret' }, send: { via: 'smtp' }, endpoints: { authority: entra.url } } } };
+    const runtime = new MailRuntime({ env: { MAIL_PROFILES: JSON.stringify(profiles), SUPPORT_CLIENT_SECRET: 'timeout-secret-value', TOKEN_TIMEOUT_SECONDS: '1' }, logger: silentLogger });
+    // Held for far longer than the limit: at the default 60 s the callers would still be waiting when the test's own timeout fails it.
+    entra.inject({ status: 500, delayMs: 30_000, times: 1, match: /^POST .*\/token/ });
+    try {
+      const tokens = runtime.tokens(runtime.profile('support'));
+      const waiting = [tokens.getToken(OUTLOOK), tokens.getToken(OUTLOOK)];
+      for (const call of waiting) {
+        const error = await mailErrorFrom(call);
+        assert.equal(error.code, 'ETOKEN');
+        assert.equal(isTransient(error), true, 'a token endpoint that did not answer in time is worth retrying');
+      }
+      assert.ok(entra.validate(await tokens.getToken(OUTLOOK), 'https://outlook.office365.com'));
+    } finally {
+      entra.clearFaults();
+      await runtime.close();
+    }
   });
 });
 
