@@ -25,8 +25,8 @@ const rows: PollRowOptions[] = [
   {
     fault: 'Graph 503',
     via: 'graph',
-    note: '30 delta and $value requests 503',
-    onAcknowledged: once(100, (rig) => rig.graph.inject({ status: 503, code: 'ServiceUnavailable', times: 30, match: /^GET .*(\/delta|\/\$value)/ })),
+    note: '12 delta and $value requests 503, without Retry-After (the SDK waits 3 s and more before each of its 3 retries: 3 polls fail)',
+    onAcknowledged: once(100, (rig) => rig.graph.inject({ status: 503, code: 'ServiceUnavailable', times: 12, match: /^GET .*(\/delta|\/\$value)/ })),
   },
 ];
 
