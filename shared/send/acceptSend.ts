@@ -5,7 +5,7 @@ import { ERROR_CODES, MailError, asMailError, isMailError, type ErrorCode } from
 import type { MailRuntime } from '../runtime.js';
 import type { SendState } from '../state/sendState.js';
 import type { IdempotencyRecord } from '../state/idempotencyStore.js';
-import type { SendError, SendRecord, SendStatus, StoredSendRecord } from '../state/sendStatusStore.js';
+import { fitsInStatusRow, type SendError, type SendRecord, type SendStatus, type StoredSendRecord } from '../state/sendStatusStore.js';
 import { settleUnknownAttempt } from './reconcile.js';
 import { isTransient } from './retryPolicy.js';
 import { deliverMessage, prepareMessage, type PreparedMessage } from './sendMail.js';
@@ -71,8 +71,8 @@ export function idempotencyKeyOf(header: string | null): string | undefined {
 /**
  * POST /api/send after the body was parsed: validates the message completely (a 4xx problem
  * leaves nothing stored and nothing sent), applies the idempotency key, then sends now or
- * stores and queues. A 202 is answered only once the message is in the outbox, its status
- * row exists and the queue holds its id.
+ * stores and queues. A 202 is answered only once the message is stored (in its status row, or
+ * the outbox blob when it is large), the status row exists and the queue holds its id.
  */
 export async function acceptSend(runtime: MailRuntime, body: Record<string, unknown>, options: AcceptSendOptions): Promise<SendAnswer> {
   const prepared = prepareMessage(runtime, body, { ...(options.caller && { caller: options.caller }) });
@@ -112,15 +112,20 @@ export function statusLocation(id: string): string {
   return `/api/send/${encodeURIComponent(id)}`;
 }
 
-/** Outbox blob, then status row, then queue message; what was written is removed again when a later write fails. */
+/**
+ * The message (in the status row when it fits, else first in the outbox blob), then the status
+ * row, then the queue message; what was written is removed again when a later write fails.
+ */
 async function enqueue(state: SendState, prepared: PreparedMessage, id: string, abortSignal: AbortSignal | undefined): Promise<void> {
   const now = new Date().toISOString();
-  await state.outbox.put(id, JSON.stringify(toStoredMessage(id, prepared)), { abortSignal });
+  const document = JSON.stringify(toStoredMessage(id, prepared));
+  const inRow = fitsInStatusRow(document);
+  if (!inRow) await state.outbox.put(id, document, { abortSignal });
   try {
-    await state.statuses.create({ id, profile: prepared.profile.name, ...(prepared.caller !== undefined && { caller: prepared.caller }), mode: 'queued', status: 'queued', attempts: 0, createdAt: now, updatedAt: now }, { abortSignal });
+    await state.statuses.create({ id, profile: prepared.profile.name, ...(prepared.caller !== undefined && { caller: prepared.caller }), mode: 'queued', status: 'queued', attempts: 0, createdAt: now, updatedAt: now, ...(inRow && { payload: document }) }, { abortSignal });
     await state.queue.enqueue({ id }, { abortSignal });
   } catch (error) {
-    await Promise.allSettled([state.statuses.remove(id), state.outbox.remove(id)]);
+    await Promise.allSettled([state.statuses.remove(id), ...(inRow ? [] : [state.outbox.remove(id)])]);
     throw error;
   }
 }

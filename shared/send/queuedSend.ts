@@ -200,7 +200,7 @@ async function attempt(runtime: MailRuntime, state: SendState, record: SendRecor
  * throw (storage): the host then delivers the same queue message again, which takes over.
  */
 async function sendOnce(runtime: MailRuntime, state: SendState, record: SendRecord, pacedAt: number | undefined): Promise<(SendOutcome & { reconciled?: Reconciled }) | MailError | Deferral | Settled> {
-  const document = await state.outbox.get(record.id);
+  const document = await storedDocument(state, record);
   try {
     if (document === undefined) {
       throw new MailError('ESTATE', `the queued message of send ${record.id} is missing from the outbox`, { hint: 'The outbox blob was removed outside this app; send the message again.' });
@@ -246,7 +246,7 @@ class Settled {
 async function settleNow(runtime: MailRuntime, state: SendState, record: SendRecord, failure: MailError): Promise<Settled | undefined> {
   try {
     const profile = runtime.profile(record.profile);
-    const messageId = record.messageId ?? (await state.outbox.get(record.id).then((d) => (d === undefined ? undefined : fromStoredMessage(d).message.messageId)));
+    const messageId = record.messageId ?? (await storedDocument(state, record).then((d) => (d === undefined ? undefined : fromStoredMessage(d).message.messageId)));
     if (messageId === undefined) return undefined;
     const settlement = await settleUnknownAttempt(runtime, profile, messageId, { id: record.id, abortSignal: AbortSignal.timeout(ATTEMPT_TIMEOUT_MS) });
     return settlement.next === 'send' ? undefined : new Settled({ ...settlement, next: settlement.next }, messageId, runtime.sender(profile).via);
@@ -279,11 +279,18 @@ function unexpected(runtime: MailRuntime, record: SendRecord, error: unknown): M
   return asMailError(error, SEE_SEND_LOGS);
 }
 
+/** The queued message: kept in the status row when it fits, else in the outbox blob (acceptSend.ts). */
+function storedDocument(state: SendState, record: SendRecord): Promise<string | undefined> {
+  return record.payload !== undefined ? Promise.resolve(record.payload) : state.outbox.get(record.id);
+}
+
 /**
  * The outbox keeps a message only until it is sent or has failed for good: the caller still
- * has it, and the status says what happened. A blob that cannot be removed is only storage.
+ * has it, and the status says what happened. One kept in the status row went with the row's
+ * settled write; a blob that cannot be removed is only storage.
  */
 async function removePayload(runtime: MailRuntime, state: SendState, record: SendRecord): Promise<void> {
+  if (record.payload !== undefined) return;
   await state.outbox.remove(record.id).catch((error: unknown) => {
     runtime.logger.warn({ operation: 'sendWorker', profile: record.profile, id: record.id, outcome: 'error', code: isMailError(error) ? error.code : 'ESTATE', reason: 'outbox entry not removed' });
   });

@@ -4,9 +4,9 @@ import { downloadWhole, stateError, statusOf, type StorageAccount } from './stor
 export const OUTBOX_CONTAINER = 'mail-outbox';
 
 /**
- * Queued messages as JSON blobs `mail-outbox/<id>.json`: a blob, not a table row or the queue
- * message, because attachments make a message MBs large (a table property holds 64 KiB, a
- * queue message 64 KiB) and a blob holds it whole.
+ * Queued messages too large for their status row (sendStatusStore.ts fitsInStatusRow) as JSON
+ * blobs `mail-outbox/<id>.json`: attachments make a message MBs large (a table property holds
+ * 64 KiB, a queue message 64 KiB) and a blob holds it whole.
  */
 export class OutboxStore {
   constructor(private readonly account: StorageAccount) {}

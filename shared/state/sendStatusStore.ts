@@ -53,7 +53,28 @@ export interface SendRecord {
   outcomeUnknown?: boolean;
   /** How the last attempt whose outcome was unknown was settled. */
   reconciled?: Reconciled;
+  /**
+   * A queued message's outbox document (shared/send/storedMessage.ts) kept in its status row, when
+   * it fits (fitsInStatusRow): one write and one read fewer per send than a blob, and no blob to
+   * delete. A larger one is in the outbox container. Kept while the send may still be attempted:
+   * a row written as sent, failed or unknown drops it. Never part of a status answer.
+   */
+  payload?: string;
 }
+
+/**
+ * The longest outbox document kept in the status row: a Table string property holds 64 KiB of
+ * UTF-16 (32,768 characters), and the row's other properties need room too. Attachments make
+ * most messages longer; those go to the outbox blob.
+ */
+export const STATUS_ROW_PAYLOAD_MAX_CHARS = 30_000;
+
+export function fitsInStatusRow(document: string): boolean {
+  return document.length <= STATUS_ROW_PAYLOAD_MAX_CHARS;
+}
+
+/** A send in one of these is settled: nothing of it is attempted again. */
+const SETTLED_STATUSES: ReadonlySet<SendStatus> = new Set(['sent', 'failed', 'unknown']);
 
 export interface StoredSendRecord {
   record: SendRecord;
@@ -82,13 +103,16 @@ const rowSchema = z.object({
   sendingBy: z.string().optional(),
   outcomeUnknown: z.boolean().optional(),
   reconciled: z.enum(RECONCILED).optional(),
+  payload: z.string().optional(),
 });
 type SendRow = z.infer<typeof rowSchema>;
 
 function toEntity(record: SendRecord): TableEntity<SendRow> {
-  const { lastError, ...rest } = record;
+  const { lastError, payload, ...rest } = record;
   const row: SendRow = {
     ...rest,
+    // A settled send is never attempted again: its message is not kept.
+    ...(payload !== undefined && !SETTLED_STATUSES.has(record.status) && { payload }),
     ...(lastError ? { lastErrorCode: lastError.code, lastErrorDetail: lastError.detail, lastErrorHint: lastError.hint, lastErrorStatus: lastError.status } : {}),
   };
   // The Tables SDK would send an undefined property as null: leave it out instead.

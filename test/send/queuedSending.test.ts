@@ -6,6 +6,7 @@ import { MailError } from '../../shared/errors.js';
 import { HOST_MAX_DEQUEUE_COUNT, processQueuedSend } from '../../shared/send/queuedSend.js';
 import { OUTBOX_CONTAINER, OutboxStore } from '../../shared/state/outboxStore.js';
 import { SENDS_TABLE } from '../../shared/state/sendStatusStore.js';
+import { tableKey } from '../../shared/state/keys.js';
 import { MAILBOX, SendHarness } from '../support/sendHarness.js';
 
 describe('queued sending: POST /api/send?mode=queued, GET /api/send/{id} and sendWorker (Azurite, SMTP and Graph peers)', () => {
@@ -19,6 +20,15 @@ describe('queued sending: POST /api/send?mode=queued, GET /api/send/{id} and sen
     for await (const blob of container.listBlobsFlat()) names.push(blob.name);
     return names;
   }
+
+  /** The status row as stored (what GET /api/send/{id} never shows whole). */
+  async function statusRow(id: string): Promise<Record<string, unknown>> {
+    const table = await h.state.account.table(SENDS_TABLE);
+    return table.getEntity<Record<string, unknown>>(tableKey(id), 'send');
+  }
+
+  /** A message whose stored JSON is over STATUS_ROW_PAYLOAD_MAX_CHARS: its attachment alone is 32,000 characters of base64. */
+  const largeMessage = () => ({ ...message(), attachments: [{ filename: 'scan.bin', content: randomBytes(24_000).toString('base64') }] });
 
   async function statusRows(): Promise<number> {
     const table = await h.state.account.table(SENDS_TABLE);
@@ -35,8 +45,10 @@ describe('queued sending: POST /api/send?mode=queued, GET /api/send/{id} and sen
     assert.deepEqual(accepted.body, { id, status: 'queued' });
     assert.equal(accepted.headers.location, `/api/send/${encodeURIComponent(id)}`);
 
-    // Durable before the 202: the payload in the outbox, the status row, the id on the queue (base64 JSON, as the trigger reads it).
-    assert.ok((await outboxBlobs()).includes(`${encodeURIComponent(id)}.json`));
+    // Durable before the 202: the status row with the message in it (small enough: no outbox blob), the id on the queue (base64 JSON, as the trigger reads it).
+    const stored = JSON.parse(String((await statusRow(id)).payload)) as { message: { subject: string; text: string } };
+    assert.deepEqual([stored.message.subject, stored.message.text], [body.subject, body.text]);
+    assert.ok(!(await outboxBlobs()).includes(`${encodeURIComponent(id)}.json`), 'a message that fits its status row has no outbox blob');
     assert.deepEqual((await h.queueContents()).visible, [{ id }]);
     const queued = await h.status(id);
     assert.equal(queued.status, 200);
@@ -57,6 +69,19 @@ describe('queued sending: POST /api/send?mode=queued, GET /api/send/{id} and sen
     assert.equal(sent.body.messageId, received.messageId);
     assert.equal(sent.body.lastError, undefined);
     assert.ok(Date.parse(String(sent.body.updatedAt)) >= Date.parse(String(sent.body.createdAt)));
+    assert.equal((await statusRow(id)).payload, undefined, 'the message is dropped from the row once sent');
+    assert.equal(sent.body.payload, undefined, 'the status answer never carries the message');
+  });
+
+  it('a message too large for its status row waits as the blob mail-outbox/<id>.json, which is removed once it is sent', async () => {
+    const body = largeMessage();
+    const id = String((await h.post(body, { query: '?mode=queued' })).body.id);
+    assert.ok((await outboxBlobs()).includes(`${encodeURIComponent(id)}.json`));
+    assert.equal((await statusRow(id)).payload, undefined);
+    assert.equal(await h.drainQueue(), 1);
+    assert.equal((await h.status(id)).body.status, 'sent');
+    const received = await simpleParser(h.smtp.messages.at(-1)!.raw);
+    assert.equal(received.attachments[0]?.content.toString('base64'), body.attachments[0]!.content, 'the attachment came from the blob whole');
     assert.ok(!(await outboxBlobs()).includes(`${encodeURIComponent(id)}.json`), 'the outbox entry is removed once sent');
   });
 
@@ -72,6 +97,7 @@ describe('queued sending: POST /api/send?mode=queued, GET /api/send/{id} and sen
     assert.equal(status.body.status, 'failed', status.raw);
     assert.equal((status.body.lastError as { code?: string }).code, 'EFROM_NOT_ALLOWED');
     assert.equal(h.smtp.messages.length, 0, 'nothing reached the SMTP server');
+    assert.equal((await statusRow(id)).payload, undefined, 'a send failed for good keeps no message in its row');
   });
 
   it('queues on Prefer: respond-async, and on SEND_MODE=queued unless ?mode=sync asks otherwise; the default stays sync (200 sent)', async () => {
@@ -240,7 +266,8 @@ describe('queued sending: POST /api/send?mode=queued, GET /api/send/{id} and sen
         throw new MailError('ESTATE', 'could not read queued message (storage answered 503)', { hint: 'Check that the storage account in AzureWebJobsStorage is reachable.' });
       }
     }
-    const id = String((await h.post(message(), { query: '?mode=queued' })).body.id);
+    // Large, so that its message is read from the outbox blob, which this outbox cannot reach.
+    const id = String((await h.post(largeMessage(), { query: '?mode=queued' })).body.id);
     await h.reset();
     const broken = { ...h.state, outbox: new UnreachableOutbox(h.state.account) };
     const runtime = h.useRuntime();
