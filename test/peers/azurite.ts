@@ -59,7 +59,7 @@ export class AzuritePeer {
     const entry = require.resolve('azurite/dist/src/azurite.js');
     const child = spawn(
       process.execPath,
-      [entry, '--blobPort', '0', '--queuePort', '0', '--tablePort', '0', '--blobHost', '127.0.0.1', '--queueHost', '127.0.0.1', '--tableHost', '127.0.0.1',
+      ['--require', path.join(__dirname, 'azuriteRemoves.js'), entry, '--blobPort', '0', '--queuePort', '0', '--tablePort', '0', '--blobHost', '127.0.0.1', '--queueHost', '127.0.0.1', '--tableHost', '127.0.0.1',
         '--inMemoryPersistence', '--extentMemoryLimit', '512', '--silent', '--skipApiVersionCheck', '--loose', '--disableTelemetry', ...this.oauthArgs()],
       { cwd: this.workspace, stdio: ['ignore', 'pipe', 'pipe'] },
     );
