@@ -171,7 +171,7 @@ export class MailRuntime {
 
   private transportDeps(profile: Profile): TransportDeps {
     const governor = this.governor?.graph(profile);
-    return { tokens: this.tokens(profile), logger: this.logger, resources: this.scope(profile), proxy: this.proxy(profile), telemetry: this.telemetry, ...(governor && { governor }) };
+    return { tokens: this.tokens(profile), logger: this.logger, resources: this.scope(profile), proxy: this.proxy(profile), telemetry: this.telemetry, sentItemsLookupSeconds: this.settings.sentItemsLookupSeconds, ...(governor && { governor }) };
   }
 
   sender(profile: Profile): MailSender {

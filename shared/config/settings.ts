@@ -12,6 +12,8 @@ import { managedIdentityEndpoints, NoProxy, ProxyRouter, proxySetting, type Conn
 export const DEFAULT_SEND_RETRY_BASE_SECONDS = 30;
 /** How long one token request (the secret's read included) may take, unless TOKEN_TIMEOUT_SECONDS says otherwise. */
 export const DEFAULT_TOKEN_TIMEOUT_SECONDS = 60;
+/** How long a Graph lookup of an unknown outcome waits for the sent copy in Sent Items (the pauses of shared/transports/graph/graphSentItems.ts add up to it). */
+export const DEFAULT_SENT_ITEMS_LOOKUP_SECONDS = 21;
 
 export function wholeNumberSetting(env: NodeJS.ProcessEnv, name: string, options: { default: number; min: number }): number {
   const raw = env[name];
@@ -108,6 +110,8 @@ export interface AppSettings {
   webhookMaxAttempts: number;
   /** TOKEN_TIMEOUT_SECONDS: how long one token request may take before the operations waiting for it fail with a transient ETOKEN. */
   tokenTimeoutSeconds: number;
+  /** SENT_ITEMS_LOOKUP_SECONDS: how long a Graph lookup of a send whose outcome is unknown waits for the copy to be filed in Sent Items before it concludes "not sent". */
+  sentItemsLookupSeconds: number;
   /** SECRET_CACHE_TTL_SECONDS: 0 turns the secret cache off. */
   secretCacheTtlSeconds: number;
   /** KEY_VAULT_URL: secrets from Key Vault when set, else from the app settings. */
@@ -162,6 +166,7 @@ export function parseSettings(env: NodeJS.ProcessEnv): AppSettings {
     webhookTimeoutMs: wholeNumberSetting(env, 'WEBHOOK_TIMEOUT_MS', { default: 10_000, min: 1 }),
     webhookMaxAttempts: wholeNumberSetting(env, 'WEBHOOK_MAX_ATTEMPTS', { default: 4, min: 1 }),
     tokenTimeoutSeconds: wholeNumberSetting(env, 'TOKEN_TIMEOUT_SECONDS', { default: DEFAULT_TOKEN_TIMEOUT_SECONDS, min: 1 }),
+    sentItemsLookupSeconds: wholeNumberSetting(env, 'SENT_ITEMS_LOOKUP_SECONDS', { default: DEFAULT_SENT_ITEMS_LOOKUP_SECONDS, min: 0 }),
     secretCacheTtlSeconds: wholeNumberSetting(env, 'SECRET_CACHE_TTL_SECONDS', { default: 300, min: 0 }),
     keyVaultUrl: httpsUrlSetting(env, 'KEY_VAULT_URL'),
     keyVaultDisableChallengeResourceVerification: booleanSetting(env, 'KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION', { default: false }),

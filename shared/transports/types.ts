@@ -21,6 +21,8 @@ export interface TransportDeps {
   telemetry?: Telemetry;
   /** The mailbox's Graph limits shared by every instance (shared/governor); without it, Graph requests are not held back. */
   governor?: RequestGovernor;
+  /** SENT_ITEMS_LOOKUP_SECONDS: how long a lookup of an unknown outcome waits for the sent copy to be filed; without it, the default (21 s). */
+  sentItemsLookupSeconds?: number;
 }
 
 /** What holds a Graph request to the limits of its app and mailbox across instances. */

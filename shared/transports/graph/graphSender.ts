@@ -5,7 +5,7 @@ import type { OutgoingAttachment, OutgoingMessage } from '../../mail/outgoing.js
 import type { MailSender, SendOptions, SendResult, TransportDeps } from '../types.js';
 import { graphConnection, graphSdk, type GraphConnection } from './graphClient.js';
 import { translateGraphError } from './graphErrors.js';
-import { foundInSentItems } from './graphSentItems.js';
+import { foundInSentItems, sentItemsRetryDelays } from './graphSentItems.js';
 
 /**
  * Graph's request limits for mail (https://learn.microsoft.com/graph/outlook-large-attachments):
@@ -141,7 +141,8 @@ export class GraphSender implements MailSender {
     private readonly deps: TransportDeps,
   ) {
     this.graph = graphConnection(profile, deps);
-    if (profile.send?.saveToSentItems !== false) this.findSent = (messageId, options = {}) => foundInSentItems(this.graph, messageId, options);
+    const retryDelaysMs = deps.sentItemsLookupSeconds === undefined ? undefined : sentItemsRetryDelays(deps.sentItemsLookupSeconds);
+    if (profile.send?.saveToSentItems !== false) this.findSent = (messageId, options = {}) => foundInSentItems(this.graph, messageId, { ...options, ...(retryDelaysMs && { retryDelaysMs }) });
   }
 
   async send(message: OutgoingMessage, options: SendOptions = {}): Promise<SendResult> {

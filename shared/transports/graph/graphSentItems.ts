@@ -8,9 +8,16 @@ import type { GraphConnection } from './graphClient.js';
  * longer. The lookup asks at once and then after each of these pauses, so "not sent" is
  * concluded at the earliest some 21 s after the lookup began (and a takeover itself comes
  * only after the crashed attempt's hold). The bound is kept short because the caller (a
- * worker, or a repeated sync request) waits for it.
+ * worker, or a repeated sync request) waits for it; SENT_ITEMS_LOOKUP_SECONDS scales it.
  */
 export const SENT_ITEMS_RETRY_DELAYS_MS = [1_000, 2_000, 4_000, 6_000, 8_000];
+export const DEFAULT_SENT_ITEMS_LOOKUP_SECONDS = SENT_ITEMS_RETRY_DELAYS_MS.reduce((sum, ms) => sum + ms, 0) / 1000;
+
+/** The pauses of a lookup that concludes "not sent" after `seconds` in all: the same steps, scaled. */
+export function sentItemsRetryDelays(seconds: number): number[] {
+  const scale = (seconds * 1000) / (DEFAULT_SENT_ITEMS_LOOKUP_SECONDS * 1000);
+  return SENT_ITEMS_RETRY_DELAYS_MS.map((ms) => Math.round(ms * scale));
+}
 
 const lookupAnswer = z.object({ value: z.array(z.object({ id: z.string() })) });
 
