@@ -1,3 +1,4 @@
+import { untilAborted } from '../abort.js';
 import { MailError } from '../errors.js';
 import type { MailRuntime } from '../runtime.js';
 import type { Profile } from '../config/profiles.js';
@@ -18,17 +19,15 @@ export const MAX_PER_RUN_DELAY_SECONDS = 5;
  */
 export class SendBacklog {
   private readonly counts = new Map<string, { count: number; at: number }>();
+  /** The recount in flight per profile: the requests that find the count stale at once share it rather than each scanning the table. */
+  private readonly recounts = new Map<string, Promise<{ count: number; at: number }>>();
 
   constructor(private readonly runtime: MailRuntime) {}
 
   async admit(profile: Profile, options: { abortSignal?: AbortSignal } = {}): Promise<void> {
     const limit = profile.send?.maxPending ?? 10_000;
-    const now = Date.now();
     let known = this.counts.get(profile.name);
-    if (!known || now - known.at > BACKLOG_RECOUNT_MS) {
-      known = { count: await this.runtime.state.send.statuses.countPending(profile.name, limit, options), at: now };
-      this.counts.set(profile.name, known);
-    }
+    if (!known || Date.now() - known.at > BACKLOG_RECOUNT_MS) known = await untilAborted(this.recount(profile.name, limit), options.abortSignal);
     if (known.count >= limit) {
       throw new MailError('EBACKLOG', `profile "${profile.name}" has ${limit} or more sends waiting (send.maxPending)`, {
         profile: profile.name,
@@ -38,6 +37,23 @@ export class SendBacklog {
       });
     }
     known.count++;
+  }
+
+  private recount(profile: string, limit: number): Promise<{ count: number; at: number }> {
+    let pending = this.recounts.get(profile);
+    if (!pending) {
+      const at = Date.now();
+      pending = this.runtime.state.send.statuses
+        .countPending(profile, limit)
+        .then((count) => {
+          const known = { count, at };
+          this.counts.set(profile, known);
+          return known;
+        })
+        .finally(() => this.recounts.delete(profile));
+      this.recounts.set(profile, pending);
+    }
+    return pending;
   }
 }
 

@@ -35,6 +35,23 @@ describe('backlog limits: send.maxPending and send.maxPerRun', () => {
     assert.equal((await h.post(message(5), { query: '?mode=queued' })).status, 202);
   });
 
+  it('twenty sends arriving at once on a new instance share one count of the table, and each is counted: the limit holds among them', async () => {
+    const waiting = await h.state.statuses.countPending('graph', 100);
+    const runtime = h.useRuntime({ MAIL_PROFILES: profiles({ maxPending: 12 + waiting }) });
+    const statuses = runtime.state.send.statuses;
+    const countPending = statuses.countPending.bind(statuses);
+    let counts = 0;
+    statuses.countPending = (...args) => {
+      counts++;
+      return countPending(...args);
+    };
+    const answers = await Promise.all(Array.from({ length: 20 }, (_, n) => h.post(message(n), { query: '?mode=queued' })));
+    assert.equal(counts, 1, 'one scan of the status table, not one per request');
+    assert.deepEqual([answers.filter((a) => a.status === 202).length, answers.filter((a) => a.status === 503).length], [12, 8]);
+    assert.equal(await h.state.statuses.countPending('graph', 100), 12 + waiting);
+    await h.drainQueue();
+  });
+
   it('send.maxPerRun 1: of two sends of one profile handed to one instance at once, one goes, the other waits on the queue unclaimed', async () => {
     h.useRuntime({ MAIL_PROFILES: profiles({ maxPerRun: 1 }) });
     const ids: string[] = [];
