@@ -1,7 +1,7 @@
 import type { SendRowOptions } from './faultRig.js';
-import { faultMatrix } from './matrixSuite.js';
+import { faultMatrix, QUARTERS } from './matrixSuite.js';
 
-/** Each fault while N queued sends go through POST /api/send and the send worker over Graph (test/faults/faultRig.ts). */
+/** Each fault while N queued sends go through POST /api/send and the send worker over Graph, a worker's crash among them (test/faults/faultRig.ts). */
 const rows: SendRowOptions[] = [
   {
     fault: 'token endpoint timeout',
@@ -20,6 +20,12 @@ const rows: SendRowOptions[] = [
     profile: 'graph',
     note: '40 sendMail requests 503 (an unknown outcome: looked up in Sent Items before a resend)',
     arm: (rig) => rig.graph.inject({ status: 503, code: 'ServiceUnavailable', times: 40, match: /^POST .*\/sendMail$/ }),
+  },
+  {
+    fault: 'worker crash after the provider accepted, before the status write',
+    profile: 'graph',
+    note: `worker process SIGKILLed at Graph's ${QUARTERS.join(', ')}th acceptance`,
+    crash: { at: QUARTERS },
   },
 ];
 

@@ -1,7 +1,7 @@
 import type { SendRowOptions } from './faultRig.js';
-import { faultMatrix, QUARTERS } from './matrixSuite.js';
+import { faultMatrix } from './matrixSuite.js';
 
-/** The SMTP server and the token endpoint failing while N queued sends go through POST /api/send and the send worker over SMTP, looked up over IMAP when the outcome is unknown, and a Graph worker's crash (test/faults/faultRig.ts). */
+/** The SMTP server and the token endpoint failing while N queued sends go through POST /api/send and the send worker over SMTP, looked up over IMAP when the outcome is unknown (test/faults/faultRig.ts). */
 const rows: SendRowOptions[] = [
   {
     fault: 'SMTP connection dropped mid-DATA',
@@ -20,12 +20,6 @@ const rows: SendRowOptions[] = [
     profile: 'smtpImap',
     note: 'the first 5 token requests answered 500',
     arm: (rig) => rig.entra.inject({ status: 500, times: 5, match: /^POST .*\/token/ }),
-  },
-  {
-    fault: 'worker crash after the provider accepted, before the status write',
-    profile: 'graph',
-    note: `worker process SIGKILLed at Graph's ${QUARTERS.join(', ')}th acceptance`,
-    crash: { at: QUARTERS },
   },
 ];
 
