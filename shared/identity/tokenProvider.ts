@@ -41,7 +41,6 @@ export interface ProfileTokenProviderOptions {
   requestTimeoutMs?: number;
 }
 
-
 /**
  * Tokens are kept until shortly before expiry, and concurrent callers share one
  * request (single-flight): a cold @azure/identity credential hit by 20 parallel

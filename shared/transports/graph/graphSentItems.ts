@@ -11,12 +11,11 @@ import type { GraphConnection } from './graphClient.js';
  * worker, or a repeated sync request) waits for it; SENT_ITEMS_LOOKUP_SECONDS scales it.
  */
 export const SENT_ITEMS_RETRY_DELAYS_MS = [1_000, 2_000, 4_000, 6_000, 8_000];
-export const DEFAULT_SENT_ITEMS_LOOKUP_SECONDS = SENT_ITEMS_RETRY_DELAYS_MS.reduce((sum, ms) => sum + ms, 0) / 1000;
+const SENT_ITEMS_WAIT_MS = SENT_ITEMS_RETRY_DELAYS_MS.reduce((sum, ms) => sum + ms, 0);
 
 /** The pauses of a lookup that concludes "not sent" after `seconds` in all: the same steps, scaled. */
 export function sentItemsRetryDelays(seconds: number): number[] {
-  const scale = (seconds * 1000) / (DEFAULT_SENT_ITEMS_LOOKUP_SECONDS * 1000);
-  return SENT_ITEMS_RETRY_DELAYS_MS.map((ms) => Math.round(ms * scale));
+  return SENT_ITEMS_RETRY_DELAYS_MS.map((ms) => Math.round((ms * seconds * 1000) / SENT_ITEMS_WAIT_MS));
 }
 
 const lookupAnswer = z.object({ value: z.array(z.object({ id: z.string() })) });
