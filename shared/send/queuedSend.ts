@@ -3,7 +3,7 @@ import { MailError, asMailError, isMailError } from '../errors.js';
 import { errorDetail } from '../log.js';
 import type { MailRuntime } from '../runtime.js';
 import type { SendState } from '../state/sendState.js';
-import type { Reconciled, SendRecord, StoredSendRecord } from '../state/sendStatusStore.js';
+import { isSettled, type Reconciled, type SendRecord, type StoredSendRecord } from '../state/sendStatusStore.js';
 import { MAX_PER_RUN_DELAY_SECONDS, SendsInFlight } from './backlog.js';
 import { settleUnknownAttempt, type Settlement } from './reconcile.js';
 import { isTransient, retryDelaySeconds } from './retryPolicy.js';
@@ -75,7 +75,7 @@ async function claimAndSend(runtime: MailRuntime, state: SendState, id: string, 
       return 'skipped';
     }
     const { record, etag } = stored;
-    if (record.status === 'sent' || record.status === 'failed' || record.status === 'unknown') {
+    if (isSettled(record.status)) {
       runtime.logger.info({ operation: 'sendWorker', profile: record.profile, id, outcome: 'skipped', reason: `already ${record.status}` });
       return 'skipped';
     }
@@ -300,7 +300,7 @@ async function failAfterHostRetries(runtime: MailRuntime, state: SendState, id: 
   const failure = asMailError(error, SEE_SEND_LOGS);
   try {
     const stored = await state.statuses.get(id);
-    if (!stored || stored.record.status === 'sent' || stored.record.status === 'failed' || stored.record.status === 'unknown') return;
+    if (!stored || isSettled(stored.record.status)) return;
     const lastError = sendErrorOf(failure);
     lastError.hint = `${lastError.hint ?? ''} The queue gave up after ${HOST_MAX_DEQUEUE_COUNT} deliveries; the message is in mail-send-poison.`.trim();
     await state.statuses.replace({ ...stored.record, status: 'failed', lastError, sendingUntil: undefined, sendingBy: undefined, updatedAt: new Date().toISOString() }, stored.etag);

@@ -73,8 +73,12 @@ export function fitsInStatusRow(document: string): boolean {
   return document.length <= STATUS_ROW_PAYLOAD_MAX_CHARS;
 }
 
-/** A send in one of these is settled: nothing of it is attempted again. */
 const SETTLED_STATUSES: ReadonlySet<SendStatus> = new Set(['sent', 'failed', 'unknown']);
+
+/** A send in one of these is settled: nothing of it is attempted again. */
+export function isSettled(status: SendStatus): boolean {
+  return SETTLED_STATUSES.has(status);
+}
 
 export interface StoredSendRecord {
   record: SendRecord;
@@ -112,7 +116,7 @@ function toEntity(record: SendRecord): TableEntity<SendRow> {
   const row: SendRow = {
     ...rest,
     // A settled send is never attempted again: its message is not kept.
-    ...(payload !== undefined && !SETTLED_STATUSES.has(record.status) && { payload }),
+    ...(payload !== undefined && !isSettled(record.status) && { payload }),
     ...(lastError ? { lastErrorCode: lastError.code, lastErrorDetail: lastError.detail, lastErrorHint: lastError.hint, lastErrorStatus: lastError.status } : {}),
   };
   // The Tables SDK would send an undefined property as null: leave it out instead.
